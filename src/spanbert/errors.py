@@ -1,0 +1,28 @@
+"""User-facing errors.
+
+Every problem caused by the user's input (a missing file, a malformed line, an unknown
+preset) is raised as a :class:`SpanBertError` whose message is one line naming the file,
+line or field at fault. The CLI prints that line and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SpanBertError(Exception):
+    """An error in the user's input, reported as one line by the CLI."""
+
+
+class CorpusError(SpanBertError):
+    """A corpus file is missing, empty, undecodable or malformed."""
+
+
+class ConfigError(SpanBertError):
+    """An option, preset or configuration field has a bad value."""
+
+
+class TokenizerError(SpanBertError):
+    """A tokenizer cannot be used (not a fast tokenizer, no mask token, ...)."""
+
+
+class CheckpointError(SpanBertError):
+    """A model or checkpoint directory is missing or incomplete."""
