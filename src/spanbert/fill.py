@@ -1,0 +1,144 @@
+"""Span infilling with the trained heads: each run of [MASK] tokens is predicted three ways.
+
+* ``mlm``: the MLM head, from each masked position's own final state;
+* ``sbo``: the span boundary head, from only the two states just outside the run and each
+  token's position inside it (what SpanBERT's SBO is trained to do);
+* ``joint``: the product of the two heads' distributions (sum of log-probabilities).
+
+Every position is decoded in one parallel pass (no iterative refinement), so the three
+readings are directly comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, SpanBertError
+from .modeling import SpanBertForPreTraining
+
+
+@dataclass
+class HeadPrediction:
+    """One head's reading of one masked run."""
+
+    token_ids: list[int]
+    tokens: list[str]
+    text: str  # the run decoded on its own
+    probabilities: list[float]  # of each chosen token under this head
+    top_k: list[list[tuple[str, float]]]  # per position: the head's k best tokens
+
+
+@dataclass
+class SpanFill:
+    """A maximal run of [MASK] tokens (token positions ``start..end`` inclusive) and its fills."""
+
+    start: int
+    end: int
+    boundary_tokens: tuple[str, str]  # the tokens just outside the run, which SBO reads
+    predictions: dict[str, HeadPrediction] = field(default_factory=dict)  # "mlm", "sbo", "joint"
+
+
+@dataclass
+class FillResult:
+    """All masked runs of one input text, and the text re-written by each head."""
+
+    text: str
+    spans: list[SpanFill]
+    filled_text: dict[str, str]
+
+
+def mask_runs(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """Maximal runs of True in a 1-D bool tensor, as inclusive (start, end) pairs."""
+    runs: list[tuple[int, int]] = []
+    positions = mask.nonzero().flatten().tolist()
+    for p in positions:
+        if runs and runs[-1][1] == p - 1:
+            runs[-1] = (runs[-1][0], p)
+        else:
+            runs.append((p, p))
+    return runs
+
+
+class SpanFiller:
+    """Fills [MASK] runs with a pre-trained :class:`SpanBertForPreTraining` and its tokenizer."""
+
+    def __init__(self, model: SpanBertForPreTraining, tokenizer, device: str | torch.device = "cpu"):
+        if tokenizer.mask_token_id is None:
+            raise SpanBertError("tokenizer has no mask token: cannot fill spans")
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> SpanFiller:
+        """Load model and tokenizer from a directory written by ``spanbert pretrain``."""
+        from .tokenizer import load_tokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise CheckpointError(f"--model {model_dir}: no config.json (not a model directory)")
+        model, info = SpanBertForPreTraining.from_pretrained(model_dir, output_loading_info=True)
+        missing = sorted(k for k in info["missing_keys"] if k.startswith(("cls.", "sbo.")))
+        if missing:
+            raise CheckpointError(
+                f"--model {model_dir}: no trained MLM/SBO head weights ({missing[0]} missing); "
+                "pre-train it with `spanbert pretrain --init-from` first"
+            )
+        return cls(model, load_tokenizer(str(model_dir)), device)
+
+    @torch.no_grad()
+    def fill(self, texts: str | list[str], top_k: int = 5) -> list[FillResult]:
+        """Predict every [MASK] run in each text with the MLM head, the SBO head and both."""
+        if isinstance(texts, str):
+            texts = [texts]
+        tok = self.tokenizer
+        enc = tok(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
+        ids = enc["input_ids"]  # (B, T)
+        hidden = self.model(input_ids=ids, attention_mask=enc["attention_mask"]).last_hidden_state  # (B, T, H)
+        max_span = self.model.config.sbo_max_span_tokens
+        results = []
+        for b, text in enumerate(texts):
+            runs = mask_runs(ids[b] == tok.mask_token_id)
+            if not runs:
+                raise SpanBertError(f"text {b + 1}: no {tok.mask_token} token to fill in {text[:60]!r}")
+            filled = {head: ids[b].clone() for head in ("mlm", "sbo", "joint")}
+            spans = []
+            for s, e in runs:
+                positions = torch.arange(s, e + 1, device=self.device)
+                if e - s + 1 > max_span:
+                    raise SpanBertError(
+                        f"text {b + 1}: a run of {e - s + 1} masks is longer than the SBO head's {max_span} positions"
+                    )
+                pairs = torch.stack([
+                    torch.full_like(positions, b), torch.full_like(positions, s - 1),
+                    torch.full_like(positions, e + 1), positions - s,
+                ], dim=1)  # (L, 4)
+                logp = {
+                    "mlm": self.model.mlm_logits(hidden, b * ids.size(1) + positions).log_softmax(-1),
+                    "sbo": self.model.sbo_logits(hidden, pairs).log_softmax(-1),
+                }  # each (L, V)
+                logp["joint"] = (logp["mlm"] + logp["sbo"]).log_softmax(-1)
+                fill = SpanFill(s, e, (tok.convert_ids_to_tokens(int(ids[b, s - 1])), tok.convert_ids_to_tokens(int(ids[b, e + 1]))))
+                for head, lp in logp.items():
+                    best = lp.argmax(-1)
+                    probs = lp.gather(1, best[:, None]).exp().squeeze(1)
+                    top_p, top_i = lp.exp().topk(top_k, dim=-1)
+                    filled[head][s : e + 1] = best
+                    fill.predictions[head] = HeadPrediction(
+                        token_ids=best.tolist(),
+                        tokens=tok.convert_ids_to_tokens(best.tolist()),
+                        text=tok.decode(best.tolist()),
+                        probabilities=probs.tolist(),
+                        top_k=[list(zip(tok.convert_ids_to_tokens(i.tolist()), p.tolist())) for i, p in zip(top_i, top_p)],
+                    )
+                spans.append(fill)
+            mask = enc["attention_mask"][b].bool()
+            results.append(FillResult(
+                text=text,
+                spans=spans,
+                filled_text={h: tok.decode(v[mask].tolist(), skip_special_tokens=True) for h, v in filled.items()},
+            ))
+        return results

