@@ -8,7 +8,9 @@ gradients to 1.0, fused AdamW step (transformers' Trainer default), zero the gra
 * baseline: ``BertForMaskedLM`` fed by ``DataCollatorForLanguageModeling(whole_word_mask=True)``
   (decodes all 2048 positions over the vocabulary);
 * ours: ``SpanBertForPreTraining`` (MLM + SBO heads on the masked positions only) fed by
-  ``SpanMaskingCollator`` (span masking + SBO targets), optimiser from ``spanbert.train``.
+  ``SpanMaskingCollator`` (span masking + SBO targets), optimiser from ``spanbert.train``, and
+  hashed dropout masks as ``spanbert pretrain`` uses on a CPU (``--torch-dropout`` to compare
+  with torch's own dropout).
 
 Steps alternate between the two so that machine noise hits both alike; the median step time
 of each is reported, with the ratio. Model FLOP utilisation (MFU) counts the matrix products
@@ -33,6 +35,7 @@ import transformers
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
 from spanbert.collator import SpanMaskingCollator
+from spanbert.dropout import use_hashed_dropout
 from spanbert.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
 from spanbert.train import PretrainArguments, build_optimizer
@@ -92,10 +95,11 @@ def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps of each (after 2 warm-up steps)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps of each (after 2 warm-up steps)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--torch-dropout", action="store_true", help="ours with torch's dropout instead of hashed masks")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,6 +116,8 @@ def main() -> None:
     torch.manual_seed(0)
     ours = SpanBertForPreTraining(SpanBertConfig(**SHAPE)).train()
     ours.bert.pooler.requires_grad_(False)
+    if not args.torch_dropout:
+        use_hashed_dropout(ours)  # what `spanbert pretrain` does on a CPU
     our_collator = SpanMaskingCollator(tokenizer, seed=0)
     our_opt = build_optimizer(ours, PretrainArguments(output_dir="-"))
 

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .atomic import atomic_directory, atomic_write_json, atomic_write_text
+from .dropout import use_hashed_dropout
 from .errors import CheckpointError, ConfigError
 from .flops import pretraining_step_flops
 from .modeling import SpanBertForPreTraining
@@ -78,6 +79,7 @@ class PretrainArguments:
     time_budget_s: float | None = None  # stop (and checkpoint) after this much training time
     num_workers: int = 0
     compile: bool = False
+    hashed_dropout: bool = True  # on CPU: cheaper dropout masks (see spanbert.dropout); GPUs keep torch's
     progress: bool = True
     stream_shuffle_buffer: int = 10_000
 
@@ -391,6 +393,8 @@ def pretrain(
     warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * args.max_steps)
 
     model.to(device)
+    if args.hashed_dropout and device.type == "cpu":
+        use_hashed_dropout(model)
     model.train()
     # Parameters outside the loss (the pooler) must not require grad: DDP would wait for them.
     trainable = {id(p) for _, p in model.trainable_parameters()}

@@ -1,0 +1,117 @@
+"""Cheaper dropout for CPU training, plugged into the stock ``BertModel`` without changing it.
+
+On a CPU, PyTorch draws dropout masks from one sequential Mersenne-Twister stream at ~5 ns an
+element; for BERT's attention probabilities (batch x heads x T x T) that costs more than the
+attention itself, and ``scaled_dot_product_attention`` with dropout falls back to its slow
+math path. Here a mask is a pure function of a 31-bit seed and the element index (a
+multiply-xorshift integer hash, computed with vectorised tensor ops, ~3x faster), and the
+seed is drawn from the global torch RNG at each call, so runs stay reproducible and
+``--resume`` stays exact.
+
+``use_hashed_dropout(model)`` swaps every ``nn.Dropout`` of a model for :class:`HashedDropout`
+and registers attention ("spanbert_sdpa") that applies the same hashed dropout to attention
+probabilities. Weights, checkpoints and evaluation (no dropout) are unchanged: it only changes
+which random numbers drop which activations during training. GPUs draw masks cheaply
+(Philox), so the trainer uses this on CPU only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+ATTENTION_NAME = "spanbert_sdpa"
+_INDEX_CACHE: dict[torch.device, torch.Tensor] = {}
+_M1, _M2, _M3 = -1640531535, 0x2C1B3C6D, 0x297A2D39  # odd 32-bit multipliers (0x9E3779B1 as int32)
+
+
+def _indices(n: int, device: torch.device) -> torch.Tensor:
+    cached = _INDEX_CACHE.get(device)
+    if cached is None or cached.numel() < n:
+        cached = torch.arange(max(n, 1 << 20), dtype=torch.int32, device=device)
+        _INDEX_CACHE[device] = cached
+    return cached[:n]
+
+
+def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool mask of ``shape``: True (keep) with probability 1 - ``p``, a pure function of ``seed``.
+
+    Each element's 32-bit hash of (index, seed) is mixed by three multiply/xorshift rounds; its
+    low 24 bits are compared with ``p`` x 2^24, so ``p`` is honoured to 6e-8.
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    h = torch.mul(_indices(n, torch.device(device)), _M1)  # int32 arithmetic wraps around
+    h.add_(int(seed) & 0x7FFFFFFF)
+    h.bitwise_xor_(h >> 15).mul_(_M2)
+    h.bitwise_xor_(h >> 12).mul_(_M3)
+    h.bitwise_xor_(h >> 15)
+    return h.bitwise_and_(0xFFFFFF).ge_(int(round(p * (1 << 24)))).view(shape)
+
+
+def _next_seed(device: torch.device) -> int:
+    # from the global generator: seeded runs repeat, and checkpoints capture it
+    return int(torch.randint(0, 1 << 31, (1,)).item())
+
+
+def hashed_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout`` with a hashed mask: zero each element with probability ``p``, scale the rest by 1/(1-p)."""
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    keep = hashed_keep_mask(x.shape, p, _next_seed(x.device), x.device)
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # the scaled mask is what backward needs
+
+
+class HashedDropout(nn.Dropout):
+    """Drop-in ``nn.Dropout`` drawing its mask with :func:`hashed_keep_mask`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return hashed_dropout(x, self.p, self.training)
+
+
+def hashed_dropout_attention(
+    module: nn.Module,
+    query: torch.Tensor,  # (B, heads, T, d)
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,  # bool (B, 1, T, T) / additive float, or None
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Attention with hashed dropout on the probabilities; plain SDPA when no dropout applies."""
+    if dropout == 0.0:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=scaling, **kwargs)
+    scale = scaling if scaling is not None else query.size(-1) ** -0.5
+    scores = torch.matmul(query * scale, key.transpose(-1, -2))  # (B, heads, T, T); scaling q is d/T times cheaper
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + attention_mask
+    probs = hashed_dropout(F.softmax(scores, dim=-1), dropout, True)
+    out = torch.matmul(probs, value)  # (B, heads, T, d)
+    return out.transpose(1, 2).contiguous(), None  # (B, T, heads, d), as transformers expects
+
+
+AttentionInterface.register(ATTENTION_NAME, hashed_dropout_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
+
+
+def use_hashed_dropout(model: nn.Module) -> nn.Module:
+    """Swap ``model``'s dropout layers and attention for the hashed versions, in place."""
+    for name, child in list(model.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if type(sub) is nn.Dropout:
+                replacement = HashedDropout(sub.p)
+                replacement.train(sub.training)
+                setattr(child, attr, replacement)
+    model.set_attn_implementation(ATTENTION_NAME)
+    return model
