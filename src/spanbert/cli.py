@@ -191,9 +191,9 @@ def format_fill(result) -> str:
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
-    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 4.0,
-    steps: Annotated[int, typer.Option(help="Optimizer steps (the budget may stop it sooner).")] = 400,
-    preset: Annotated[str, typer.Option()] = "mini",
+    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 3.5,
+    steps: Annotated[int, typer.Option(help="Optimizer steps (the budget may stop it sooner).")] = 3000,
+    preset: Annotated[str, typer.Option()] = "tiny",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """The main job: pre-train a small SpanBERT on the bundled State of the Union sample, then fill spans."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .corpus import sample_corpus_path
+from .corpus import sample_corpus_path, sentence_starts
 from .masking import MaskingConfig
 from .pipeline import PretrainJob, run_pretrain_job
 from .train import PretrainArguments
@@ -26,49 +26,45 @@ PROMPTS = (
 )
 
 
-def masked_examples(packed, tokenizer, count: int, seed: int) -> list[tuple[str, str]]:
-    """Pick ``count`` training segments, mask one span of 2-4 whole words in each.
+def masked_examples(documents: list[str], tokenizer, count: int, seed: int) -> list[tuple[str, str]]:
+    """``count`` sentences of the corpus, each with a run of 2-3 whole words masked.
 
-    Returns (masked text, the words that were masked).
+    Returns (text with one [MASK] per masked token, the masked words).
     """
     rng = np.random.default_rng(seed)
+    sentences = []
+    for doc in documents:
+        bounds = [0, *sentence_starts(doc).tolist(), len(doc)]
+        sentences += [doc[a:b].strip() for a, b in zip(bounds, bounds[1:]) if 10 <= len(doc[a:b].split()) <= 25]
     out = []
-    for i in rng.choice(len(packed), size=min(count * 4, len(packed)), replace=False):
-        row = packed[int(i)]
-        ids = np.asarray(row["input_ids"][1:-1])
-        starts = np.flatnonzero(np.asarray(row["word_starts"][1:-1]))
-        if len(starts) < 30:
-            continue
-        n_words = int(rng.integers(2, 5))
-        w = int(rng.integers(8, min(len(starts) - n_words - 1, 24)))
-        a, b = starts[w], starts[w + n_words]
-        window = ids[starts[w - 8] : starts[min(w + n_words + 8, len(starts) - 1)]]
-        a, b = a - starts[w - 8], b - starts[w - 8]
-        masked = np.concatenate([window[:a], np.full(b - a, tokenizer.mask_token_id), window[b:]])
-        out.append((tokenizer.decode(masked.tolist()), tokenizer.decode(window[a:b].tolist())))
-        if len(out) == count:
-            break
+    for i in rng.choice(len(sentences), size=count, replace=False):
+        words = sentences[int(i)].split()
+        n = int(rng.integers(2, 4))
+        start = int(rng.integers(2, len(words) - n - 1))
+        target = " ".join(words[start : start + n])
+        masks = " ".join([tokenizer.mask_token] * len(tokenizer.tokenize(target)))
+        out.append((" ".join([*words[:start], masks, *words[start + n :]]), target))
     return out
 
 
-def run_demo(output: Path, *, minutes: float = 4.0, steps: int = 400, preset: str = "mini", seed: int = 0) -> None:
+def run_demo(output: Path, *, minutes: float = 3.5, steps: int = 3000, preset: str = "tiny", seed: int = 0) -> None:
     """Train on the bundled sample under a time budget, then print span fills and the plot path."""
     from .cli import format_fill
-    from .corpus import load_corpus, pack_documents
+    from .corpus import iter_documents
     from .fill import SpanFiller
-    from .tokenizer import load_tokenizer
 
     corpus = str(sample_corpus_path())
     typer.echo(f"corpus: {corpus} (7 State of the Union addresses, public domain)")
     job = PretrainJob(
         corpus=[corpus],
         preset=preset,
-        vocab_size=8000,
-        max_length=128,
+        vocab_size=4000,
+        max_length=64,
         masking=MaskingConfig(),
+        # a small model taking many short steps gets past the unigram plateau within minutes
         train=PretrainArguments(
-            output_dir=str(output), batch_size=32, max_steps=steps, lr=1e-3, warmup_steps=max(1, steps // 20),
-            seed=seed, log_every=5, save_every=100, time_budget_s=minutes * 60,
+            output_dir=str(output), batch_size=32, max_steps=steps, lr=1e-3, warmup_steps=max(1, steps // 30),
+            seed=seed, log_every=10, save_every=500, time_budget_s=minutes * 60,
         ),
     )
     t0 = time.time()
@@ -79,11 +75,10 @@ def run_demo(output: Path, *, minutes: float = 4.0, steps: int = 400, preset: st
         f"(MLM {last['mlm_loss']:.3f}, SBO {last['sbo_loss']:.3f})"
     )
 
-    tokenizer = load_tokenizer(str(output))
     filler = SpanFiller.from_pretrained(output)
-    packed = pack_documents(load_corpus([corpus]), tokenizer, max_length=128)
-    typer.echo("\nSpans masked in the training text (truth in brackets):")
-    for text, truth in masked_examples(packed, tokenizer, 3, seed):
+    documents = list(iter_documents([corpus]))
+    typer.echo("\nSpans masked in sentences of the training text (truth in brackets):")
+    for text, truth in masked_examples(documents, filler.tokenizer, 3, seed):
         typer.echo(format_fill(filler.fill(text)[0]) + f"\n  truth -> [{truth}]\n")
     typer.echo("Prompts:")
     for r in filler.fill(list(PROMPTS)):
