@@ -136,3 +136,17 @@ def test_bad_arguments():
 def test_too_small_corpus_for_a_batch(tiny_tokenizer, packed, tmp_path):
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         run(tiny_tokenizer, packed, tmp_path, batch_size=len(packed) + 1)
+
+
+def test_streaming_corpus_trains_and_resumes_exactly(tiny_tokenizer, tmp_path):
+    docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")], streaming=True)
+    stream = pack_documents(docs, tiny_tokenizer, max_length=48)
+    assert not hasattr(stream, "__len__")
+    full = run(tiny_tokenizer, stream, tmp_path / "full", max_steps=5, stream_shuffle_buffer=16)
+    run(tiny_tokenizer, stream, tmp_path / "split", max_steps=5, stream_shuffle_buffer=16, stop_at_step=2)
+    resumed = run(tiny_tokenizer, stream, tmp_path / "split", max_steps=5, stream_shuffle_buffer=16, resume=True)
+    a, b = read_metrics(full.metrics_csv), read_metrics(resumed.metrics_csv)
+    assert len(a) == len(b) == 5
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    with pytest.raises(ConfigError, match="--max-steps is required"):
+        run(tiny_tokenizer, stream, tmp_path / "nosteps", max_steps=None)
