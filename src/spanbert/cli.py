@@ -125,6 +125,7 @@ def pretrain(
         f"step {result.state.step}: loss {last.get('loss', float('nan')):.4f} (MLM {last.get('mlm_loss', float('nan')):.4f}, "
         f"SBO {last.get('sbo_loss', float('nan')):.4f}); {result.state.tokens:,} tokens in {result.state.elapsed_s:.0f} s"
         + (" (time budget reached)" if result.stopped_by_budget else "")
+        + f"; {result.model_flops_per_s / 1e9:,.1f} model GFLOP/s"
     )
     typer.echo(f"model: {result.output_dir}")
     if result.loss_plot:

@@ -1,0 +1,91 @@
+"""Pre-training throughput and MFU of a size preset on one accelerator (bf16 autocast by default).
+
+For the GPU sessions: ``python benchmarks/bench_gpu_pretrain.py --preset base`` prints tokens/s
+and model FLOP utilisation against the chip's dense peak (``--peak-tflops``; 989 for an H100/H200
+SXM in bf16). The step is the trainer's: span-masking collator, SpanBertForPreTraining with
+sparse MLM+SBO heads, fused AdamW, clipping. Runs on a CPU too (``--device cpu --preset tiny``),
+which is how it is smoke-tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from spanbert.collator import SpanMaskingCollator
+from spanbert.flops import pretraining_step_flops
+from spanbert.modeling import SpanBertForPreTraining, config_from_preset
+from spanbert.train import PretrainArguments, build_optimizer
+
+
+class _Tok:
+    """The few tokenizer attributes the collator reads (a BERT-cased-sized vocabulary)."""
+
+    def __init__(self, vocab_size: int):
+        self.mask_token_id, self.pad_token_id, self.all_special_ids = 103, 0, [0, 100, 101, 102, 103]
+        self._n = vocab_size
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="base")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--length", type=int, default=512)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--precision", choices=["bf16", "fp16", "fp32"], default="bf16")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="dense peak of the chip at --precision")
+    p.add_argument("--compile", action="store_true")
+    args = p.parse_args()
+
+    device = torch.device(args.device)
+    vocab = 28996
+    torch.manual_seed(0)
+    model = SpanBertForPreTraining(config_from_preset(args.preset, vocab_size=vocab)).to(device).train()
+    model.bert.pooler.requires_grad_(False)
+    opt = build_optimizer(model, PretrainArguments(output_dir="-"))
+    step_model = torch.compile(model) if args.compile else model
+    collator = SpanMaskingCollator(_Tok(vocab), seed=0)
+    rng = np.random.default_rng(0)
+    body = args.length - 2
+    features = [{"input_ids": [101, *rng.integers(1000, vocab, body).tolist(), 102],
+                 "word_starts": [0, *(rng.random(body) < 0.75).astype(int).tolist(), 0], "example_id": i}
+                for i in range(args.batch)]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.precision]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    times, flops = [], []
+    for i in range(args.steps + 3):
+        collator.set_epoch(i)
+        batch = {k: v.to(device, non_blocking=True) for k, v in collator(features).items()}
+        sync()
+        t = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=args.precision != "fp32"):
+            out = step_model(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+            flops.append(pretraining_step_flops(model.config, (args.batch, args.length),
+                                                int(out.num_mlm_targets), int(out.num_sbo_targets)))
+    t = statistics.median(times)
+    tokens = args.batch * args.length / t
+    mfu = statistics.median(flops) / t / (args.peak_tflops * 1e12)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"{name}; preset {args.preset}; {args.precision}; batch {args.batch} x {args.length}; "
+          f"median of {args.steps} steps: {t * 1e3:.1f} ms/step, {tokens:,.0f} tokens/s, "
+          f"{statistics.median(flops) / t / 1e12:.1f} model TFLOP/s, MFU {mfu:.1%} of {args.peak_tflops:g} TFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
