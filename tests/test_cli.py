@@ -146,8 +146,8 @@ def test_pretrain_then_fill_from_the_command_line(tmp_path, tiny_tokenizer_dir):
     result = json.loads(fill.stdout)[0]
     span = result["spans"][0]
     assert span["end"] - span["start"] == 1
-    assert set(span["predictions"]) == {"mlm", "sbo", "joint"}
-    for head in ("mlm", "sbo", "joint"):
+    assert set(span["predictions"]) == {"mlm", "sbo", "joint", "iterative"}
+    for head in ("mlm", "sbo", "joint", "iterative"):
         assert len(span["predictions"][head]["token_ids"]) == 2
     no_mask = spanbert("fill", "--model", str(out), "Nothing to fill here.")
     assert_one_line_error(no_mask, "no [MASK]")

@@ -160,7 +160,7 @@ def fill(
     top_k: Annotated[int, typer.Option(help="Alternatives shown per masked token.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Fill masked spans with the MLM head, the span boundary (SBO) head, and both."""
+    """Fill masked spans with the MLM head, the span boundary (SBO) head, both, and both one token at a time."""
     _quiet_libraries()
     from .fill import SpanFiller
 
@@ -174,17 +174,20 @@ def fill(
         typer.echo(format_fill(r))
 
 
+LABELS = (("mlm", "MLM      "), ("sbo", "SBO      "), ("joint", "joint    "), ("iterative", "iterative"))
+
+
 def format_fill(result) -> str:
     """A readable rendering of a :class:`spanbert.fill.FillResult`."""
     lines = [f"input: {result.text}"]
     for i, span in enumerate(result.spans, 1):
         left, right = span.boundary_tokens
         lines.append(f"  span {i} (tokens {span.start}-{span.end}, between {left!r} and {right!r}):")
-        for head, label in (("mlm", "MLM  "), ("sbo", "SBO  "), ("joint", "joint")):
+        for head, label in LABELS:
             p = span.predictions[head]
             probs = " ".join(f"{x:.2f}" for x in p.probabilities)
-            lines.append(f"    {label} {p.text!r:<30} p=[{probs}]")
-    for head, label in (("mlm", "MLM  "), ("sbo", "SBO  "), ("joint", "joint")):
+            lines.append(f"    {label} {p.text!r:<32} p=[{probs}]")
+    for head, label in LABELS:
         lines.append(f"  {label} -> {result.filled_text[head]}")
     return "\n".join(lines)
 

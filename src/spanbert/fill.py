@@ -3,10 +3,14 @@
 * ``mlm``: the MLM head, from each masked position's own final state;
 * ``sbo``: the span boundary head, from only the two states just outside the run and each
   token's position inside it (what SpanBERT's SBO is trained to do);
-* ``joint``: the product of the two heads' distributions (sum of log-probabilities).
+* ``joint``: the product of the two heads' distributions (sum of log-probabilities);
+* ``iterative``: ``joint`` one token at a time: the most confident masked position is filled,
+  the text is encoded again, and the rest of the run is predicted from the new context (a
+  filled token becomes a boundary for SBO), until no mask is left.
 
-Every position is decoded in one parallel pass (no iterative refinement), so the three
-readings are directly comparable.
+The first three decode every position in one parallel pass, so they are directly comparable;
+parallel decoding tends to repeat frequent words ("the the"), which ``iterative`` avoids at the
+cost of one encoder pass per masked token.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class SpanFill:
     start: int
     end: int
     boundary_tokens: tuple[str, str]  # the tokens just outside the run, which SBO reads
-    predictions: dict[str, HeadPrediction] = field(default_factory=dict)  # "mlm", "sbo", "joint"
+    predictions: dict[str, HeadPrediction] = field(default_factory=dict)  # "mlm", "sbo", "joint", "iterative"
 
 
 @dataclass
@@ -60,6 +64,9 @@ def mask_runs(mask: torch.Tensor) -> list[tuple[int, int]]:
         else:
             runs.append((p, p))
     return runs
+
+
+HEADS = ("mlm", "sbo", "joint", "iterative")
 
 
 class SpanFiller:
@@ -89,9 +96,36 @@ class SpanFiller:
             )
         return cls(model, load_tokenizer(str(model_dir)), device)
 
+    def _run_log_probs(self, hidden: torch.Tensor, b: int, s: int, e: int) -> dict[str, torch.Tensor]:
+        """Log-probabilities (L, V) of each head for the masked run s..e of row ``b`` of ``hidden`` (B, T, H)."""
+        positions = torch.arange(s, e + 1, device=self.device)
+        pairs = torch.stack([
+            torch.full_like(positions, b), torch.full_like(positions, s - 1),
+            torch.full_like(positions, e + 1), positions - s,
+        ], dim=1)  # (L, 4)
+        mlm = self.model.mlm_logits(hidden, b * hidden.size(1) + positions).log_softmax(-1)
+        sbo = self.model.sbo_logits(hidden, pairs).log_softmax(-1)
+        return {"mlm": mlm, "sbo": sbo, "joint": (mlm + sbo).log_softmax(-1)}
+
+    def _fill_iteratively(self, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fill the masks of one row (T,) most-confident-first; returns the ids and each fill's probability."""
+        ids, probs = ids.clone(), torch.zeros(ids.shape, device=self.device)
+        while True:
+            runs = mask_runs(ids == self.tokenizer.mask_token_id)
+            if not runs:
+                return ids, probs
+            hidden = self.model(input_ids=ids[None], attention_mask=attention[None]).last_hidden_state  # (1, T, H)
+            best = None  # (probability, position, token)
+            for s, e in runs:
+                p, tokens = self._run_log_probs(hidden, 0, s, e)["joint"].exp().max(-1)  # (L,)
+                i = int(p.argmax())
+                if best is None or float(p[i]) > best[0]:
+                    best = (float(p[i]), s + i, int(tokens[i]))
+            ids[best[1]], probs[best[1]] = best[2], best[0]
+
     @torch.no_grad()
     def fill(self, texts: str | list[str], top_k: int = 5) -> list[FillResult]:
-        """Predict every [MASK] run in each text with the MLM head, the SBO head and both."""
+        """Predict every [MASK] run in each text with the MLM head, the SBO head, both, and both iteratively."""
         if isinstance(texts, str):
             texts = [texts]
         tok = self.tokenizer
@@ -104,36 +138,23 @@ class SpanFiller:
             runs = mask_runs(ids[b] == tok.mask_token_id)
             if not runs:
                 raise SpanBertError(f"text {b + 1}: no {tok.mask_token} token to fill in {text[:60]!r}")
-            filled = {head: ids[b].clone() for head in ("mlm", "sbo", "joint")}
-            spans = []
             for s, e in runs:
-                positions = torch.arange(s, e + 1, device=self.device)
                 if e - s + 1 > max_span:
                     raise SpanBertError(
                         f"text {b + 1}: a run of {e - s + 1} masks is longer than the SBO head's {max_span} positions"
                     )
-                pairs = torch.stack([
-                    torch.full_like(positions, b), torch.full_like(positions, s - 1),
-                    torch.full_like(positions, e + 1), positions - s,
-                ], dim=1)  # (L, 4)
-                logp = {
-                    "mlm": self.model.mlm_logits(hidden, b * ids.size(1) + positions).log_softmax(-1),
-                    "sbo": self.model.sbo_logits(hidden, pairs).log_softmax(-1),
-                }  # each (L, V)
-                logp["joint"] = (logp["mlm"] + logp["sbo"]).log_softmax(-1)
+            filled = {head: ids[b].clone() for head in HEADS}
+            filled["iterative"], iterative_probs = self._fill_iteratively(ids[b], enc["attention_mask"][b])
+            spans = []
+            for s, e in runs:
+                logp = self._run_log_probs(hidden, b, s, e)  # each (L, V)
                 fill = SpanFill(s, e, (tok.convert_ids_to_tokens(int(ids[b, s - 1])), tok.convert_ids_to_tokens(int(ids[b, e + 1]))))
                 for head, lp in logp.items():
                     best = lp.argmax(-1)
-                    probs = lp.gather(1, best[:, None]).exp().squeeze(1)
-                    top_p, top_i = lp.exp().topk(top_k, dim=-1)
                     filled[head][s : e + 1] = best
-                    fill.predictions[head] = HeadPrediction(
-                        token_ids=best.tolist(),
-                        tokens=tok.convert_ids_to_tokens(best.tolist()),
-                        text=tok.decode(best.tolist()),
-                        probabilities=probs.tolist(),
-                        top_k=[list(zip(tok.convert_ids_to_tokens(i.tolist()), p.tolist())) for i, p in zip(top_i, top_p)],
-                    )
+                    fill.predictions[head] = self._prediction(best, lp.gather(1, best[:, None]).exp().squeeze(1), lp, top_k)
+                chosen = filled["iterative"][s : e + 1]
+                fill.predictions["iterative"] = self._prediction(chosen, iterative_probs[s : e + 1], None, top_k)
                 spans.append(fill)
             mask = enc["attention_mask"][b].bool()
             results.append(FillResult(
@@ -142,3 +163,17 @@ class SpanFiller:
                 filled_text={h: tok.decode(v[mask].tolist(), skip_special_tokens=True) for h, v in filled.items()},
             ))
         return results
+
+    def _prediction(self, token_ids: torch.Tensor, probs: torch.Tensor, log_probs: torch.Tensor | None, top_k: int) -> HeadPrediction:
+        tok = self.tokenizer
+        top = []
+        if log_probs is not None:
+            top_p, top_i = log_probs.exp().topk(top_k, dim=-1)
+            top = [list(zip(tok.convert_ids_to_tokens(i.tolist()), p.tolist())) for i, p in zip(top_i, top_p)]
+        return HeadPrediction(
+            token_ids=token_ids.tolist(),
+            tokens=tok.convert_ids_to_tokens(token_ids.tolist()),
+            text=tok.decode(token_ids.tolist()),
+            probabilities=probs.tolist(),
+            top_k=top,
+        )
