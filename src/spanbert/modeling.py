@@ -36,8 +36,7 @@ from transformers.models.bert.modeling_bert import BertOnlyMLMHead, BertPreTrain
 from transformers.utils import ModelOutput
 
 from .errors import ConfigError
-
-IGNORE_INDEX = -100
+from .masking import IGNORE_INDEX
 
 
 @strict

@@ -47,6 +47,7 @@ from .atomic import atomic_directory, atomic_write_json, atomic_write_text
 from .dropout import use_hashed_dropout
 from .errors import CheckpointError, ConfigError
 from .flops import pretraining_step_flops
+from .masking import IGNORE_INDEX
 from .modeling import SpanBertForPreTraining
 
 logger = logging.getLogger(__name__)
@@ -459,7 +460,7 @@ def pretrain(
         micro = [next(batches) for _ in range(args.grad_accum)]
         epoch_after, batch_after = micro[-1][0], micro[-1][1]
         local_counts = torch.tensor(
-            [sum(int((b["labels"] != -100).sum()) for _, _, b in micro),
+            [sum(int((b["labels"] != IGNORE_INDEX).sum()) for _, _, b in micro),
              sum(int(b["sbo_labels"].numel()) for _, _, b in micro),
              sum(int(b["attention_mask"].sum()) for _, _, b in micro)],
             device=device, dtype=torch.float64,
