@@ -75,9 +75,9 @@ def hf_optimizer(model: torch.nn.Module, lr: float = 1e-4) -> torch.optim.AdamW:
                              lr=lr, fused=True)
 
 
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 GFLOP/s of a square matmul on this machine, now."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of a square matmul in ``dtype`` on this machine, now."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     best = 0.0
     for _ in range(repeats):
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--torch-dropout", action="store_true", help="ours with torch's dropout instead of hashed masks")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both (fast on CPUs with AVX512-BF16/AMX)")
     parser.add_argument("--tuned-malloc", action="store_true",
                         help="raise glibc's mmap/trim thresholds for this process (both sides), as `spanbert pretrain` does")
     args = parser.parse_args()
@@ -119,9 +120,13 @@ def main() -> None:
     our_collator = SpanMaskingCollator(tokenizer, seed=0)
     our_opt = build_optimizer(ours, PretrainArguments(output_dir="-"))
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+
     def baseline_step(i: int) -> None:
         batch = hf_collator(hf_feats[i * args.batch : (i + 1) * args.batch])
-        loss = baseline(**batch).loss
+        with autocast():
+            loss = baseline(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(baseline.parameters(), 1.0)
         hf_opt.step()
@@ -131,7 +136,8 @@ def main() -> None:
 
     def our_step(i: int) -> None:
         batch = our_collator(ours_feats[i * args.batch : (i + 1) * args.batch])
-        out = ours(**batch)
+        with autocast():
+            out = ours(**batch)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
         our_opt.step()
@@ -145,7 +151,7 @@ def main() -> None:
             step(i)
             if i >= 2:
                 times[name].append(time.perf_counter() - t)
-    peak = matmul_peak() / 1e9
+    peak = matmul_peak(dtype=torch.bfloat16 if args.bf16 else torch.float32) / 1e9
 
     tokens = args.batch * args.length
     shape = (args.batch, args.length)
@@ -154,8 +160,8 @@ def main() -> None:
     ours_flops = pretraining_step_flops(ours.config, shape, int(n_mlm), int(n_sbo)) / 1e9
     base_flops = dense_mlm_step_flops(baseline.config, shape) / 1e9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.length}, "
-          f"{args.steps} timed steps each (median), fp32, glibc malloc {'tuned' if args.tuned_malloc else 'default'}")
-    print(f"matmul peak (2048^3 fp32, best of 10): {peak:.1f} GFLOP/s")
+          f"{args.steps} timed steps each (median), {'bf16 autocast' if args.bf16 else 'fp32'}, glibc malloc {'tuned' if args.tuned_malloc else 'default'}")
+    print(f"matmul peak (2048^3 {'bf16' if args.bf16 else 'fp32'}, best of 10): {peak:.1f} GFLOP/s")
     print(f"baseline BertForMaskedLM + whole-word collator: {t_base:.3f} s/step  {tokens / t_base:8.0f} tokens/s  "
           f"({base_flops:.0f} GFLOP/step, MFU {base_flops / t_base / peak:.0%})")
     print(f"ours SpanBERT MLM+SBO + span collator:         {t_ours:.3f} s/step  {tokens / t_ours:8.0f} tokens/s  "

@@ -39,6 +39,7 @@ class Precision(str, Enum):
     no = "no"
     bf16 = "bf16"
     fp16 = "fp16"
+    auto = "auto"
 
 
 def _quiet_libraries() -> None:
@@ -79,7 +80,7 @@ def pretrain(
     warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps (default 6% of the steps).")] = None,
     weight_decay: Annotated[float, typer.Option()] = 0.01,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's or 0.1).")] = None,
-    mixed_precision: Annotated[Precision, typer.Option(help="Autocast on GPU: bf16 or fp16.")] = Precision.no,
+    mixed_precision: Annotated[Precision, typer.Option(help="Autocast: bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, CPUs with AVX512-BF16/AMX), else fp32.")] = Precision.no,
     seed: Annotated[int, typer.Option()] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
     time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes of training (a checkpoint and the model are saved).")] = None,
@@ -196,7 +197,7 @@ def format_fill(result) -> str:
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
     minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 3.5,
-    steps: Annotated[int, typer.Option(help="Optimizer steps (the budget may stop it sooner).")] = 3000,
+    steps: Annotated[int, typer.Option(help="Optimizer steps (the budget may stop it sooner).")] = 5000,
     preset: Annotated[str, typer.Option()] = "tiny",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:

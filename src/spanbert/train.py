@@ -74,7 +74,7 @@ class PretrainArguments:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"  # auto: see resolve_precision
     seed: int = 0
     log_every: int = 10
     save_every: int = 500  # optimizer steps between checkpoints (0: only at the end)
@@ -94,8 +94,8 @@ class PretrainArguments:
             raise ConfigError(f"max_steps: must be >= 1, got {self.max_steps}")
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision: expected no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
+            raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
 
     @classmethod
     def from_json(cls, path: Path) -> PretrainArguments:
@@ -136,6 +136,30 @@ def tune_glibc_malloc() -> bool:
         return bool(ok and libc.mallopt(m_top_pad, 1 << 28))
     except (OSError, AttributeError):
         return False
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo.
+
+    There bf16 autocast makes CPU training several times faster (3x a step measured on a
+    2-core AVX512-BF16 machine); elsewhere bf16 is emulated and slower than fp32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str) -> str:
+    """``auto`` -> bf16 where the hardware runs it natively (a bf16 GPU, or a CPU with
+    :func:`cpu_has_native_bf16`), else ``no`` (fp32); other values pass through."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 # -- data order -------------------------------------------------------------------------------
@@ -403,8 +427,10 @@ def pretrain(
     """
     from accelerate import Accelerator
 
+    precision = resolve_precision(args.mixed_precision)
+    _allow_new_precision(precision)
     # cpu=True on GPU-less machines, so that torchrun/accelerate launch give multi-CPU (gloo) DDP.
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     output_dir = Path(args.output_dir)
     is_main = accelerator.is_main_process
@@ -536,6 +562,20 @@ def pretrain(
         stopped_by_budget=stopped_by_budget,
         model_flops_per_s=flops_done * world / max(session_time, 1e-9),
     )
+
+
+def _allow_new_precision(precision: str) -> None:
+    """Let a later ``pretrain`` call in the same process use another precision.
+
+    accelerate keeps one process-wide state and refuses a second ``Accelerator`` with other
+    settings; the precision part of it (not the process group) is dropped so that it can be
+    set again.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", precision)) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def _gather_rng(accelerator, device: torch.device) -> list[torch.Tensor]:
