@@ -370,9 +370,13 @@ def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
     with open(metrics_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     steps = [int(r["step"]) for r in rows]
+    window = max(1, len(rows) // 50)  # a running mean over ~2% of the run, drawn over the raw curve
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, label in (("loss", "total"), ("mlm_loss", "MLM"), ("sbo_loss", "SBO")):
-        ax.plot(steps, [float(r[key]) for r in rows], label=label, linewidth=1.2)
+    for key, label, color in (("loss", "total", "C0"), ("mlm_loss", "MLM", "C1"), ("sbo_loss", "SBO", "C2")):
+        values = np.array([float(r[key]) for r in rows])
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(steps[window - 1 :], smooth, color=color, label=label, linewidth=1.6)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title("SpanBERT pre-training loss")
