@@ -1,0 +1,36 @@
+"""The benchmark scripts still run (tiny sizes; no timing is asserted: speed lives in benchmarks/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_pretrain_benchmark_runs(minilm_dir):
+    out = run("bench_pretrain.py", "--steps", "1", "--batch", "2", "--length", "32")
+    assert "ratio (ours / baseline tokens/s):" in out and "MFU" in out
+
+
+@pytest.mark.slow
+def test_collator_benchmark_runs(minilm_dir):
+    out = run("bench_collator.py", "--batches", "2", "--repeats", "1", "--batch-size", "4")
+    assert "ratio ours / transformers:" in out
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_cpu():
+    out = run("bench_gpu_pretrain.py", "--device", "cpu", "--preset", "tiny", "--batch", "2", "--length", "32",
+              "--steps", "1", "--peak-tflops", "0.1")
+    assert "tokens/s" in out and "MFU" in out
