@@ -7,7 +7,7 @@ the fills show that both heads work end to end, not that the model generalises.
 
 from __future__ import annotations
 
-import time
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import typer
 from .corpus import sample_corpus_path, sentence_starts
 from .masking import MaskingConfig
 from .pipeline import PretrainJob, run_pretrain_job
-from .train import PretrainArguments
+from .train import PretrainArguments, resolve_precision
 
 # Phrases of the kind these addresses use; the masked runs are filled by the trained heads.
 PROMPTS = (
@@ -68,12 +68,14 @@ def run_demo(output: Path, *, minutes: float = 3.5, steps: int = 5000, preset: s
             seed=seed, log_every=10, save_every=500, time_budget_s=minutes * 60, mixed_precision="auto",
         ),
     )
-    t0 = time.time()
     result = run_pretrain_job(job)
-    last = result.state.last
+    with open(result.metrics_csv, newline="") as f:
+        tail = list(csv.DictReader(f))[-50:]
+    mean = {k: float(np.mean([float(r[k]) for r in tail])) for k in ("loss", "mlm_loss", "sbo_loss")}
     typer.echo(
-        f"trained {result.state.step} steps in {time.time() - t0:.0f} s: loss {last['loss']:.3f} "
-        f"(MLM {last['mlm_loss']:.3f}, SBO {last['sbo_loss']:.3f})"
+        f"trained {result.state.step} steps ({result.state.tokens:,} tokens) in {result.state.elapsed_s:.0f} s, "
+        f"{'bf16 autocast' if resolve_precision('auto') == 'bf16' else 'fp32'}; loss over the last {len(tail)} steps {mean['loss']:.3f} "
+        f"(MLM {mean['mlm_loss']:.3f}, SBO {mean['sbo_loss']:.3f})"
     )
 
     filler = SpanFiller.from_pretrained(output)
