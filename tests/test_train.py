@@ -171,3 +171,16 @@ def test_bf16_autocast_on_cpu_trains(tiny_tokenizer, packed, tmp_path):
     assert float(b[0]["loss"]) == pytest.approx(float(a[0]["loss"]), rel=2e-2)
     assert b[0]["loss"] != a[0]["loss"]
     assert all(np.isfinite(float(r["loss"])) for r in b)
+
+
+def test_written_files_have_normal_permissions(tiny_tokenizer, packed, tmp_path):
+    import os
+    import stat
+
+    run(tiny_tokenizer, packed, tmp_path, max_steps=2, save_every=1)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [tmp_path / "loss_curve.png", tmp_path / "training_args.json", tmp_path / "checkpoints" / "step-00000002",
+                 tmp_path / "checkpoints" / "step-00000002" / "trainer_state.json"]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~umask, (path, oct(mode))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import io
 import json
 import logging
 import math
@@ -43,7 +44,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .atomic import atomic_directory, atomic_write_json, atomic_write_text
+from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .dropout import use_hashed_dropout
 from .errors import CheckpointError, ConfigError
 from .flops import pretraining_step_flops
@@ -383,11 +384,10 @@ def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_png.parent)
-    os.close(fd)
-    fig.savefig(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    os.replace(tmp, out_png)
+    atomic_write_bytes(out_png, buffer.getvalue())
     return out_png
 
 
