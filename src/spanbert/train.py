@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -445,7 +445,7 @@ def pretrain(
     if args.max_steps is None:
         if not hasattr(dataset, "__len__"):
             raise ConfigError("--max-steps is required with a streaming corpus")
-        args.max_steps = steps_for_epochs(len(dataset), args, world)
+        args = replace(args, max_steps=steps_for_epochs(len(dataset), args, world))  # the caller's stays as it was
     warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * args.max_steps)
 
     model.to(device)
@@ -538,8 +538,11 @@ def pretrain(
             bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
                             tok_s=f"{tok_s:,.0f}", refresh=False)
             bar.update(1)
-        if args.time_budget_s is not None and state.elapsed_s >= args.time_budget_s:
-            stopped_by_budget = True
+        if args.time_budget_s is not None:
+            over = torch.tensor([float(state.elapsed_s >= args.time_budget_s)], device=device)
+            if world > 1:  # every process stops at the same step, or the others would wait forever
+                over = accelerator.reduce(over, reduction="sum")
+            stopped_by_budget = bool(over.item() > 0)
         done = state.step >= last_step or stopped_by_budget
         if (args.save_every and state.step % args.save_every == 0) or done:
             rngs = _gather_rng(accelerator, device)
