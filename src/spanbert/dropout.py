@@ -54,7 +54,7 @@ def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, d
     return h.bitwise_and_(0xFFFFFF).ge_(int(round(p * (1 << 24)))).view(shape)
 
 
-def _next_seed(device: torch.device) -> int:
+def _next_seed() -> int:
     # from the global generator: seeded runs repeat, and checkpoints capture it
     return int(torch.randint(0, 1 << 31, (1,)).item())
 
@@ -65,7 +65,7 @@ def hashed_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Te
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    keep = hashed_keep_mask(x.shape, p, _next_seed(x.device), x.device)
+    keep = hashed_keep_mask(x.shape, p, _next_seed(), x.device)
     return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # the scaled mask is what backward needs
 
 

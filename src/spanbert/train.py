@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -98,10 +98,6 @@ class PretrainArguments:
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
 
-    @classmethod
-    def from_json(cls, path: Path) -> PretrainArguments:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
 
 
 @dataclass
