@@ -99,7 +99,6 @@ class PretrainArguments:
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
 
 
-
 @dataclass
 class TrainState:
     """Where a run stands; everything needed to continue it exactly (with the optimizer state)."""
