@@ -1,4 +1,5 @@
-"""The ``spanbert`` command line: pretrain, tokenizer train, fill, demo.
+"""The ``spanbert`` command line: pretrain, tokenizer train, fill, demo, and the tasks' finetune,
+evaluate, predict and score commands.
 
 Errors in the user's input end the program with one line on stderr and exit status 2; no
 traceback (set ``SPANBERT_DEBUG=1`` to see one).
@@ -27,6 +28,12 @@ app = typer.Typer(
 )
 tokenizer_app = typer.Typer(help="Train or inspect WordPiece vocabularies.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
+finetune_app = typer.Typer(help="Fine-tune a pre-trained model on a task.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate a fine-tuned model on a data set (official metrics).", no_args_is_help=True)
+predict_app = typer.Typer(help="Run a fine-tuned model on your text.", no_args_is_help=True)
+score_app = typer.Typer(help="Score prediction files with the semantics of the field's official scorers.", no_args_is_help=True)
+for _group, _name in ((finetune_app, "finetune"), (evaluate_app, "evaluate"), (predict_app, "predict"), (score_app, "score")):
+    app.add_typer(_group, name=_name)
 
 
 class Scheme(str, Enum):
@@ -206,6 +213,31 @@ def demo(
     from .demo import run_demo
 
     run_demo(output, minutes=minutes, steps=steps, preset=preset, seed=seed)
+
+
+def _register_task_commands() -> None:
+    """Each task's commands live in its own package; they are attached to the groups here."""
+    from .qa import cli as qa_cli
+
+    for group, fn in ((finetune_app, qa_cli.finetune_qa_command), (evaluate_app, qa_cli.evaluate_qa_command),
+                      (predict_app, qa_cli.predict_qa_command)):
+        group.command("qa")(_quiet(fn))
+    score_app.command("squad")(_quiet(qa_cli.score_squad_command))
+
+
+def _quiet(fn):
+    """Wrap a command so library chatter is silenced before it runs (keeps its signature for typer)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _quiet_libraries()
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+_register_task_commands()
 
 
 @app.command()

@@ -1,0 +1,205 @@
+"""A fine-tuning loop shared by the span tasks (QA, classification, ...).
+
+The task supplies a model whose ``forward(**batch)`` returns ``.loss`` (a mean over the
+batch), the number of training items, and a ``collate(indices) -> batch`` function. Batches
+group items of similar length (shuffled groups of 50 batches, sorted inside) so that padding
+stays small; the order depends only on (seed, epoch). AdamW with linear warm-up and decay,
+gradient clipping, bf16 autocast where the CPU/GPU has it, a wall-clock budget, and a metrics
+CSV. Runs as one process, or as one of many under ``torchrun``/``accelerate launch``.
+
+    spanbert finetune qa --model run/ --train train.json --dev dev.json --output qa/
+    torchrun --standalone --nproc-per-node 2 -m spanbert finetune qa ...
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .errors import ConfigError
+from .train import _allow_new_precision, resolve_precision, tune_glibc_malloc
+
+logger = logging.getLogger(__name__)
+FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "items_per_s", "elapsed_s"]
+
+
+@dataclass
+class FinetuneArguments:
+    """Settings of a fine-tuning run (defaults: the SpanBERT authors' QA grid, scaled down)."""
+
+    output_dir: str
+    epochs: float = 2.0
+    batch_size: int = 32  # items per optimizer step, all processes together
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
+    seed: int = 42
+    max_steps: int | None = None  # overrides epochs
+    time_budget_s: float | None = None  # stop early after this much training time
+    log_every: int = 20
+    progress: bool = True
+    hashed_dropout: bool = True  # on CPU: cheaper dropout masks (spanbert.dropout)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        if self.epochs <= 0 and self.max_steps is None:
+            raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class FinetuneResult:
+    steps: int
+    epochs_done: float
+    elapsed_s: float
+    last_loss: float
+    stopped_by_budget: bool
+    metrics_csv: Path
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50) -> list[np.ndarray]:
+    """One epoch of batches of item indices with similar lengths; the last partial batch is dropped.
+
+    Items are shuffled, cut into groups of ``group * batch_size``, sorted by length inside each
+    group and cut into batches; the batch order is shuffled again. Depends on (seed, epoch) only.
+    """
+    rng = np.random.default_rng([seed, epoch, 0xF1])
+    order = rng.permutation(len(lengths))
+    batches = []
+    size = group * batch_size
+    for g in range(0, len(order), size):
+        chunk = order[g : g + size]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def build_finetune_optimizer(model: torch.nn.Module, args: FinetuneArguments) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=args.lr, fused=fused)
+
+
+def finetune(
+    model: torch.nn.Module,
+    lengths: Sequence[int] | np.ndarray,
+    collate: Callable[[Sequence[int]], dict[str, torch.Tensor]],
+    args: FinetuneArguments,
+) -> FinetuneResult:
+    """Train ``model`` on items ``0..len(lengths)-1``; ``collate(indices)`` builds their batch.
+
+    ``lengths`` (tokens per item) drives length-grouped batching. The model is left in eval
+    mode with the stock attention, ready to save.
+    """
+    from accelerate import Accelerator
+
+    from .dropout import use_hashed_dropout
+
+    lengths = np.asarray(lengths)
+    precision = resolve_precision(args.mixed_precision)
+    _allow_new_precision(precision)
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    if args.batch_size % world:
+        raise ConfigError(f"batch_size: {args.batch_size} is not divisible by the {world} processes")
+    per_process = args.batch_size // world
+    steps_per_epoch = len(lengths) // args.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"training data: {len(lengths)} items are fewer than one batch of {args.batch_size}")
+    max_steps = args.max_steps or max(1, math.ceil(steps_per_epoch * args.epochs))
+    warmup = int(args.warmup_ratio * max_steps)
+    out = Path(args.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(args.seed + rank)
+    model.to(device)
+    attn_before = model.config._attn_implementation
+    if device.type == "cpu":
+        tune_glibc_malloc()
+        if args.hashed_dropout:
+            use_hashed_dropout(model)
+    model.train()
+    opt = build_finetune_optimizer(model, args)
+    scheduler = get_linear_schedule_with_warmup(opt, warmup, max_steps)
+    ddp_model, opt = accelerator.prepare(model, opt)
+
+    metrics_path = out / "finetune_metrics.csv"
+    writer = None
+    if accelerator.is_main_process:
+        handle = metrics_path.open("w", newline="")
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+    bar = tqdm(total=max_steps, disable=not (accelerator.is_main_process and args.progress), desc="finetune",
+               unit="step", dynamic_ncols=True)
+    step, epoch, start = 0, 0, time.perf_counter()
+    window_start, window_items, last_loss, stopped = start, 0, float("nan"), False
+    while step < max_steps and not stopped:
+        for batch_idx in length_grouped_batches(lengths, args.batch_size, args.seed, epoch):
+            mine = batch_idx[rank * per_process : (rank + 1) * per_process]
+            batch = {k: v.to(device, non_blocking=True) for k, v in collate(mine.tolist()).items()}
+            with accelerator.autocast():
+                loss = ddp_model(**batch).loss
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
+            opt.step()
+            scheduler.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            window_items += args.batch_size
+            loss_value = loss.detach()
+            if world > 1:
+                loss_value = accelerator.reduce(loss_value, reduction="mean")
+            last_loss = float(loss_value)
+            now = time.perf_counter()
+            if writer is not None and (step % args.log_every == 0 or step == max_steps):
+                writer.writerow({
+                    "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
+                    "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                    "items_per_s": window_items / max(now - window_start, 1e-9), "elapsed_s": now - start,
+                })
+                handle.flush()
+                window_start, window_items = now, 0
+            bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)
+            bar.update(1)
+            if args.time_budget_s is not None:
+                over = torch.tensor([float(now - start >= args.time_budget_s)], device=device)
+                if world > 1:
+                    over = accelerator.reduce(over, reduction="sum")
+                stopped = bool(over.item() > 0)
+            if step >= max_steps or stopped:
+                break
+        epoch += 1
+    bar.close()
+    if writer is not None:
+        handle.close()
+    model.eval()
+    if model.config._attn_implementation != attn_before:
+        model.set_attn_implementation(attn_before)
+    accelerator.wait_for_everyone()
+    return FinetuneResult(step, step / steps_per_epoch, time.perf_counter() - start, last_loss, stopped and step < max_steps, metrics_path)
+
+
+__all__ = ["FinetuneArguments", "FinetuneResult", "finetune", "length_grouped_batches", "build_finetune_optimizer"]

@@ -1,0 +1,6 @@
+"""Extractive question answering (SQuAD 1.1/2.0 style) over documents of any length.
+
+Data flows one way: :mod:`.data` reads examples -> :mod:`.features` cuts them into windows
+-> the model scores start/end positions -> :mod:`.decoding` turns logits into answers ->
+:mod:`.scoring` compares them with the gold answers the way the official scripts do.
+"""

@@ -1,0 +1,153 @@
+"""``spanbert finetune qa``, ``evaluate qa``, ``predict qa`` and ``score squad``.
+
+The functions are registered on the command groups of :mod:`spanbert.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError
+
+
+def _windows(max_seq_length: int, max_question_tokens: int, window_overlap: int):
+    from .features import WindowConfig
+
+    return WindowConfig(max_seq_length, max_question_tokens, window_overlap)
+
+
+def finetune_qa_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
+    train: Annotated[str, typer.Option(help="Training data: SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
+    dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training (SQuAD 2.0: the null threshold is fitted on it).")] = None,
+    epochs: Annotated[float, typer.Option()] = 2.0,
+    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
+    warmup_ratio: Annotated[float, typer.Option()] = 0.1,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 384,
+    max_question_tokens: Annotated[int, typer.Option(help="Questions are truncated to this many tokens.")] = 64,
+    window_overlap: Annotated[int, typer.Option(help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
+    max_answer_tokens: Annotated[int, typer.Option()] = 30,
+    n_best: Annotated[int, typer.Option(help="Start and end candidates per window.")] = 20,
+    mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")] = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    max_train_questions: Annotated[int | None, typer.Option(help="Use only the first N training questions.")] = None,
+    max_dev_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N dev questions.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
+    from ..finetune import FinetuneArguments
+    from .decoding import DecodeConfig
+    from .run import finetune_qa
+
+    summary = finetune_qa(
+        model, train, output, dev_source=dev, windows=_windows(max_seq_length, max_question_tokens, window_overlap),
+        decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens),
+        args=FinetuneArguments(
+            output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
+            max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
+            time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
+        ),
+        max_train_questions=max_train_questions, max_dev_questions=max_dev_questions, eval_precision=mixed_precision,
+    )
+    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
+               f"final loss {summary['final_loss']:.4f}")
+    if "dev_metrics" in summary:
+        typer.echo(f"dev ({summary['dev_questions']} questions): {json.dumps(summary['dev_metrics'])}")
+        if summary.get("null_threshold") is not None:
+            typer.echo(f"null threshold fitted on dev: {summary['null_threshold']:.4f}")
+    typer.echo(f"model: {output}")
+
+
+def evaluate_qa_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
+    data: Annotated[str, typer.Option(help="SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json, nbest_predictions.json, null_odds.json, metrics.json.")],
+    fit_threshold: Annotated[bool, typer.Option(help="SQuAD 2.0: fit the null threshold on this data for best F1 (and report with it).")] = False,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 32,
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    max_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.")] = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Answer every question of a data set; write the official-format files and the official metrics."""
+    from .model import load_qa_model, load_settings
+    from .run import evaluate_qa
+
+    qa_model, tokenizer = load_qa_model(model)
+    result = evaluate_qa(qa_model, tokenizer, data, load_settings(model), output, fit_threshold=fit_threshold,
+                         batch_size=batch_size, precision=precision, progress=progress, max_questions=max_questions)
+    typer.echo(f"{result.questions} questions in {result.seconds:.1f} s (SQuAD {result.version} scoring)")
+    typer.echo(json.dumps(result.metrics, indent=2))
+    if result.null_threshold is not None:
+        typer.echo(f"fitted null threshold: {result.null_threshold:.4f}")
+    typer.echo(f"files: {output}")
+
+
+def predict_qa_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
+    question: Annotated[list[str], typer.Option("--question", "-q", help="A question; repeatable (all about the same context).")],
+    context: Annotated[str | None, typer.Option(help="The text to answer from.")] = None,
+    context_file: Annotated[Path | None, typer.Option(help="Read the context from this UTF-8 text file (any length).")] = None,
+    top_k: Annotated[int, typer.Option(help="Answers shown per question.")] = 1,
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Answer questions about a text given inline or as a file."""
+    from .inference import QuestionAnswerer
+
+    if (context is None) == (context_file is None):
+        raise ConfigError("--context / --context-file: give exactly one")
+    if context_file is not None:
+        if not context_file.is_file():
+            raise ConfigError(f"{context_file}: no such file")
+        try:
+            context = context_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{context_file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not context.strip():
+        raise ConfigError(f"{context_file or '--context'}: the context is empty")
+    for q in question:
+        if not q.strip():
+            raise ConfigError("--question: empty question")
+    qa = QuestionAnswerer(model, precision=precision)
+    predictions = qa.answer(question, context)
+    rows = []
+    for q, p in zip(question, predictions):
+        row = {"question": q, **p.to_dict()}
+        row["alternatives"] = [{"text": c.text, "start": c.start, "end": c.end, "probability": round(c.probability, 4)}
+                               for c in p.nbest[:top_k]]
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        answer = row["text"] if row["text"] else "(no answer)"
+        where = f" [chars {row['start']}-{row['end']}]" if row["start"] >= 0 else ""
+        typer.echo(f"Q: {row['question']}\nA: {answer}{where}  score {row['score']:.2f}, null score {row['null_score']:.2f}")
+        for alt in row["alternatives"][1:]:
+            typer.echo(f"   or: {alt['text'] or '(no answer)'}  p={alt['probability']:.3f}")
+
+
+def score_squad_command(
+    data: Annotated[Path, typer.Option(help="The SQuAD v1.1/v2.0 data file (JSON or .json.gz).")],
+    predictions: Annotated[Path, typer.Option(help="predictions.json: {question id: answer text}.")],
+    na_probs: Annotated[Path | None, typer.Option(help="SQuAD 2.0 no-answer probabilities / null odds: {question id: number}.")] = None,
+    na_prob_thresh: Annotated[float, typer.Option(help="SQuAD 2.0: questions above this no-answer probability count as answered 'no answer'.")] = 1.0,
+    version: Annotated[str, typer.Option(help="auto, v1.1 or v2.0 semantics.")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics here as JSON.")] = None,
+) -> None:
+    """Score predictions exactly as the official SQuAD v1.1 / v2.0 evaluation scripts do."""
+    from ..atomic import atomic_write_json
+    from .scoring import score_squad_files
+
+    result = score_squad_files(data, predictions, na_probs, na_prob_thresh, version)  # type: ignore[arg-type]
+    typer.echo(json.dumps(result.metrics, indent=2))
+    if output is not None:
+        atomic_write_json(output, result.metrics)

@@ -1,0 +1,121 @@
+"""Loading any BERT-family checkpoint as a QA model, and saving fine-tuned QA models.
+
+A fine-tuned model is saved as a plain ``transformers`` QA model (a SpanBERT encoder becomes a
+``bert`` config: its heads are pre-training-only), so ``AutoModelForQuestionAnswering`` loads
+it without importing ``spanbert``. Our QA settings (windows, answer length, the fitted null
+threshold) travel beside it in ``qa_settings.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ..atomic import atomic_write_json, atomic_write_text
+from ..errors import CheckpointError
+from .decoding import DecodeConfig
+from .features import WindowConfig
+
+logger = logging.getLogger(__name__)
+SETTINGS_FILE = "qa_settings.json"
+
+
+@dataclass(frozen=True)
+class QASettings:
+    """Everything besides the weights that decides a QA model's answers."""
+
+    windows: WindowConfig = WindowConfig()
+    decoding: DecodeConfig = DecodeConfig()
+    squad_version: str = "1.1"  # "2.0": the model may answer "no answer"
+
+    def to_json(self) -> dict:
+        return {"windows": asdict(self.windows), "decoding": asdict(self.decoding), "squad_version": self.squad_version}
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = SETTINGS_FILE) -> QASettings:
+        try:
+            windows = WindowConfig(**{f.name: data["windows"][f.name] for f in fields(WindowConfig) if f.name in data["windows"]})
+            decoding = DecodeConfig(**{f.name: data["decoding"][f.name] for f in fields(DecodeConfig) if f.name in data["decoding"]})
+            return cls(windows, decoding, str(data.get("squad_version", "1.1")))
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{source}: malformed QA settings ({e})") from None
+
+
+def _bert_config_from_spanbert(path: Path):
+    """A plain ``BertConfig`` from a SpanBERT pre-training config (drops the SBO fields)."""
+    from transformers import BertConfig
+
+    data = json.loads((path / "config.json").read_text())
+    keep = {k: v for k, v in data.items() if not k.startswith("sbo_") and k not in ("model_type", "architectures", "auto_map")}
+    return BertConfig.from_dict(keep)
+
+
+def load_qa_model(path: str | os.PathLike, dtype=None):
+    """A ``(model, tokenizer)`` pair for QA from any BERT-family folder (or hub id).
+
+    A SpanBERT pre-training folder gets a plain BERT QA model on its encoder (the MLM and SBO
+    heads are dropped); other checkpoints load through ``AutoModelForQuestionAnswering``, a
+    new QA head being created where the checkpoint has none.
+    """
+    import transformers
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from ..tokenizer import load_tokenizer
+
+    local = Path(path)
+    if local.exists() and not (local / "config.json").is_file():
+        raise CheckpointError(f"{local}: no config.json (not a model folder)")
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialized qa_outputs" is expected here
+    try:
+        config = None
+        if local.is_dir():
+            model_type = json.loads((local / "config.json").read_text()).get("model_type")
+            if model_type == "spanbert":
+                config = _bert_config_from_spanbert(local)
+        if config is not None:
+            model = transformers.BertForQuestionAnswering.from_pretrained(str(path), config=config, **kwargs)
+        else:
+            model = AutoModelForQuestionAnswering.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot load a QA model ({str(e).splitlines()[0]})") from None
+    finally:
+        transformers.logging.set_verbosity(level)
+    try:
+        tokenizer = load_tokenizer(str(path))
+    except Exception:  # noqa: BLE001 - fall back to the generic loader for non-WordPiece models
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model, tokenizer
+
+
+def load_settings(path: str | os.PathLike) -> QASettings:
+    """The QA settings saved beside a fine-tuned model (defaults when there are none)."""
+    file = Path(path) / SETTINGS_FILE
+    if not file.is_file():
+        return QASettings()
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+    return QASettings.from_json(data, str(file))
+
+
+def save_qa_model(output_dir: str | os.PathLike, model, tokenizer, settings: QASettings, card: str = "") -> Path:
+    """Save weights, tokenizer and ``qa_settings.json``; each file is written whole, then renamed in."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".save.") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for f in Path(tmp).iterdir():
+            if f.is_file():
+                os.replace(f, out / f.name)
+    atomic_write_json(out / SETTINGS_FILE, settings.to_json())
+    if card:
+        atomic_write_text(out / "README.md", card)
+    return out

@@ -1,0 +1,166 @@
+"""The QA jobs behind the CLI: fine-tune, evaluate (with the official-format files), predict.
+
+``evaluate`` writes ``predictions.json``, ``nbest_predictions.json``, ``null_odds.json`` (the
+SQuAD 2.0 scripts' na-prob file: null score minus best span score) and ``metrics.json``. For
+SQuAD 2.0 it can fit the null threshold that maximises F1 on the data it evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..atomic import atomic_write_json, atomic_write_text
+from ..errors import ConfigError
+from ..finetune import FinetuneArguments, finetune
+from .data import QAExample, read_qa
+from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
+from .features import WindowConfig, build_features, collate_windows
+from .inference import predict_examples
+from .model import QASettings, load_qa_model, save_qa_model
+from .scoring import GoldQuestion, SquadGold, fit_null_threshold, gold_answers_from_squad, squad_v1_metrics, squad_v2_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, float]
+    version: str  # "1.1" or "2.0"
+    null_threshold: float | None  # the fitted one (SQuAD 2.0 with fit_threshold)
+    questions: int
+    seconds: float
+    output_dir: Path | None
+
+
+def _gold(source: str | os.PathLike, examples: list[QAExample]) -> SquadGold:
+    """Gold answers as the official scripts read them: from the file itself when it is SQuAD JSON
+    (answers whose offsets we dropped still count as gold text), else from the examples."""
+    path = Path(source)
+    if path.is_file() and not path.name.endswith((".jsonl", ".jsonl.gz")):
+        from .data import load_json_file
+
+        return gold_answers_from_squad(load_json_file(path), source=str(path))
+    return SquadGold(tuple(GoldQuestion(ex.id, tuple(a.text for a in ex.answers), ex.is_impossible) for ex in examples), source=str(source))
+
+
+def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version: str,
+                         fit_threshold: bool) -> tuple[dict[str, float], float | None]:
+    """Official metrics of ``predictions``; for SQuAD 2.0 optionally with a fitted null threshold."""
+    if version == "1.1":
+        return squad_v1_metrics(gold, {p.id: p.text for p in predictions}), None
+    odds = {p.id: float(p.null_odds) for p in predictions}
+    threshold = None
+    if fit_threshold:
+        spans = apply_null_threshold(predictions, float("inf"))  # best non-null answer everywhere
+        threshold, _ = fit_null_threshold(gold, spans, odds)
+        answers = apply_null_threshold(predictions, threshold)
+    else:
+        answers = {p.id: p.text for p in predictions}
+    return squad_v2_metrics(gold, answers, odds), threshold
+
+
+def write_prediction_files(output_dir: Path, predictions: list[Prediction], answers: dict[str, str], with_null: bool) -> None:
+    """``predictions.json``, ``nbest_predictions.json`` and (SQuAD 2.0) ``null_odds.json``, atomically."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(output_dir / "predictions.json", answers)
+    atomic_write_json(output_dir / "nbest_predictions.json", {p.id: nbest_json(p) for p in predictions})
+    if with_null:
+        atomic_write_json(output_dir / "null_odds.json", {p.id: float(p.null_odds) for p in predictions})
+
+
+def evaluate_qa(
+    model, tokenizer, source: str | os.PathLike, settings: QASettings, output_dir: str | os.PathLike | None = None, *,
+    fit_threshold: bool = False, batch_size: int = 32, precision: str = "auto", progress: bool = True,
+    max_questions: int | None = None,
+) -> EvaluationResult:
+    """Answer every question of ``source`` and score the answers with the official semantics."""
+    examples, report = read_qa(source)
+    if max_questions:
+        examples = examples[:max_questions]
+    gold = _gold(source, examples)
+    if max_questions:
+        keep = {ex.id for ex in examples}
+        gold = SquadGold(tuple(q for q in gold.questions if q.qid in keep), gold.version, gold.source)
+    version = "2.0" if settings.squad_version == "2.0" or any(ex.is_impossible for ex in examples) else "1.1"
+    if version == "2.0" and not settings.decoding.allow_null:
+        settings = replace(settings, decoding=replace(settings.decoding, allow_null=True), squad_version="2.0")
+    start = time.perf_counter()
+    predictions = list(predict_examples(model, tokenizer, examples, settings, batch_size=batch_size,
+                                        precision=precision, progress=progress))
+    seconds = time.perf_counter() - start
+    metrics, threshold = evaluate_predictions(predictions, gold, version, fit_threshold)
+    answers = apply_null_threshold(predictions, threshold if threshold is not None else settings.decoding.null_threshold) \
+        if version == "2.0" else {p.id: p.text for p in predictions}
+    out = None
+    if output_dir is not None:
+        out = Path(output_dir)
+        write_prediction_files(out, predictions, answers, version == "2.0")
+        summary = {"data": str(source), "squad_version": version, "questions": len(examples), "seconds": round(seconds, 1),
+                   "null_threshold": threshold if threshold is not None else (settings.decoding.null_threshold if version == "2.0" else None),
+                   "metrics": metrics}
+        atomic_write_json(out / "metrics.json", summary)
+    return EvaluationResult(metrics, version, threshold, len(examples), seconds, out)
+
+
+def finetune_qa(
+    model_path: str | os.PathLike, train_source: str | os.PathLike, output_dir: str | os.PathLike, *,
+    dev_source: str | os.PathLike | None = None, windows: WindowConfig = WindowConfig(),
+    decoding: DecodeConfig = DecodeConfig(), args: FinetuneArguments | None = None,
+    max_train_questions: int | None = None, max_dev_questions: int | None = None, eval_precision: str = "auto",
+) -> dict:
+    """Fine-tune any BERT-family checkpoint for extractive QA and save it, ready to serve.
+
+    SQuAD 2.0 mode is chosen when the training data has unanswerable questions; then the
+    null threshold is fitted on ``dev_source`` (for best F1) and saved in ``qa_settings.json``.
+    Returns a summary (also written as ``finetune_summary.json``).
+    """
+    args = args or FinetuneArguments(output_dir=str(output_dir))
+    out = Path(output_dir)
+    examples, report = read_qa(train_source, split="train")
+    if max_train_questions:
+        examples = examples[:max_train_questions]
+    version = "2.0" if any(ex.is_impossible for ex in examples) else "1.1"
+    decoding = replace(decoding, allow_null=version == "2.0")
+    settings = QASettings(windows, decoding, version)
+    model, tokenizer = load_qa_model(model_path)
+    feats = build_features(examples, tokenizer, windows, training=True)
+    if len(feats) == 0:
+        raise ConfigError(f"{train_source}: no usable training questions")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    logger.info("%s; %d training windows", report.summary(), len(feats))
+    result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args)
+    summary: dict = {
+        "model": str(model_path), "train": str(train_source), "train_questions": len(examples),
+        "train_windows": len(feats), "squad_version": version, "steps": result.steps,
+        "epochs": round(result.epochs_done, 3), "train_seconds": round(result.elapsed_s, 1),
+        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget,
+    }
+    save_qa_model(out, model, tokenizer, settings, _card(summary))
+    if dev_source is not None:
+        ev = evaluate_qa(model, tokenizer, dev_source, settings, out / "dev", fit_threshold=version == "2.0",
+                         precision=eval_precision, progress=args.progress, max_questions=max_dev_questions)
+        if ev.null_threshold is not None:
+            settings = replace(settings, decoding=replace(settings.decoding, null_threshold=ev.null_threshold))
+            atomic_write_json(out / "qa_settings.json", settings.to_json())
+        summary.update({"dev": str(dev_source), "dev_questions": ev.questions, "dev_seconds": round(ev.seconds, 1),
+                        "dev_metrics": ev.metrics, "null_threshold": ev.null_threshold})
+        atomic_write_text(out / "README.md", _card(summary))
+    atomic_write_json(out / "finetune_summary.json", summary)
+    return summary
+
+
+def _card(summary: dict) -> str:
+    lines = ["---", "library_name: transformers", "pipeline_tag: question-answering", "tags: [spanbert, extractive-qa]", "---", "",
+             "# Extractive QA model fine-tuned with the `spanbert` toolkit", "",
+             "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
+             "`spanbert predict qa --model dir` and `spanbert.qa.QuestionAnswerer(dir)` also apply the "
+             "windowing and null-threshold settings of `qa_settings.json`.", "", "```json", json.dumps(summary, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["finetune_qa", "evaluate_qa", "evaluate_predictions", "write_prediction_files", "EvaluationResult"]
