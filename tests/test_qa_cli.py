@@ -151,3 +151,28 @@ def test_bad_files_for_evaluate_and_score(qa_model, tmp_path, capsys):
     assert "not-a-question" in err and str(preds) in err and len(err.strip().splitlines()) == 1
     assert main(["finetune", "qa", "--model", str(tmp_path), "--train", str(SAMPLE_V1), "--output", str(tmp_path / "x")]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_fine_tune_like_one(minilm_dir, tmp_path):
+    """torchrun with 2 CPU processes x 4 windows gives the loss and gradient of 1 process x 8."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    common = ["finetune", "qa", "--model", str(minilm_dir), "--train", str(SAMPLE_V1), "--max-steps", "2",
+              "--batch-size", "8", "--dropout", "0", "--mixed-precision", "no", *SMALL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    one = subprocess.run([sys.executable, "-m", "spanbert", *common, "--output", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "spanbert", *common, "--output", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("model:") == 1  # one summary and one saved model, from rank 0
+    rows = [list(csv.DictReader(open(tmp_path / run / "finetune_metrics.csv"))) for run in ("one", "two")]
+    assert len(rows[0]) == len(rows[1]) == 1
+    for key in ("loss", "grad_norm"):
+        assert float(rows[1][0][key]) == pytest.approx(float(rows[0][0][key]), rel=1e-5), key

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .errors import ConfigError
-from .train import _allow_new_precision, resolve_precision, tune_glibc_malloc
+from .train import _allow_new_precision, resolve_precision
 
 logger = logging.getLogger(__name__)
 FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "items_per_s", "elapsed_s"]
@@ -137,10 +137,10 @@ def finetune(
     torch.manual_seed(args.seed + rank)
     model.to(device)
     attn_before = model.config._attn_implementation
-    if device.type == "cpu":
-        tune_glibc_malloc()
-        if args.hashed_dropout:
-            use_hashed_dropout(model)
+    # No glibc malloc tuning here (unlike pre-training): batches of varying shapes fragment the
+    # kept heap, peak RSS 8.7 vs 6.3 GB over 30 QA steps at 32 x 384, at no measured speed gain.
+    if device.type == "cpu" and args.hashed_dropout:
+        use_hashed_dropout(model)
     model.train()
     opt = build_finetune_optimizer(model, args)
     scheduler = get_linear_schedule_with_warmup(opt, warmup, max_steps)

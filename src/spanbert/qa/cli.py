@@ -37,6 +37,7 @@ def finetune_qa_command(
     n_best: Annotated[int, typer.Option(help="Start and end candidates per window.")] = 20,
     mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")] = "auto",
     seed: Annotated[int, typer.Option()] = 42,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
     max_train_questions: Annotated[int | None, typer.Option(help="Use only the first N training questions.")] = None,
     max_dev_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N dev questions.")] = None,
@@ -56,7 +57,10 @@ def finetune_qa_command(
             time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
         ),
         max_train_questions=max_train_questions, max_dev_questions=max_dev_questions, eval_precision=mixed_precision,
+        dropout=dropout,
     )
+    if "train" not in summary:  # not the main process of a multi-process run
+        return
     typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
                f"final loss {summary['final_loss']:.4f}")
     if "dev_metrics" in summary:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import FinetuneArguments, finetune
@@ -112,6 +114,7 @@ def finetune_qa(
     dev_source: str | os.PathLike | None = None, windows: WindowConfig = WindowConfig(),
     decoding: DecodeConfig = DecodeConfig(), args: FinetuneArguments | None = None,
     max_train_questions: int | None = None, max_dev_questions: int | None = None, eval_precision: str = "auto",
+    dropout: float | None = None,
 ) -> dict:
     """Fine-tune any BERT-family checkpoint for extractive QA and save it, ready to serve.
 
@@ -127,13 +130,23 @@ def finetune_qa(
     version = "2.0" if any(ex.is_impossible for ex in examples) else "1.1"
     decoding = replace(decoding, allow_null=version == "2.0")
     settings = QASettings(windows, decoding, version)
+    torch.manual_seed(args.seed)  # the new QA head's initial weights: the same in every process and run
     model, tokenizer = load_qa_model(model_path)
+    if dropout is not None:  # e.g. 0 for exact comparisons; the checkpoint's otherwise
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = dropout
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = dropout
     feats = build_features(examples, tokenizer, windows, training=True)
     if len(feats) == 0:
         raise ConfigError(f"{train_source}: no usable training questions")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logger.info("%s; %d training windows", report.summary(), len(feats))
     result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
+        return {"steps": result.steps, "final_loss": result.last_loss}
     summary: dict = {
         "model": str(model_path), "train": str(train_source), "train_questions": len(examples),
         "train_windows": len(feats), "squad_version": version, "steps": result.steps,
