@@ -78,7 +78,8 @@ def test_null_score_is_the_minimum_over_windows_and_threshold_decides():
     p = decode_example(*args, DecodeConfig(allow_null=True, null_threshold=0.0))
     assert p.null_score == pytest.approx(2.5) and p.null_odds == pytest.approx(0.5)
     assert (p.text, p.start, p.end) == ("", -1, -1)  # 0.5 > 0
-    assert "" in [c.text for c in p.nbest]
+    null = next(c for c in p.nbest if c.text == "")
+    assert (null.start_logit, null.end_logit) == (1.0, 1.5)  # the [CLS] logits of the minimum window
     p = decode_example(*args, DecodeConfig(allow_null=True, null_threshold=0.6))
     assert p.text == "e"
     p = decode_example(*args, DecodeConfig(allow_null=False))

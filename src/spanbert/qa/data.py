@@ -253,15 +253,35 @@ def split_squad_by_article(data: dict, dev_articles: int, seed: int = 0) -> tupl
     return train, dev
 
 
+def contexts_as_documents(examples: Iterable[QAExample]) -> list[dict]:
+    """The distinct contexts of ``examples`` as ``{"id", "title", "text"}`` documents, in order:
+    a corpus for span pre-training on a task's own (unlabelled) text."""
+    seen: dict[str, dict] = {}
+    for ex in examples:
+        if ex.context not in seen:
+            seen[ex.context] = {"id": len(seen), "title": ex.title, "text": ex.context}
+    return list(seen.values())
+
+
+USAGE = ("usage: python -m spanbert.qa.data split FILE DEV_ARTICLES SEED OUT_DIR\n"
+         "       python -m spanbert.qa.data contexts FILE OUT.jsonl")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m spanbert.qa.data split FILE DEV_ARTICLES SEED OUT_DIR``: writes train.json, dev.json."""
+    """``split FILE DEV_ARTICLES SEED OUT_DIR`` writes train.json and dev.json split by article;
+    ``contexts FILE OUT.jsonl`` writes the distinct contexts as a JSONL corpus (key ``text``)."""
     import sys
 
-    from ..atomic import atomic_write_json
+    from ..atomic import atomic_write_json, atomic_write_text
 
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 3 and args[0] == "contexts":
+        docs = contexts_as_documents(read_qa(args[1])[0])
+        atomic_write_text(args[2], "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+        print(f"{len(docs)} contexts, {sum(len(d['text'].split()) for d in docs)} words -> {args[2]}")
+        return
     if len(args) != 5 or args[0] != "split":
-        raise SystemExit("usage: python -m spanbert.qa.data split FILE DEV_ARTICLES SEED OUT_DIR")
+        raise SystemExit(USAGE)
     train, dev = split_squad_by_article(load_json_file(args[1]), int(args[2]), int(args[3]))
     out = Path(args[4])
     out.mkdir(parents=True, exist_ok=True)

@@ -98,11 +98,13 @@ def decode_example(
     """Answer one question from its windows' logits ``(len,)``, offsets ``(len, 2)`` and
     max-context masks ``(len,)`` (see :mod:`spanbert.qa.features`)."""
     spans: list[tuple[float, float, float, int, int]] = []  # (score, start_logit, end_logit, char start, char end)
-    null_score = math.inf
+    null_score, null_logits = math.inf, (0.0, 0.0)
     for s_log, e_log, off, best in zip(start_logits, end_logits, offsets, max_context):
         s_log = np.asarray(s_log, dtype=np.float64)
         e_log = np.asarray(e_log, dtype=np.float64)
-        null_score = min(null_score, float(s_log[null_index] + e_log[null_index]))
+        if s_log[null_index] + e_log[null_index] < null_score:
+            null_score = float(s_log[null_index] + e_log[null_index])
+            null_logits = (float(s_log[null_index]), float(e_log[null_index]))
         in_context = off[:, 0] != NOT_CONTEXT
         starts = _top_k(s_log, in_context & best, config.n_best)
         ends = _top_k(e_log, in_context, config.n_best)
@@ -127,7 +129,7 @@ def decode_example(
             break
     best = nbest[0] if nbest else None
     if config.allow_null and math.isfinite(null_score):
-        nbest.append(Candidate("", -1, -1, null_score / 2, null_score / 2))
+        nbest.append(Candidate("", -1, -1, *null_logits))
         nbest.sort(key=lambda c: -c.score)
     if nbest:
         scores = np.array([c.score for c in nbest])
