@@ -103,3 +103,16 @@ def test_split_by_article_keeps_articles_whole(shared_data):
     assert len(train["data"]) + len(dev["data"]) == len(data["data"]) and len(dev["data"]) == 4
     assert not {a["title"] for a in train["data"]} & {a["title"] for a in dev["data"]}
     assert split_squad_by_article(data, 4, seed=0) == (train, dev)
+
+
+def test_contexts_become_a_pretraining_corpus(tmp_path):
+    from spanbert.corpus import iter_documents
+    from spanbert.qa.data import main
+
+    out = tmp_path / "contexts.jsonl"
+    main(["contexts", str(SAMPLE_V1), str(out)])
+    examples, _ = read_qa(SAMPLE_V1)
+    docs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["text"] for d in docs] == list(dict.fromkeys(ex.context for ex in examples))
+    assert len(docs) == 3
+    assert list(iter_documents([out])) == [d["text"] for d in docs]  # what `spanbert pretrain --corpus` reads
