@@ -1,0 +1,123 @@
+"""Span extractors: exact values on small tensors, masks, unequal lengths, a gradient check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spanbert.errors import ConfigError
+from spanbert.span_repr import (
+    EndpointSpanExtractor,
+    MaxPoolSpanExtractor,
+    SelfAttentiveSpanExtractor,
+    SpanTokenCrossAttention,
+    enumerate_spans,
+    sample_negative_spans,
+    width_bucket,
+)
+
+# batch of 2: sequence 0 has 4 real tokens, sequence 1 has 2 (then padding)
+HIDDEN = torch.tensor([
+    [[1.0, 0.0], [2.0, 1.0], [3.0, -1.0], [4.0, 2.0]],
+    [[5.0, 5.0], [-1.0, 6.0], [9.0, 9.0], [9.0, 9.0]],
+])
+TOKENS = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+SPANS = torch.tensor([[[0, 0], [1, 3]], [[0, 1], [0, 0]]])  # sequence 1's second span is padding
+SPAN_MASK = torch.tensor([[1, 1], [1, 0]])
+
+
+def test_endpoint_combinations_exact():
+    ext = EndpointSpanExtractor(2, "x,y,x*y,y-x")
+    out = ext(HIDDEN, SPANS, SPAN_MASK)
+    assert ext.get_output_dim() == 8 and out.shape == (2, 2, 8)
+    # span [1, 3] of sequence 0: x = (2, 1), y = (4, 2)
+    assert out[0, 1].tolist() == [2, 1, 4, 2, 8, 2, 2, 1]
+    # width-1 span [0, 0]: x = y = (1, 0)
+    assert out[0, 0].tolist() == [1, 0, 1, 0, 1, 0, 0, 0]
+    assert out[1, 0].tolist() == [5, 5, -1, 6, -5, 30, -6, 1]
+    assert out[1, 1].abs().sum() == 0  # masked span
+
+
+def test_width_embedding_and_buckets():
+    assert width_bucket(torch.tensor([1, 2, 3, 4, 5, 8, 9, 16, 17, 1000]), 7).tolist() == [0, 1, 2, 3, 4, 4, 5, 5, 6, 6]
+    ext = EndpointSpanExtractor(2, "x", width_embedding_dim=3, max_width=4)
+    out = ext(HIDDEN, SPANS)
+    assert ext.get_output_dim() == 5
+    w = ext.width_embedding.weight
+    assert torch.equal(out[0, 0, 2:], w[0]) and torch.equal(out[0, 1, 2:], w[2]) and torch.equal(out[1, 0, 2:], w[1])
+    bucketed = EndpointSpanExtractor(2, "x", width_embedding_dim=3, max_width=30, bucket_widths=True)
+    assert bucketed.width_embedding.num_embeddings == 7
+    with pytest.raises(ConfigError, match="combination"):
+        EndpointSpanExtractor(2, "x,z")
+
+
+def test_self_attentive_pooling_exact():
+    ext = SelfAttentiveSpanExtractor(2)
+    with torch.no_grad():
+        ext.scorer.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        ext.scorer.bias.zero_()
+    out = ext(HIDDEN, SPANS, SPAN_MASK, TOKENS)
+    # span [1, 3] of sequence 0: scores 2, 3, 4 -> softmax weights over rows (2,1), (3,-1), (4,2)
+    w = torch.softmax(torch.tensor([2.0, 3.0, 4.0]), 0)
+    expected = w @ HIDDEN[0, 1:4]
+    assert torch.allclose(out[0, 1], expected)
+    assert torch.equal(out[0, 0], HIDDEN[0, 0])  # width 1: the token itself
+    w = torch.softmax(torch.tensor([5.0, -1.0]), 0)
+    assert torch.allclose(out[1, 0], w @ HIDDEN[1, :2])
+    assert out[1, 1].abs().sum() == 0
+
+
+def test_max_pooling_ignores_padding_tokens():
+    ext = MaxPoolSpanExtractor(2)
+    spans = torch.tensor([[[1, 3]], [[0, 3]]])  # sequence 1's span runs into padding (9s)
+    out = ext(HIDDEN, spans, token_mask=TOKENS)
+    assert out[0, 0].tolist() == [4, 2]
+    assert out[1, 0].tolist() == [5, 6]  # the padding 9s are not read
+
+
+def test_cross_attention_reads_outside_the_span_and_respects_padding():
+    torch.manual_seed(0)
+    layer = SpanTokenCrossAttention(4, 2, num_heads=2, dropout=0.0).double()
+    spans = EndpointSpanExtractor(2, "x,y")(HIDDEN.double(), SPANS)
+    out = layer(spans, HIDDEN.double(), TOKENS)
+    assert out.shape == (2, 2, 4) and layer.get_output_dim() == 4
+    # changing a padding token of sequence 1 changes nothing; changing a real token outside
+    # sequence 0's span [0, 0] changes that span's vector
+    h2 = HIDDEN.double().clone()
+    h2[1, 3] = 100.0
+    assert torch.allclose(layer(spans, h2, TOKENS)[1], out[1])
+    h3 = HIDDEN.double().clone()
+    h3[0, 3] = 100.0
+    assert not torch.allclose(layer(spans, h3, TOKENS)[0, 0], out[0, 0])
+
+
+def test_cross_attention_gradients():
+    torch.manual_seed(0)
+    layer = SpanTokenCrossAttention(4, 2, num_heads=2, dropout=0.0).double()
+    spans = torch.randn(2, 3, 4, dtype=torch.double, requires_grad=True)
+    hidden = torch.randn(2, 4, 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s, h: layer(s, h, TOKENS), (spans, hidden))
+
+
+def test_enumerate_spans():
+    assert enumerate_spans(3, 2).tolist() == [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2]]
+    assert enumerate_spans(3, 5, offset=1).tolist() == [[1, 1], [1, 2], [1, 3], [2, 2], [2, 3], [3, 3]]
+    # word starts at tokens 0, 2, 3 of 5 tokens: words [0,1], [2], [3,4]
+    assert enumerate_spans(5, 2, starts=[0, 2, 3]).tolist() == [[0, 1], [0, 2], [2, 2], [2, 4], [3, 4]]
+    n, w = 50, 8
+    assert len(enumerate_spans(n, w)) == sum(min(w, n - s) for s in range(n))
+
+
+def test_negative_sampling():
+    cands = enumerate_spans(6, 3)
+    gold = np.array([[0, 1], [3, 3]])
+    rng = np.random.default_rng(0)
+    neg = sample_negative_spans(cands, gold, rng, ratio=2.0)
+    assert len(neg) == 4 and not {tuple(x) for x in neg} & {(0, 1), (3, 3)}
+    assert len({tuple(x) for x in neg}) == 4
+    assert len(sample_negative_spans(cands, gold, rng, count=100)) == len(cands) - 2
+    again = sample_negative_spans(cands, gold, np.random.default_rng(0), ratio=2.0)
+    assert np.array_equal(neg, again)
+    with pytest.raises(ConfigError):
+        sample_negative_spans(cands, gold, rng)
