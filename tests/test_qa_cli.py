@@ -93,6 +93,12 @@ def test_squad2_finetune_fits_and_saves_a_null_threshold(minilm_dir, tmp_path):
     best = max(squad_v2_metrics(gold, spans, odds, na_prob_thresh=c)["f1"] for c in candidates)
     assert m["f1"] == pytest.approx(best)
     assert squad_v2_metrics(gold, spans, odds, na_prob_thresh=t)["f1"] == pytest.approx(best)
+    # the written files score the same through `spanbert score squad` with that threshold
+    metrics = json.loads((out / "dev" / "metrics.json").read_text())["metrics"]
+    assert main(["score", "squad", "--data", str(SAMPLE_V2), "--predictions", str(out / "dev" / "predictions.json"),
+                 "--na-probs", str(out / "dev" / "null_odds.json"), "--na-prob-thresh", str(t),
+                 "--output", str(tmp_path / "scored.json")]) == 0
+    assert json.loads((tmp_path / "scored.json").read_text()) == metrics
 
 
 def test_predict_on_a_long_file(qa_model, tmp_path, capsys):

@@ -130,3 +130,19 @@ def test_long_document_answer_near_the_end_has_exact_offsets(use_shared, request
     assert (p.text, p.start, p.end) == (answer, a, b)
     owners = [w for w in range(len(feats)) if feats.max_context[w][feats.offsets[w][:, 0] == a].any()]
     assert len(owners) == 1 and owners[0] >= len(feats) - 2
+
+
+def test_squad2_metrics_follow_the_threshold_even_above_one():
+    """The official script forces "no answer" above na_prob_thresh (default 1.0); our metrics
+    use the model's own threshold, so they agree with predictions.json whatever it is."""
+    from spanbert.qa.decoding import Candidate, Prediction
+    from spanbert.qa.run import evaluate_predictions
+    from spanbert.qa.scoring import SquadGold, GoldQuestion
+
+    span = Candidate("Paris", 0, 5, 1.0, 1.0)
+    p = Prediction("q", "Paris", 0, 5, 2.0, 3.5, 1.5, [span], span)  # null odds 1.5
+    gold = SquadGold((GoldQuestion("q", ("Paris",)),))
+    metrics, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=2.0)
+    assert metrics["f1"] == 100.0  # answered, since 1.5 <= 2.0
+    metrics, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=1.0)
+    assert metrics["f1"] == 0.0

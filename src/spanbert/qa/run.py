@@ -50,9 +50,10 @@ def _gold(source: str | os.PathLike, examples: list[QAExample]) -> SquadGold:
     return SquadGold(tuple(GoldQuestion(ex.id, tuple(a.text for a in ex.answers), ex.is_impossible) for ex in examples), source=str(source))
 
 
-def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version: str,
-                         fit_threshold: bool) -> tuple[dict[str, float], float | None]:
-    """Official metrics of ``predictions``; for SQuAD 2.0 optionally with a fitted null threshold."""
+def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version: str, fit_threshold: bool,
+                         null_threshold: float = 0.0) -> tuple[dict[str, float], float | None]:
+    """Official metrics of ``predictions``; for SQuAD 2.0 with ``null_threshold`` or, with
+    ``fit_threshold``, the threshold that maximises F1 here (returned)."""
     if version == "1.1":
         return squad_v1_metrics(gold, {p.id: p.text for p in predictions}), None
     odds = {p.id: float(p.null_odds) for p in predictions}
@@ -60,10 +61,11 @@ def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version
     if fit_threshold:
         spans = apply_null_threshold(predictions, float("inf"))  # best non-null answer everywhere
         threshold, _ = fit_null_threshold(gold, spans, odds)
-        answers = apply_null_threshold(predictions, threshold)
-    else:
-        answers = {p.id: p.text for p in predictions}
-    return squad_v2_metrics(gold, answers, odds), threshold
+    used = threshold if threshold is not None else null_threshold
+    answers = apply_null_threshold(predictions, used)
+    # The official script also forces "no answer" where na_prob > na_prob_thresh (default 1.0);
+    # scoring with our own threshold keeps exact/f1 equal to what predictions.json says.
+    return squad_v2_metrics(gold, answers, odds, na_prob_thresh=used), threshold
 
 
 def write_prediction_files(output_dir: Path, predictions: list[Prediction], answers: dict[str, str], with_null: bool) -> None:
@@ -95,7 +97,7 @@ def evaluate_qa(
     predictions = list(predict_examples(model, tokenizer, examples, settings, batch_size=batch_size,
                                         precision=precision, progress=progress))
     seconds = time.perf_counter() - start
-    metrics, threshold = evaluate_predictions(predictions, gold, version, fit_threshold)
+    metrics, threshold = evaluate_predictions(predictions, gold, version, fit_threshold, settings.decoding.null_threshold)
     answers = apply_null_threshold(predictions, threshold if threshold is not None else settings.decoding.null_threshold) \
         if version == "2.0" else {p.id: p.text for p in predictions}
     out = None
