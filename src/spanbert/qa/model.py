@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import CheckpointError
+from ..task_model import load_task_model
 from .decoding import DecodeConfig
 from .features import WindowConfig
 
@@ -45,15 +46,6 @@ class QASettings:
             raise CheckpointError(f"{source}: malformed QA settings ({e})") from None
 
 
-def _bert_config_from_spanbert(path: Path):
-    """A plain ``BertConfig`` from a SpanBERT pre-training config (drops the SBO fields)."""
-    from transformers import BertConfig
-
-    data = json.loads((path / "config.json").read_text())
-    keep = {k: v for k, v in data.items() if not k.startswith("sbo_") and k not in ("model_type", "architectures", "auto_map")}
-    return BertConfig.from_dict(keep)
-
-
 def load_qa_model(path: str | os.PathLike, dtype=None):
     """A ``(model, tokenizer)`` pair for QA from any BERT-family folder (or hub id).
 
@@ -61,36 +53,9 @@ def load_qa_model(path: str | os.PathLike, dtype=None):
     heads are dropped); other checkpoints load through ``AutoModelForQuestionAnswering``, a
     new QA head being created where the checkpoint has none.
     """
-    import transformers
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering, BertForQuestionAnswering
 
-    from ..tokenizer import load_tokenizer
-
-    local = Path(path)
-    if local.exists() and not (local / "config.json").is_file():
-        raise CheckpointError(f"{local}: no config.json (not a model folder)")
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "newly initialized qa_outputs" is expected here
-    try:
-        config = None
-        if local.is_dir():
-            model_type = json.loads((local / "config.json").read_text()).get("model_type")
-            if model_type == "spanbert":
-                config = _bert_config_from_spanbert(local)
-        if config is not None:
-            model = transformers.BertForQuestionAnswering.from_pretrained(str(path), config=config, **kwargs)
-        else:
-            model = AutoModelForQuestionAnswering.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot load a QA model ({str(e).splitlines()[0]})") from None
-    finally:
-        transformers.logging.set_verbosity(level)
-    try:
-        tokenizer = load_tokenizer(str(path))
-    except Exception:  # noqa: BLE001 - fall back to the generic loader for non-WordPiece models
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    return model, tokenizer
+    return load_task_model(path, AutoModelForQuestionAnswering, BertForQuestionAnswering, "QA", dtype=dtype)
 
 
 def load_settings(path: str | os.PathLike) -> QASettings:
