@@ -142,7 +142,7 @@ def test_squad2_metrics_follow_the_threshold_even_above_one():
     span = Candidate("Paris", 0, 5, 1.0, 1.0)
     p = Prediction("q", "Paris", 0, 5, 2.0, 3.5, 1.5, [span], span)  # null odds 1.5
     gold = SquadGold((GoldQuestion("q", ("Paris",)),))
-    metrics, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=2.0)
+    metrics, _, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=2.0)
     assert metrics["f1"] == 100.0  # answered, since 1.5 <= 2.0
-    metrics, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=1.0)
+    metrics, _, _ = evaluate_predictions([p], gold, "2.0", fit_threshold=False, null_threshold=1.0)
     assert metrics["f1"] == 0.0

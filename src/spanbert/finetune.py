@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .errors import ConfigError
-from .train import _allow_new_precision, resolve_precision
+from .train import _allow_new_precision, adamw, resolve_precision
 
 logger = logging.getLogger(__name__)
 FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "items_per_s", "elapsed_s"]
@@ -91,17 +91,6 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoc
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def build_finetune_optimizer(model: torch.nn.Module, args: FinetuneArguments) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = next(model.parameters()).device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=args.lr, fused=fused)
-
-
 def finetune(
     model: torch.nn.Module,
     lengths: Sequence[int] | np.ndarray,
@@ -142,7 +131,7 @@ def finetune(
     if device.type == "cpu" and args.hashed_dropout:
         use_hashed_dropout(model)
     model.train()
-    opt = build_finetune_optimizer(model, args)
+    opt = adamw(((n, p) for n, p in model.named_parameters() if p.requires_grad), args.lr, args.weight_decay)
     scheduler = get_linear_schedule_with_warmup(opt, warmup, max_steps)
     ddp_model, opt = accelerator.prepare(model, opt)
 
@@ -202,4 +191,4 @@ def finetune(
     return FinetuneResult(step, step / steps_per_epoch, time.perf_counter() - start, last_loss, stopped and step < max_steps, metrics_path)
 
 
-__all__ = ["FinetuneArguments", "FinetuneResult", "finetune", "length_grouped_batches", "build_finetune_optimizer"]
+__all__ = ["FinetuneArguments", "FinetuneResult", "finetune", "length_grouped_batches"]

@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -218,16 +218,24 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
 # -- optimizer ----------------------------------------------------------------------------------
 
 
-def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (not biases, LayerNorms, SBO positions' norms)."""
+def adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float,
+          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only: biases and LayerNorm weights (all 1-D) get none.
+
+    Fused where the parameters live on CPU or CUDA. Shared by pre-training and fine-tuning.
+    """
     decay, no_decay = [], []
-    for name, p in model.trainable_parameters():
-        (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = next(model.parameters()).device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(
-        groups, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_eps, fused=fused
-    )
+    for _, p in named_parameters:
+        (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    params = decay + no_decay
+    fused = bool(params) and params[0].device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
+
+
+def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:
+    """:func:`adamw` over the parameters pre-training updates (all but the unused pooler)."""
+    return adamw(model.trainable_parameters(), args.lr, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_eps)
 
 
 # -- checkpoints ----------------------------------------------------------------------------------

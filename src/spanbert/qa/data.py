@@ -224,9 +224,19 @@ def read_qa(source: str | Path, split: str = "validation") -> tuple[list[QAExamp
         elif path.name.endswith((".jsonl", ".jsonl.gz")):
             examples = list(_examples_from_mrqa(path, report))
         else:
-            examples = list(_examples_from_squad(load_json_file(path), text, report))
+            return examples_from_squad(load_json_file(path), text)
+    return _checked(examples, report)
+
+
+def examples_from_squad(data: Any, source: str = "data") -> tuple[list[QAExample], ReadReport]:
+    """Examples from an already parsed SQuAD JSON object (``source`` names it in messages)."""
+    report = ReadReport(source)
+    return _checked(list(_examples_from_squad(data, source, report)), report)
+
+
+def _checked(examples: list[QAExample], report: ReadReport) -> tuple[list[QAExample], ReadReport]:
     if not examples:
-        raise QADataError(f"{text}: no questions")
+        raise QADataError(f"{report.source}: no questions")
     if report.bad_offsets:
         logger.warning(report.summary())
     return examples, report

@@ -19,7 +19,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import FinetuneArguments, finetune
-from .data import QAExample, read_qa
+from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
 from .features import WindowConfig, build_features, collate_windows
 from .inference import predict_examples
@@ -39,23 +39,29 @@ class EvaluationResult:
     output_dir: Path | None
 
 
-def _gold(source: str | os.PathLike, examples: list[QAExample]) -> SquadGold:
-    """Gold answers as the official scripts read them: from the file itself when it is SQuAD JSON
-    (answers whose offsets we dropped still count as gold text), else from the examples."""
+def read_with_gold(source: str | os.PathLike) -> tuple[list[QAExample], SquadGold]:
+    """Examples and the gold answers as the official scripts read them, from one parse of the file.
+
+    For a SQuAD JSON file the gold comes from the file itself (answers whose offsets we dropped
+    still count as gold text); for other sources, from the examples.
+    """
     path = Path(source)
     if path.is_file() and not path.name.endswith((".jsonl", ".jsonl.gz")):
-        from .data import load_json_file
-
-        return gold_answers_from_squad(load_json_file(path), source=str(path))
-    return SquadGold(tuple(GoldQuestion(ex.id, tuple(a.text for a in ex.answers), ex.is_impossible) for ex in examples), source=str(source))
+        data = load_json_file(path)
+        examples, _ = examples_from_squad(data, str(path))
+        return examples, gold_answers_from_squad(data, source=str(path))
+    examples, _ = read_qa(source)
+    gold = SquadGold(tuple(GoldQuestion(ex.id, tuple(a.text for a in ex.answers), ex.is_impossible) for ex in examples), source=str(source))
+    return examples, gold
 
 
 def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version: str, fit_threshold: bool,
-                         null_threshold: float = 0.0) -> tuple[dict[str, float], float | None]:
-    """Official metrics of ``predictions``; for SQuAD 2.0 with ``null_threshold`` or, with
-    ``fit_threshold``, the threshold that maximises F1 here (returned)."""
+                         null_threshold: float = 0.0) -> tuple[dict[str, float], float | None, dict[str, str]]:
+    """Official metrics of ``predictions`` and the final answers; for SQuAD 2.0 with
+    ``null_threshold`` or, with ``fit_threshold``, the threshold that maximises F1 here (returned)."""
     if version == "1.1":
-        return squad_v1_metrics(gold, {p.id: p.text for p in predictions}), None
+        answers = {p.id: p.text for p in predictions}
+        return squad_v1_metrics(gold, answers), None, answers
     odds = {p.id: float(p.null_odds) for p in predictions}
     threshold = None
     if fit_threshold:
@@ -65,7 +71,7 @@ def evaluate_predictions(predictions: list[Prediction], gold: SquadGold, version
     answers = apply_null_threshold(predictions, used)
     # The official script also forces "no answer" where na_prob > na_prob_thresh (default 1.0);
     # scoring with our own threshold keeps exact/f1 equal to what predictions.json says.
-    return squad_v2_metrics(gold, answers, odds, na_prob_thresh=used), threshold
+    return squad_v2_metrics(gold, answers, odds, na_prob_thresh=used), threshold, answers
 
 
 def write_prediction_files(output_dir: Path, predictions: list[Prediction], answers: dict[str, str], with_null: bool) -> None:
@@ -83,11 +89,9 @@ def evaluate_qa(
     max_questions: int | None = None,
 ) -> EvaluationResult:
     """Answer every question of ``source`` and score the answers with the official semantics."""
-    examples, report = read_qa(source)
+    examples, gold = read_with_gold(source)
     if max_questions:
         examples = examples[:max_questions]
-    gold = _gold(source, examples)
-    if max_questions:
         keep = {ex.id for ex in examples}
         gold = SquadGold(tuple(q for q in gold.questions if q.qid in keep), gold.version, gold.source)
     version = "2.0" if settings.squad_version == "2.0" or any(ex.is_impossible for ex in examples) else "1.1"
@@ -97,16 +101,15 @@ def evaluate_qa(
     predictions = list(predict_examples(model, tokenizer, examples, settings, batch_size=batch_size,
                                         precision=precision, progress=progress))
     seconds = time.perf_counter() - start
-    metrics, threshold = evaluate_predictions(predictions, gold, version, fit_threshold, settings.decoding.null_threshold)
-    answers = apply_null_threshold(predictions, threshold if threshold is not None else settings.decoding.null_threshold) \
-        if version == "2.0" else {p.id: p.text for p in predictions}
+    metrics, threshold, answers = evaluate_predictions(predictions, gold, version, fit_threshold,
+                                                       settings.decoding.null_threshold)
+    used = None if version == "1.1" else (threshold if threshold is not None else settings.decoding.null_threshold)
     out = None
     if output_dir is not None:
         out = Path(output_dir)
         write_prediction_files(out, predictions, answers, version == "2.0")
         summary = {"data": str(source), "squad_version": version, "questions": len(examples), "seconds": round(seconds, 1),
-                   "null_threshold": threshold if threshold is not None else (settings.decoding.null_threshold if version == "2.0" else None),
-                   "metrics": metrics}
+                   "null_threshold": used, "metrics": metrics}
         atomic_write_json(out / "metrics.json", summary)
     return EvaluationResult(metrics, version, threshold, len(examples), seconds, out)
 
