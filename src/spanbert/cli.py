@@ -215,14 +215,17 @@ def demo(
     run_demo(output, minutes=minutes, steps=steps, preset=preset, seed=seed)
 
 
-def _register_task_commands() -> None:
-    """Each task's commands live in its own package; they are attached to the groups here."""
-    from .qa import cli as qa_cli
+TASK_PACKAGES = ("qa", "classify")
 
-    for group, fn in ((finetune_app, qa_cli.finetune_qa_command), (evaluate_app, qa_cli.evaluate_qa_command),
-                      (predict_app, qa_cli.predict_qa_command)):
-        group.command("qa")(_quiet(fn))
-    score_app.command("squad")(_quiet(qa_cli.score_squad_command))
+
+def _register_task_commands() -> None:
+    """Each task's commands live in its own package (``spanbert.<task>.cli``), whose
+    ``register(groups, wrap)`` attaches them to the finetune/evaluate/predict/score groups."""
+    import importlib
+
+    groups = {"finetune": finetune_app, "evaluate": evaluate_app, "predict": predict_app, "score": score_app}
+    for name in TASK_PACKAGES:
+        importlib.import_module(f"spanbert.{name}.cli").register(groups, _quiet)
 
 
 def _quiet(fn):

@@ -155,3 +155,11 @@ def score_squad_command(
     typer.echo(json.dumps(result.metrics, indent=2))
     if output is not None:
         atomic_write_json(output, result.metrics)
+
+
+def register(groups: dict[str, typer.Typer], wrap) -> None:
+    """Attach ``finetune/evaluate/predict qa`` and ``score squad`` to the CLI groups."""
+    groups["finetune"].command("qa")(wrap(finetune_qa_command))
+    groups["evaluate"].command("qa")(wrap(evaluate_qa_command))
+    groups["predict"].command("qa")(wrap(predict_qa_command))
+    groups["score"].command("squad")(wrap(score_squad_command))

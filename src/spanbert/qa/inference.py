@@ -10,7 +10,6 @@ time, so memory is bounded by the chunk, not by the number of questions or the d
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator, Sequence
 
@@ -19,20 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..task_model import inference_autocast
 from .data import QAExample
 from .decoding import DecodeConfig, Prediction, decode_example
 from .features import QAFeatures, WindowConfig, collate_windows, iter_feature_chunks
 from .model import QASettings, load_qa_model, load_settings
-
-
-def _autocast(device: torch.device, precision: str):
-    from ..train import resolve_precision
-
-    precision = resolve_precision(precision)
-    if precision == "no":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def window_logits(
@@ -43,7 +33,7 @@ def window_logits(
     order = np.argsort(-feats.lengths(), kind="stable")  # similar lengths share a batch
     starts: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
     ends: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), inference_autocast(device, precision):
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size].tolist()
             batch = {k: v.to(device) for k, v in collate_windows(feats, idx, pad_token_id).items()}

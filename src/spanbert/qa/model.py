@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import CheckpointError
-from ..task_model import load_task_model
+from ..task_model import load_task_model, save_task_model
 from .decoding import DecodeConfig
 from .features import WindowConfig
 
@@ -72,15 +70,4 @@ def load_settings(path: str | os.PathLike) -> QASettings:
 
 def save_qa_model(output_dir: str | os.PathLike, model, tokenizer, settings: QASettings, card: str = "") -> Path:
     """Save weights, tokenizer and ``qa_settings.json``; each file is written whole, then renamed in."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".save.") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        for f in Path(tmp).iterdir():
-            if f.is_file():
-                os.replace(f, out / f.name)
-    atomic_write_json(out / SETTINGS_FILE, settings.to_json())
-    if card:
-        atomic_write_text(out / "README.md", card)
-    return out
+    return save_task_model(output_dir, model, tokenizer, {SETTINGS_FILE: settings.to_json()}, card)

@@ -19,6 +19,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import FinetuneArguments, finetune
+from ..task_model import model_card, set_dropout
 from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
 from .features import WindowConfig, build_features, collate_windows
@@ -138,10 +139,7 @@ def finetune_qa(
     torch.manual_seed(args.seed)  # the new QA head's initial weights: the same in every process and run
     model, tokenizer = load_qa_model(model_path)
     if dropout is not None:  # e.g. 0 for exact comparisons; the checkpoint's otherwise
-        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = dropout
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = dropout
+        set_dropout(model, dropout)
     feats = build_features(examples, tokenizer, windows, training=True)
     if len(feats) == 0:
         raise ConfigError(f"{train_source}: no usable training questions")
@@ -173,12 +171,10 @@ def finetune_qa(
 
 
 def _card(summary: dict) -> str:
-    lines = ["---", "library_name: transformers", "pipeline_tag: question-answering", "tags: [spanbert, extractive-qa]", "---", "",
-             "# Extractive QA model fine-tuned with the `spanbert` toolkit", "",
-             "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
-             "`spanbert predict qa --model dir` and `spanbert.qa.QuestionAnswerer(dir)` also apply the "
-             "windowing and null-threshold settings of `qa_settings.json`.", "", "```json", json.dumps(summary, indent=2), "```", ""]
-    return "\n".join(lines)
+    return model_card("Extractive QA model fine-tuned with the `spanbert` toolkit", "question-answering", ["extractive-qa"],
+                      "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
+                      "`spanbert predict qa --model dir` and `spanbert.qa.QuestionAnswerer(dir)` also apply the "
+                      "windowing and null-threshold settings of `qa_settings.json`.", summary)
 
 
 __all__ = ["finetune_qa", "evaluate_qa", "evaluate_predictions", "write_prediction_files", "EvaluationResult"]

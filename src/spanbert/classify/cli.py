@@ -1,0 +1,132 @@
+"""``spanbert finetune classify``, ``evaluate classify`` and ``predict classify``; :func:`register`
+attaches them to the CLI groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError
+
+TEXT_FIELD = typer.Option(help="Column holding the text.")
+LABEL_FIELD = typer.Option(help="Column holding the label.")
+PAIR_FIELD = typer.Option(help="Column of a second text (sentence-pair tasks).")
+
+
+def finetune_classify_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
+    train: Annotated[str, typer.Option(help="Training data: .tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT].")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
+    dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training.")] = None,
+    text_field: Annotated[str, TEXT_FIELD] = "sentence",
+    label_field: Annotated[str, LABEL_FIELD] = "label",
+    text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
+    epochs: Annotated[float, typer.Option()] = 2.0,
+    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
+    warmup_ratio: Annotated[float, typer.Option()] = 0.1,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 128,
+    window_overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive windows of a long text.")] = 32,
+    aggregation: Annotated[str, typer.Option(help="How window logits combine: mean, max or first.")] = "mean",
+    mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")] = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training rows.")] = None,
+    max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev rows.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."""
+    from ..finetune import FinetuneArguments
+    from .features import ClassifySettings
+    from .run import Fields, finetune_classify
+
+    summary = finetune_classify(
+        model, train, output, dev_source=dev, settings=ClassifySettings(max_seq_length, window_overlap, aggregation),
+        fields=Fields(text_field, label_field, text_pair_field),
+        args=FinetuneArguments(
+            output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
+            max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
+            time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
+        ),
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
+        dropout=dropout,
+    )
+    if "train" not in summary:  # not the main process of a multi-process run
+        return
+    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
+               f"final loss {summary['final_loss']:.4f}; labels {summary['labels']}")
+    if "dev_metrics" in summary:
+        typer.echo(f"dev ({summary['dev_examples']} examples): {json.dumps(summary['dev_metrics'])}")
+    typer.echo(f"model: {output}")
+
+
+def evaluate_classify_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
+    data: Annotated[str, typer.Option(help="Labelled data: .tsv/.csv, .jsonl(.gz), a saved dataset folder or hf:NAME.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.jsonl and metrics.json.")],
+    text_field: Annotated[str | None, typer.Option(help="Column holding the text (default: the one trained on).")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Column holding the label (default: the one trained on).")] = None,
+    text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    max_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N rows.")] = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."""
+    from .inference import SETTINGS_FILE, load_classifier, load_settings
+    from .run import Fields, evaluate_classify
+
+    saved = json.loads((model / SETTINGS_FILE).read_text()) if (model / SETTINGS_FILE).is_file() else {}
+    fields = Fields(text_field or saved.get("text_field", "sentence"), label_field or saved.get("label_field", "label"),
+                    text_pair_field or saved.get("text_pair_field"))
+    clf, tokenizer = load_classifier(model)
+    result = evaluate_classify(clf, tokenizer, data, load_settings(model), output, fields=fields, batch_size=batch_size,
+                               precision=precision, progress=progress, max_examples=max_examples,
+                               majority_label=saved.get("majority_label"))
+    typer.echo(f"{result.examples} examples in {result.seconds:.1f} s")
+    typer.echo(json.dumps({k: v for k, v in result.metrics.items() if k != "per_class"}, indent=2))
+    typer.echo(f"files: {output}")
+
+
+def predict_classify_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to classify; repeatable.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="A UTF-8 file with one text per line.")] = None,
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Classify texts given inline or one per line of a file (texts of any length)."""
+    from .inference import TextClassifier
+
+    texts = list(text or [])
+    if input_file is not None:
+        if not input_file.is_file():
+            raise ConfigError(f"{input_file}: no such file")
+        try:
+            lines = input_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{input_file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        texts += [line for line in lines if line.strip()]
+    if not texts:
+        raise ConfigError("--text / --input: nothing to classify")
+    for i, t in enumerate(texts):
+        if not t.strip():
+            raise ConfigError(f"--text {i + 1}: empty text")
+    for t, p in zip(texts, TextClassifier(model, precision=precision).classify(texts)):
+        if as_json:
+            typer.echo(json.dumps({"text": t, "label": p.label, "score": round(p.score, 6),
+                                   "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()}}, ensure_ascii=False))
+        else:
+            typer.echo(f"{p.label}\t{p.score:.3f}\t{t if len(t) <= 80 else t[:77] + '...'}")
+
+
+def register(groups: dict[str, typer.Typer], wrap) -> None:
+    """Attach ``finetune/evaluate/predict classify`` to the CLI groups."""
+    groups["finetune"].command("classify")(wrap(finetune_classify_command))
+    groups["evaluate"].command("classify")(wrap(evaluate_classify_command))
+    groups["predict"].command("classify")(wrap(predict_classify_command))
