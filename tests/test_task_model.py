@@ -55,3 +55,56 @@ def test_not_a_model_folder(tmp_path):
 
     with pytest.raises(CheckpointError, match="no config.json"):
         load_task_model(tmp_path, transformers.AutoModelForQuestionAnswering, transformers.BertForQuestionAnswering, "QA")
+
+
+def test_missing_folder_is_one_line(tmp_path):
+    import transformers
+
+    with pytest.raises(CheckpointError, match="no such model folder"):
+        load_task_model(tmp_path / "absent", transformers.AutoModelForSequenceClassification,
+                        transformers.BertForSequenceClassification, "classification")
+
+
+def test_custom_head_takes_the_encoder_then_reloads_as_itself(spanbert_dir, tmp_path):
+    """load_head_model: a new head on a SpanBERT encoder (weights equal, head fresh), saved with
+    its own model_type and reloaded as-is."""
+    from transformers import BertConfig, BertModel, BertPreTrainedModel
+
+    from spanbert.task_model import load_head_model, save_task_model
+
+    class ToyHeadConfig(BertConfig):
+        model_type = "toy_head_for_tests"
+
+        def __init__(self, toy_width: int = 3, **kwargs):
+            super().__init__(**kwargs)
+            self.toy_width = toy_width
+
+    class ToyHead(BertPreTrainedModel):
+        config_class = ToyHeadConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.head = torch.nn.Linear(config.hidden_size, config.toy_width)
+            self.post_init()
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            return self.head(self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state)
+
+    path, pretrained = spanbert_dir
+    torch.manual_seed(0)
+    model, tok = load_head_model(path, ToyHead, "toy", toy_width=5)
+    assert model.config.model_type == "toy_head_for_tests" and model.head.out_features == 5
+    theirs = pretrained.bert.state_dict()
+    for name, tensor in model.bert.state_dict().items():
+        assert torch.equal(tensor, theirs[name]), name
+    save_task_model(tmp_path, model, tok, {"toy_settings.json": {"a": 1}}, card="# toy\n")
+    assert json.loads((tmp_path / "toy_settings.json").read_text()) == {"a": 1} and (tmp_path / "README.md").is_file()
+    assert not list(tmp_path.glob(".save.*"))
+    again, _ = load_head_model(tmp_path, ToyHead, "toy")
+    batch = tok("a short text", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model.eval()(**batch), again.eval()(**batch))
+    with pytest.raises(CheckpointError, match="needs a BERT encoder"):
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+        load_head_model(tmp_path, ToyHead, "toy")

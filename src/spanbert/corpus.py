@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from spanbert.errors import ConfigError, CorpusError, SpanBertError, TokenizerError
+from spanbert.sources import load_hub_dataset, load_saved_dataset
 from spanbert.words import batch_word_starts
 
 __all__ = [
@@ -302,14 +303,7 @@ def _from_hub(
     spec: str, *, text_field: str, streaming: bool, split: str, cache_dir: str | None
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Load ``hf:NAME[:CONFIG]`` with ``datasets.load_dataset`` (needs the network or a warm cache)."""
-    name, _, config = spec.removeprefix("hf:").partition(":")
-    if not name:
-        raise ConfigError(f"{spec!r}: expected hf:NAME or hf:NAME:CONFIG")
-    try:
-        ds = datasets.load_dataset(name, config or None, split=split, streaming=streaming, cache_dir=cache_dir)
-    except Exception as err:  # datasets raises many types (network, missing config, bad split)
-        reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise CorpusError(f"{spec}: cannot load the dataset (split {split!r}): {reason}") from err
+    ds = load_hub_dataset(spec, split, streaming=streaming, cache_dir=cache_dir)
     return _text_column(ds, text_field, spec)
 
 
@@ -317,16 +311,7 @@ def _from_disk(
     path: Path, *, text_field: str, streaming: bool, split: str
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Load a directory saved with ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``)."""
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as err:  # a damaged or foreign directory: missing shards, bad JSON, ...
-        reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise CorpusError(f"{path}: cannot load the saved dataset: {reason}") from err
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise CorpusError(f"{path}: no split {split!r} (splits: {', '.join(ds)})")
-        ds = ds[split]
-    ds = _text_column(ds, text_field, str(path))
+    ds = _text_column(load_saved_dataset(path, split), text_field, str(path))
     return ds.to_iterable_dataset() if streaming else ds
 
 

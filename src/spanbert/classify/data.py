@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..sources import load_dataset_source
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,13 @@ def _load(source: str) -> tuple[object, int]:
     """A ``datasets.Dataset`` of ``source`` and the file line of its first row."""
     import datasets
 
-    if source.startswith("hf:"):
-        name, _, split = source[3:].partition("@")
-        name, _, config = name.partition(":")
-        try:
-            return datasets.load_dataset(name, config or None, split=split or "train"), 0
-        except Exception as e:  # noqa: BLE001 - hub/network errors of every kind become one line
-            raise CorpusError(f"{source}: cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    spec, _, split = source.partition("@") if source.startswith("hf:") else (source, "", "")
+    ds = load_dataset_source(spec, split or "train")
+    if ds is not None:
+        return ds, 0
     path = Path(source)
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
-    if path.is_dir():
-        try:
-            data = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as e:
-            raise CorpusError(f"{path}: not a saved dataset folder ({str(e).splitlines()[0]})") from None
-        if isinstance(data, datasets.DatasetDict):
-            raise CorpusError(f"{path}: a DatasetDict; give one split's folder ({', '.join(data)})")
-        return data, 0
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     suffix = Path(name).suffix.lower()
     try:

@@ -8,7 +8,6 @@ silently (a wrong offset would teach the model a wrong span).
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpanBertError
+from ..sources import iter_jsonl, load_dataset_source, open_text
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +91,13 @@ def _check_answers(qid: str, context: str, pairs: Iterable[tuple[str, int]], rep
     return tuple(kept)
 
 
-def _open_text(path: Path):
-    if not path.is_file():
-        raise QADataError(f"{path}: no such file")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def load_json_file(path: str | Path) -> Any:
     """Parse a JSON or JSON.gz file; a syntax error names the file, line and column."""
     path = Path(path)
+    if not path.is_file():
+        raise QADataError(f"{path}: no such file")
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise QADataError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
@@ -143,31 +139,24 @@ def _examples_from_squad(data: Any, source: str, report: ReadReport) -> Iterator
 
 def _examples_from_mrqa(path: Path, report: ReadReport) -> Iterator[QAExample]:
     """MRQA shared-task JSONL: a header line, then one context per line with its questions."""
-    with _open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise QADataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if "header" in row:
-                continue
-            context = row.get("context")
-            if not isinstance(context, str) or not isinstance(row.get("qas"), list):
-                raise QADataError(f"{path}:{n}: needs a 'context' string and a 'qas' list")
-            for qa in row["qas"]:
-                qid = str(qa.get("qid", qa.get("id", "")))
-                if not qid or not isinstance(qa.get("question"), str):
-                    raise QADataError(f"{path}:{n}: a question has no 'qid' or 'question'")
-                report.questions += 1
-                # char_spans are inclusive [start, end]; the text is what the span covers
-                # (text, start) is then checked like a SQuAD answer
-                pairs = [(d.get("text", ""), span[0]) for d in qa.get("detected_answers", []) for span in d.get("char_spans", [])]
-                kept = _check_answers(qid, context, pairs, report)
-                if not kept:
-                    report.without_valid_answer += 1
-                yield QAExample(qid, qa["question"], context, kept, False, "")
+    for n, row in iter_jsonl(path, QADataError):
+        if "header" in row:
+            continue
+        context = row.get("context")
+        if not isinstance(context, str) or not isinstance(row.get("qas"), list):
+            raise QADataError(f"{path}:{n}: needs a 'context' string and a 'qas' list")
+        for qa in row["qas"]:
+            qid = str(qa.get("qid", qa.get("id", "")))
+            if not qid or not isinstance(qa.get("question"), str):
+                raise QADataError(f"{path}:{n}: a question has no 'qid' or 'question'")
+            report.questions += 1
+            # char_spans are inclusive [start, end]; the text is what the span covers
+            # (text, start) is then checked like a SQuAD answer
+            pairs = [(d.get("text", ""), span[0]) for d in qa.get("detected_answers", []) for span in d.get("char_spans", [])]
+            kept = _check_answers(qid, context, pairs, report)
+            if not kept:
+                report.without_valid_answer += 1
+            yield QAExample(qid, qa["question"], context, kept, False, "")
 
 
 def _examples_from_rows(rows: Iterable[dict], source: str, report: ReadReport) -> Iterator[QAExample]:
@@ -198,30 +187,12 @@ def read_qa(source: str | Path, split: str = "validation") -> tuple[list[QAExamp
     """
     text = str(source)
     report = ReadReport(text)
-    if text.startswith("hf:"):
-        import datasets
-
-        name, _, config = text[3:].partition(":")
-        try:
-            ds = datasets.load_dataset(name, config or None, split=split)
-        except Exception as e:  # noqa: BLE001 - any loading failure is the user's source
-            raise QADataError(f"{text}: cannot load ({e})") from None
+    ds = load_dataset_source(source, split, QADataError)
+    if ds is not None:
         examples = list(_examples_from_rows(ds, text, report))
     else:
         path = Path(source)
-        if path.is_dir():
-            import datasets
-
-            try:
-                ds = datasets.load_from_disk(str(path))
-            except Exception as e:  # noqa: BLE001
-                raise QADataError(f"{path}: not a saved dataset ({e})") from None
-            if isinstance(ds, datasets.DatasetDict):
-                if split not in ds:
-                    raise QADataError(f"{path}: no split {split!r} (has {', '.join(ds)})")
-                ds = ds[split]
-            examples = list(_examples_from_rows(ds, text, report))
-        elif path.name.endswith((".jsonl", ".jsonl.gz")):
+        if path.name.endswith((".jsonl", ".jsonl.gz")):
             examples = list(_examples_from_mrqa(path, report))
         else:
             return examples_from_squad(load_json_file(path), text)
