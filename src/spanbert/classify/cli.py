@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError
+from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+                        TimeBudget, WarmupRatio, finetune_arguments, texts_to_predict)
 
 TEXT_FIELD = typer.Option(help="Column holding the text.")
 LABEL_FIELD = typer.Option(help="Column holding the label.")
@@ -24,35 +25,32 @@ def finetune_classify_command(
     text_field: Annotated[str, TEXT_FIELD] = "sentence",
     label_field: Annotated[str, LABEL_FIELD] = "label",
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
-    epochs: Annotated[float, typer.Option()] = 2.0,
-    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
-    warmup_ratio: Annotated[float, typer.Option()] = 0.1,
-    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    epochs: Epochs = 2.0,
+    batch_size: BatchSize = 32,
+    lr: LearningRate = 5e-5,
+    warmup_ratio: WarmupRatio = 0.1,
+    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 128,
     window_overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive windows of a long text.")] = 32,
     aggregation: Annotated[str, typer.Option(help="How window logits combine: mean, max or first.")] = "mean",
-    mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")] = "auto",
-    seed: Annotated[int, typer.Option()] = 42,
-    dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")] = None,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    mixed_precision: MixedPrecision = "auto",
+    seed: Seed = 42,
+    dropout: Dropout = None,
+    time_budget: TimeBudget = None,
     max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training rows.")] = None,
     max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev rows.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."""
-    from ..finetune import FinetuneArguments
     from .features import ClassifySettings
     from .run import Fields, finetune_classify
 
     summary = finetune_classify(
         model, train, output, dev_source=dev, settings=ClassifySettings(max_seq_length, window_overlap, aggregation),
         fields=Fields(text_field, label_field, text_pair_field),
-        args=FinetuneArguments(
-            output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-            max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
-            time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
-        ),
+        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
+                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
+                                progress=progress),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
         dropout=dropout,
     )
@@ -73,7 +71,7 @@ def evaluate_classify_command(
     label_field: Annotated[str | None, typer.Option(help="Column holding the label (default: the one trained on).")] = None,
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    precision: Precision = "auto",
     max_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N rows.")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -97,26 +95,13 @@ def predict_classify_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to classify; repeatable.")] = None,
     input_file: Annotated[Path | None, typer.Option("--input", help="A UTF-8 file with one text per line.")] = None,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    precision: Precision = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Classify texts given inline or one per line of a file (texts of any length)."""
     from .inference import TextClassifier
 
-    texts = list(text or [])
-    if input_file is not None:
-        if not input_file.is_file():
-            raise ConfigError(f"{input_file}: no such file")
-        try:
-            lines = input_file.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{input_file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        texts += [line for line in lines if line.strip()]
-    if not texts:
-        raise ConfigError("--text / --input: nothing to classify")
-    for i, t in enumerate(texts):
-        if not t.strip():
-            raise ConfigError(f"--text {i + 1}: empty text")
+    texts = texts_to_predict(text, input_file)
     for t, p in zip(texts, TextClassifier(model, precision=precision).classify(texts)):
         if as_json:
             typer.echo(json.dumps({"text": t, "label": p.label, "score": round(p.score, 6),

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
+from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+                        TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
 
 
 def _windows(max_seq_length: int, max_question_tokens: int, window_overlap: int):
@@ -25,37 +27,34 @@ def finetune_qa_command(
     train: Annotated[str, typer.Option(help="Training data: SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
     dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training (SQuAD 2.0: the null threshold is fitted on it).")] = None,
-    epochs: Annotated[float, typer.Option()] = 2.0,
-    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
-    warmup_ratio: Annotated[float, typer.Option()] = 0.1,
-    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    epochs: Epochs = 2.0,
+    batch_size: BatchSize = 32,
+    lr: LearningRate = 5e-5,
+    warmup_ratio: WarmupRatio = 0.1,
+    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 384,
     max_question_tokens: Annotated[int, typer.Option(help="Questions are truncated to this many tokens.")] = 64,
     window_overlap: Annotated[int, typer.Option(help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
     max_answer_tokens: Annotated[int, typer.Option()] = 30,
     n_best: Annotated[int, typer.Option(help="Start and end candidates per window.")] = 20,
-    mixed_precision: Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")] = "auto",
-    seed: Annotated[int, typer.Option()] = 42,
-    dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")] = None,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    mixed_precision: MixedPrecision = "auto",
+    seed: Seed = 42,
+    dropout: Dropout = None,
+    time_budget: TimeBudget = None,
     max_train_questions: Annotated[int | None, typer.Option(help="Use only the first N training questions.")] = None,
     max_dev_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N dev questions.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
-    from ..finetune import FinetuneArguments
     from .decoding import DecodeConfig
     from .run import finetune_qa
 
     summary = finetune_qa(
         model, train, output, dev_source=dev, windows=_windows(max_seq_length, max_question_tokens, window_overlap),
         decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens),
-        args=FinetuneArguments(
-            output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-            max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
-            time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
-        ),
+        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
+                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
+                                progress=progress),
         max_train_questions=max_train_questions, max_dev_questions=max_dev_questions, eval_precision=mixed_precision,
         dropout=dropout,
     )
@@ -76,7 +75,7 @@ def evaluate_qa_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json, nbest_predictions.json, null_odds.json, metrics.json.")],
     fit_threshold: Annotated[bool, typer.Option(help="SQuAD 2.0: fit the null threshold on this data for best F1 (and report with it).")] = False,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 32,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    precision: Precision = "auto",
     max_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -100,7 +99,7 @@ def predict_qa_command(
     context: Annotated[str | None, typer.Option(help="The text to answer from.")] = None,
     context_file: Annotated[Path | None, typer.Option(help="Read the context from this UTF-8 text file (any length).")] = None,
     top_k: Annotated[int, typer.Option(help="Answers shown per question.")] = 1,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "auto",
+    precision: Precision = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer questions about a text given inline or as a file."""
@@ -109,12 +108,7 @@ def predict_qa_command(
     if (context is None) == (context_file is None):
         raise ConfigError("--context / --context-file: give exactly one")
     if context_file is not None:
-        if not context_file.is_file():
-            raise ConfigError(f"{context_file}: no such file")
-        try:
-            context = context_file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{context_file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        context = read_text_file(context_file)
     if not context.strip():
         raise ConfigError(f"{context_file or '--context'}: the context is empty")
     for q in question:
