@@ -7,7 +7,6 @@ SQuAD 2.0 it can fit the null threshold that maximises F1 on the data it evaluat
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
