@@ -75,13 +75,15 @@ class FinetuneResult:
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50) -> list[np.ndarray]:
-    """One epoch of batches of item indices with similar lengths; the last partial batch is dropped.
+    """One epoch of batches of item indices with similar lengths; ``len % batch_size`` items,
+    drawn at random each epoch, are left out so every batch is full.
 
     Items are shuffled, cut into groups of ``group * batch_size``, sorted by length inside each
     group and cut into batches; the batch order is shuffled again. Depends on (seed, epoch) only.
     """
     rng = np.random.default_rng([seed, epoch, 0xF1])
     order = rng.permutation(len(lengths))
+    order = order[: len(order) - len(order) % batch_size]  # the items left out differ every epoch
     batches = []
     size = group * batch_size
     for g in range(0, len(order), size):
