@@ -10,7 +10,6 @@ probability, and the probability of every label of the model.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -20,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..task_model import inference_autocast
 from .data import RelationExample, example_from_tacred, parse_marked_sentence
 from .features import collate, encode_examples
 from .model import load_relation_model, scheme_of
@@ -31,15 +31,6 @@ class RelationPrediction(NamedTuple):
     label: str
     score: float
     probabilities: dict[str, float]
-
-
-def _autocast(device: torch.device, precision: str):
-    from ..train import resolve_precision
-
-    precision = resolve_precision(precision)
-    if precision == "no":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def relation_logits(model, tokenizer, examples: Sequence[RelationExample], *, batch_size: int = 64,
@@ -58,7 +49,7 @@ def relation_logits(model, tokenizer, examples: Sequence[RelationExample], *, ba
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = np.argsort(-feats.lengths(), kind="stable")
     bar = tqdm(total=len(feats), disable=not progress, desc="classify", unit="ex", dynamic_ncols=True)
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), inference_autocast(device, precision):
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size].tolist()
             batch = {k: v.to(device) for k, v in collate(feats, idx, pad).items()}

@@ -10,7 +10,6 @@ stays small), so memory is bounded by the chunk, not by the number of documents.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -22,20 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
+from ..task_model import inference_autocast
 from .data import split_sentences
 from .decoding import Budget, join_summary, select_sentences
 from .features import collate_documents, encode_document
 
 SETTINGS_FILE = "summarize_settings.json"
-
-
-def _autocast(device: torch.device, precision: str):
-    from ..train import resolve_precision
-
-    precision = resolve_precision(precision)
-    if precision == "no":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def iter_sentence_scores(model, tokenizer, documents: Sequence[Sequence[str]], *, batch_size: int = 8,
@@ -50,7 +41,7 @@ def iter_sentence_scores(model, tokenizer, documents: Sequence[Sequence[str]], *
         feats = [encode_document(doc, tokenizer, seg_len) for doc in documents[first : first + chunk_size]]
         scores: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
         order = np.argsort([-f.num_tokens for f in feats], kind="stable")
-        with torch.inference_mode(), _autocast(device, precision):
+        with torch.inference_mode(), inference_autocast(device, precision):
             for b in range(0, len(order), batch_size):
                 idx = order[b : b + batch_size].tolist()
                 batch = {k: v.to(device) for k, v in collate_documents([feats[i] for i in idx], pad).items()}
