@@ -121,3 +121,13 @@ def test_negative_sampling():
     assert np.array_equal(neg, again)
     with pytest.raises(ConfigError):
         sample_negative_spans(cands, gold, rng)
+
+
+def test_width_bucket_of_matches_the_tensor_version_and_builds_on_meta():
+    from spanbert.span_repr import width_bucket_of
+
+    widths = torch.arange(1, 300)
+    assert [width_bucket_of(w) for w in widths.tolist()] == width_bucket(widths, 1000).tolist()
+    with torch.device("meta"):  # how from_pretrained builds models: no .item() allowed
+        ext = EndpointSpanExtractor(8, width_embedding_dim=4, max_width=30, bucket_widths=True)
+    assert ext.num_widths == width_bucket_of(30) + 1 == 7

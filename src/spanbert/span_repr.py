@@ -41,6 +41,12 @@ def _inside(spans: torch.Tensor, seq_len: int) -> torch.Tensor:
     return (t >= spans[..., :1]) & (t <= spans[..., 1:])
 
 
+def width_bucket_of(width: int) -> int:
+    """:func:`width_bucket` of one width, in plain Python (no tensor: safe on the meta device)."""
+    w = max(int(width), 1)
+    return w - 1 if w <= 4 else int(math.floor(math.log2(w - 1))) + 2
+
+
 def width_bucket(width: torch.Tensor, num_buckets: int) -> torch.Tensor:
     """Widths 1..4 keep their own bucket (0..3), longer ones share log2-sized buckets, as in
     Lee et al.'s coreference model: 5-8 -> 4, 9-16 -> 5, ...; capped at ``num_buckets - 1``."""
@@ -74,7 +80,7 @@ class EndpointSpanExtractor(SpanExtractor):
         if unknown or not self.parts:
             raise ConfigError(f"combination: unknown part(s) {unknown or combination!r}; use {', '.join(COMBINATIONS)}")
         self.bucket_widths = bucket_widths
-        self.num_widths = (width_bucket(torch.tensor(max_width), 64).item() + 1) if bucket_widths else max_width
+        self.num_widths = width_bucket_of(max_width) + 1 if bucket_widths else max_width
         self.width_embedding = nn.Embedding(self.num_widths, width_embedding_dim) if width_embedding_dim > 0 else None
         self.output_dim = input_dim * len(self.parts) + max(width_embedding_dim, 0)
 
