@@ -112,6 +112,21 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
     return model, load_tokenizer(str(path))
 
 
+def read_settings(model_dir: str | os.PathLike, file_name: str) -> dict | None:
+    """The JSON object a task saved beside its model (``None`` when the file is absent); bad
+    JSON is a one-line :class:`CheckpointError` naming the file and line."""
+    file = Path(model_dir) / file_name
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: expected a JSON object")
+    return data
+
+
 def set_dropout(model: torch.nn.Module, p: float) -> None:
     """Set every dropout of ``model`` (and its config) to ``p``; e.g. 0 for exact comparisons."""
     config = getattr(model, "config", None)

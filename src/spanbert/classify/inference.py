@@ -9,7 +9,6 @@ all texts are batched together, sorted by length.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -20,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
-from ..task_model import inference_autocast, load_task_model
+from ..task_model import inference_autocast, load_task_model, read_settings
 from .features import ClassifySettings, Windows, aggregate_logits, build_windows, collate
 
 SETTINGS_FILE = "classify_settings.json"
@@ -51,16 +50,13 @@ def settings_to_json(settings: ClassifySettings, **extra) -> dict:
 
 def load_settings(path: str | os.PathLike) -> ClassifySettings:
     """The windowing settings saved beside a fine-tuned classifier (defaults when there are none)."""
-    file = Path(path) / SETTINGS_FILE
-    if not file.is_file():
+    data = read_settings(path, SETTINGS_FILE)
+    if data is None:
         return ClassifySettings()
     try:
-        data = json.loads(file.read_text())
         return ClassifySettings(**{f.name: data[f.name] for f in fields(ClassifySettings) if f.name in data})
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
     except (TypeError, ConfigError) as e:
-        raise CheckpointError(f"{file}: malformed settings ({e})") from None
+        raise CheckpointError(f"{Path(path) / SETTINGS_FILE}: malformed settings ({e})") from None
 
 
 def window_logits(model, windows: Windows, pad_id: int, batch_size: int = 64, precision: str = "no",

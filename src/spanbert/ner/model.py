@@ -16,7 +16,6 @@ The model registers with ``AutoConfig``, ``AutoModel`` and ``AutoModelForTokenCl
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,14 +184,10 @@ class NerSettings:
 
 def load_settings(path: str | os.PathLike) -> NerSettings:
     """The settings saved beside a fine-tuned model (defaults when there are none)."""
-    file = Path(path) / SETTINGS_FILE
-    if not file.is_file():
-        return NerSettings()
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
-    return NerSettings.from_json(data, str(file))
+    from ..task_model import read_settings
+
+    data = read_settings(path, SETTINGS_FILE)
+    return NerSettings() if data is None else NerSettings.from_json(data, str(Path(path) / SETTINGS_FILE))
 
 
 def save_ner_model(output_dir: str | os.PathLike, model, tokenizer, settings: NerSettings, card: str = "") -> Path:

@@ -8,14 +8,13 @@ threshold) travel beside it in ``qa_settings.json``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import CheckpointError
-from ..task_model import load_task_model, save_task_model
+from ..task_model import load_task_model, read_settings, save_task_model
 from .decoding import DecodeConfig
 from .features import WindowConfig
 
@@ -58,14 +57,8 @@ def load_qa_model(path: str | os.PathLike, dtype=None):
 
 def load_settings(path: str | os.PathLike) -> QASettings:
     """The QA settings saved beside a fine-tuned model (defaults when there are none)."""
-    file = Path(path) / SETTINGS_FILE
-    if not file.is_file():
-        return QASettings()
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
-    return QASettings.from_json(data, str(file))
+    data = read_settings(path, SETTINGS_FILE)
+    return QASettings() if data is None else QASettings.from_json(data, str(Path(path) / SETTINGS_FILE))
 
 
 def save_qa_model(output_dir: str | os.PathLike, model, tokenizer, settings: QASettings, card: str = "") -> Path:

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
-from ..task_model import inference_autocast
+from ..task_model import inference_autocast, read_settings
 from .data import split_sentences
 from .decoding import Budget, join_summary, select_sentences
 from .features import collate_documents, encode_document
@@ -83,15 +83,13 @@ def settings_json(budget: Budget) -> dict:
 
 def load_budget(model_dir: str | os.PathLike) -> Budget:
     """The length budget saved beside a fine-tuned model (one sentence when there is none)."""
-    file = Path(model_dir) / SETTINGS_FILE
-    if not file.is_file():
+    data = read_settings(model_dir, SETTINGS_FILE)
+    if data is None:
         return Budget()
     try:
-        return Budget(**json.loads(file.read_text())["budget"])
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+        return Budget(**data["budget"])
     except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{file}: malformed settings ({e})") from None
+        raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: malformed settings ({e})") from None
 
 
 class ExtractiveSummarizer:
