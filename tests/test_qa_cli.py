@@ -161,13 +161,16 @@ def test_bad_files_for_evaluate_and_score(qa_model, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_two_processes_fine_tune_like_one(minilm_dir, tmp_path):
-    """torchrun with 2 CPU processes x 4 windows gives the loss and gradient of 1 process x 8."""
+    """torchrun with 2 CPU processes x 4 windows gives the loss and gradient of 1 process x 8.
+
+    Compared at the first step: after it, Adam's first update (about lr * sign(g)) turns the
+    last-bit differences of an all-reduced gradient near zero into visible weight differences."""
     import csv
     import os
     import subprocess
     import sys
 
-    common = ["finetune", "qa", "--model", str(minilm_dir), "--train", str(SAMPLE_V1), "--max-steps", "2",
+    common = ["finetune", "qa", "--model", str(minilm_dir), "--train", str(SAMPLE_V1), "--max-steps", "1",
               "--batch-size", "8", "--dropout", "0", "--mixed-precision", "no", *SMALL]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     one = subprocess.run([sys.executable, "-m", "spanbert", *common, "--output", str(tmp_path / "one")],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,29 @@ def test_questions_are_truncated(tok):
     feats = build_features([QAExample("q", q, "Because it rained all day.")], tok, WindowConfig(max_question_tokens=16))
     ids = feats.input_ids[0]
     assert ids.tolist().index(tok.sep_token_id) == 1 + 16
+
+
+def test_span_loss_ignores_padding_so_batch_slices_average_to_the_batch(minilm_dir):
+    """A window's loss does not depend on the other windows' lengths (padding is masked), so
+    the mean of two half-batch losses is the whole batch's loss; without padding it equals
+    transformers' own QA loss."""
+    from spanbert.qa.data import read_qa
+    from spanbert.qa.features import WindowConfig, build_features, collate_windows, span_loss
+    from spanbert.qa.model import load_qa_model
+    from spanbert.task_model import set_dropout
+
+    examples, _ = read_qa(DATA / "squad" / "xquad_en_sample.json", split="train")
+    torch.manual_seed(0)
+    model, tok = load_qa_model(minilm_dir)
+    set_dropout(model, 0.0)
+    model.eval()
+    feats = build_features(examples[:12], tok, WindowConfig(128, 32, 32), training=True)
+    order = np.argsort(feats.lengths())
+    idx = [int(order[0]), int(order[1]), int(order[-2]), int(order[-1])]  # two short, two long windows
+    assert feats.lengths()[idx[0]] < feats.lengths()[idx[3]]
+    with torch.no_grad():
+        whole = span_loss(model, collate_windows(feats, idx, 0, labels=True))
+        halves = [span_loss(model, collate_windows(feats, idx[i:i + 2], 0, labels=True)) for i in (0, 2)]
+        assert float(whole) == pytest.approx(float(sum(halves) / 2), rel=1e-5)
+        one = collate_windows(feats, idx[3:], 0, labels=True, pad_to_multiple_of=1)  # no padding at all
+        assert float(span_loss(model, one)) == pytest.approx(float(model(**one).loss), rel=1e-6)

@@ -98,11 +98,14 @@ def finetune(
     lengths: Sequence[int] | np.ndarray,
     collate: Callable[[Sequence[int]], dict[str, torch.Tensor]],
     args: FinetuneArguments,
+    loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> FinetuneResult:
     """Train ``model`` on items ``0..len(lengths)-1``; ``collate(indices)`` builds their batch.
 
-    ``lengths`` (tokens per item) drives length-grouped batching. The model is left in eval
-    mode with the stock attention, ready to save.
+    ``lengths`` (tokens per item) drives length-grouped batching. The loss is
+    ``model(**batch).loss``, or ``loss_fn(model, batch)`` (a mean over the batch's items, so
+    that processes' slices average to the whole batch's loss). The model is left in eval mode
+    with the stock attention, ready to save.
     """
     from accelerate import Accelerator
 
@@ -152,7 +155,7 @@ def finetune(
             mine = batch_idx[rank * per_process : (rank + 1) * per_process]
             batch = {k: v.to(device, non_blocking=True) for k, v in collate(mine.tolist()).items()}
             with accelerator.autocast():
-                loss = ddp_model(**batch).loss
+                loss = ddp_model(**batch).loss if loss_fn is None else loss_fn(ddp_model, batch)
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
             opt.step()

@@ -237,6 +237,23 @@ def iter_feature_chunks(
         yield first, build_features(examples[first : first + chunk_size], tokenizer, config, template=template)
 
 
+def span_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over windows of the start and end cross-entropies, over each window's real tokens.
+
+    ``BertForQuestionAnswering``'s own loss also spreads probability over padding positions,
+    so a window's loss would depend on how long the other windows of its batch are (and 2
+    processes x 4 windows would not train like 1 x 8). ``batch`` is a :func:`collate_windows`
+    batch with labels.
+    """
+    inputs = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions")}
+    out = model(**inputs)
+    padding = inputs["attention_mask"] == 0  # (batch, longest)
+    start = out.start_logits.float().masked_fill(padding, float("-inf"))
+    end = out.end_logits.float().masked_fill(padding, float("-inf"))
+    ce = torch.nn.functional.cross_entropy
+    return (ce(start, batch["start_positions"]) + ce(end, batch["end_positions"])) / 2
+
+
 def collate_windows(
     feats: QAFeatures, indices: Sequence[int], pad_token_id: int, *, labels: bool = False,
     pad_to_multiple_of: int = 8,

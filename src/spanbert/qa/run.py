@@ -21,7 +21,7 @@ from ..finetune import FinetuneArguments, finetune
 from ..task_model import model_card, set_dropout
 from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
-from .features import WindowConfig, build_features, collate_windows
+from .features import WindowConfig, build_features, collate_windows, span_loss
 from .inference import predict_examples
 from .model import QASettings, load_qa_model, save_qa_model
 from .scoring import GoldQuestion, SquadGold, fit_null_threshold, gold_answers_from_squad, squad_v1_metrics, squad_v2_metrics
@@ -144,7 +144,8 @@ def finetune_qa(
         raise ConfigError(f"{train_source}: no usable training questions")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logger.info("%s; %d training windows", report.summary(), len(feats))
-    result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args)
+    result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args,
+                      loss_fn=span_loss)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
