@@ -36,11 +36,17 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
-    """A cased WordPiece vocabulary trained on the committed real-text samples."""
-    from spanbert.tokenizer import train_tokenizer_from_files
+    """A cased WordPiece vocabulary (600) trained on the committed real-text samples.
+
+    It is committed (``tests/data/tiny_wordpiece``, made by ``spanbert.tokenizer.
+    train_tokenizer_from_files([tiny_corpus.txt, sotu_1790_washington.txt], out, vocab_size=600)``)
+    rather than trained per session: the trainer breaks ties in hash order, so each training
+    gives a slightly different vocabulary and the tiny models' numbers would move between runs.
+    """
+    import shutil
 
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
-    train_tokenizer_from_files([DATA / "tiny_corpus.txt", DATA / "sotu_1790_washington.txt"], out, vocab_size=600)
+    shutil.copytree(DATA / "tiny_wordpiece", out)
     return out
 
 
