@@ -215,7 +215,7 @@ def demo(
     run_demo(output, minutes=minutes, steps=steps, preset=preset, seed=seed)
 
 
-TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize")
+TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
 
 
 def _register_task_commands() -> None:
