@@ -257,9 +257,11 @@ def test_check_metrics():
 
 @pytest.fixture
 def score_app():
-    app, score = typer.Typer(), typer.Typer()
-    app.add_typer(score, name="score")
-    register({"score": score}, lambda fn: fn)
+    app = typer.Typer()
+    groups = {name: typer.Typer() for name in ("finetune", "evaluate", "predict", "score")}
+    for name, group in groups.items():
+        app.add_typer(group, name=name)
+    register(groups, lambda fn: fn)
     return app
 
 

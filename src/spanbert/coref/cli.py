@@ -1,4 +1,5 @@
-"""``spanbert score coref``: the CoNLL reference scorer's metrics on a key and a response file.
+"""``spanbert finetune/evaluate/predict coref``, and ``spanbert score coref``: the CoNLL reference
+scorer's metrics on a key and a response file.
 
 The functions are registered on the command groups of :mod:`spanbert.cli` by :func:`register`.
 """
@@ -11,7 +12,9 @@ from typing import Annotated
 
 import typer
 
-from ..errors import CorpusError
+from ..errors import ConfigError, CorpusError
+from ..task_cli import (Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, Seed, TimeBudget,
+                        WarmupRatio, finetune_arguments)
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -55,6 +58,108 @@ def score_coref_command(
         atomic_write_json(output, metrics)
 
 
+def finetune_coref_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
+    train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
+    dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): evaluated after training.")] = None,
+    max_segment_length: Annotated[int, typer.Option(help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
+    max_training_segments: Annotated[int | None, typer.Option(help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
+    max_span_width: Annotated[int, typer.Option(help="Widest candidate mention, in subword tokens.")] = 30,
+    top_span_ratio: Annotated[float, typer.Option(help="Spans kept after mention scoring, per word.")] = 0.4,
+    max_antecedents: Annotated[int, typer.Option(help="Antecedents per span kept by the coarse score.")] = 50,
+    ffnn_size: Annotated[int, typer.Option(help="Hidden size of the scoring FFNNs.")] = 1000,
+    feature_size: Annotated[int, typer.Option(help="Size of the width/distance/speaker/genre embeddings.")] = 20,
+    coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine", help="Bilinear coarse antecedent scores.")] = True,
+    genre: Annotated[bool, typer.Option("--genre/--no-genre", help="Genre feature (OntoNotes document name prefix).")] = False,
+    higher_order: Annotated[int, typer.Option(help="Higher-order refinement rounds (0: none).")] = 0,
+    mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
+    epochs: Epochs = 20.0,
+    lr: LearningRate = 1e-4,
+    warmup_ratio: WarmupRatio = 0.1,
+    max_steps: MaxSteps = None,
+    mixed_precision: MixedPrecision = "auto",
+    seed: Seed = 42,
+    dropout: Dropout = None,
+    time_budget: TimeBudget = None,
+    max_train_documents: Annotated[int | None, typer.Option(help="Use only the first N training documents.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Fine-tune a coarse-to-fine coreference model (one document per step; one learning rate for encoder and head)."""
+    from .run import CorefHead, finetune_coref
+
+    summary = finetune_coref(
+        model, [str(t) for t in train], output, dev_source=[str(d) for d in dev] if dev else None,
+        head=CorefHead(max_span_width=max_span_width, top_span_ratio=top_span_ratio, max_top_antecedents=max_antecedents,
+                       ffnn_size=ffnn_size, feature_size=feature_size, coarse_to_fine=coarse_to_fine, use_genre=genre,
+                       higher_order=higher_order, mention_loss_weight=mention_loss_weight),
+        max_segment_length=max_segment_length, max_training_segments=max_training_segments or None,
+        args=finetune_arguments(output, epochs=epochs, batch_size=1, lr=lr, warmup_ratio=warmup_ratio, max_steps=max_steps,
+                                mixed_precision=mixed_precision, seed=seed, time_budget=time_budget, progress=progress),
+        max_train_documents=max_train_documents, dropout=dropout,
+    )
+    if "train" not in summary:  # not the main process of a multi-process run
+        return
+    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
+               f"final loss {summary['final_loss']:.4f}")
+    if "dev_conll_f1" in summary:
+        typer.echo(f"dev ({summary['dev_documents']} documents): CoNLL F1 {summary['dev_conll_f1']:.2f}")
+    typer.echo(f"model: {output}")
+
+
+def evaluate_coref_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    data: Annotated[list[Path], typer.Option(help="Gold CoNLL coreference file or folder; repeatable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for response.conll and metrics.json.")],
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+) -> None:
+    """Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."""
+    from .inference import load_segment_config
+    from .model import load_coref_model
+    from .run import evaluate_coref
+
+    coref_model, tokenizer = load_coref_model(model)
+    segments = load_segment_config(model, coref_model.config.max_span_width)
+    result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision)
+    m = result.metrics
+    typer.echo(f"{result.documents} documents in {result.seconds:.1f} s")
+    typer.echo(json.dumps({name: round(m[name]["f1"], 2) for name in ("muc", "bcub", "ceafe")} | {"conll_f1": round(m["conll_f1"], 2)}))
+    typer.echo(f"files: {output}")
+
+
+def predict_coref_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to resolve (one document); repeatable.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="A UTF-8 text file: its whole content is one document.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the clusters as JSON (mentions with character offsets).")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page colouring each cluster.")] = None,
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+) -> None:
+    """Find coreference clusters in raw text."""
+    from ..task_cli import texts_to_predict
+    from .inference import CorefResolver, clusters_json
+
+    if bool(text) == (input is not None):
+        raise ConfigError("--text / --input: give exactly one")
+    texts = texts_to_predict(text, input, per_line=False)
+    resolved = CorefResolver(model, precision=precision).resolve(texts)
+    if html is not None:
+        from ..atomic import atomic_write_text
+        from .html import render_page
+
+        atomic_write_text(html, render_page(texts, [[[(m.start_char, m.end_char) for m in c] for c in r] for r in resolved]))
+    if as_json:
+        typer.echo(clusters_json(texts, resolved))
+        return
+    for i, clusters in enumerate(resolved, 1):
+        typer.echo(f"text {i}: {len(clusters)} clusters")
+        for c, mentions in enumerate(clusters, 1):
+            typer.echo(f"  {c}: " + " | ".join(f"{m.text!r} [{m.start_char}-{m.end_char}]" for m in mentions))
+
+
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``score coref`` to the CLI groups."""
+    """Attach ``finetune/evaluate/predict coref`` and ``score coref`` to the CLI groups."""
     groups["score"].command("coref")(wrap(score_coref_command))
+    groups["finetune"].command("coref")(wrap(finetune_coref_command))
+    groups["evaluate"].command("coref")(wrap(evaluate_coref_command))
+    groups["predict"].command("coref")(wrap(predict_coref_command))

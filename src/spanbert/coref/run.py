@@ -1,0 +1,162 @@
+"""The coreference jobs behind the CLI: fine-tune, and evaluate with a CoNLL response file.
+
+``evaluate`` writes ``response.conll`` (the key's documents with predicted clusters, readable
+by the reference scorer and by ``spanbert score coref``) and ``metrics.json`` (MUC, B-cubed,
+CEAF-m, CEAF-e, BLANC and the CoNLL F1, in percent). ``finetune`` trains one document per
+optimizer step and saves the model, ``coref_settings.json``, ``finetune_summary.json`` and a
+model card; with dev data it evaluates there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_write_json, atomic_write_text
+from ..errors import ConfigError, CorpusError
+from ..finetune import FinetuneArguments, finetune
+from ..task_model import model_card, save_task_model, set_dropout
+from .conll import CorefDocument, read_conll, write_conll
+from .features import SegmentConfig, TrainingCollator, encode_document
+from .inference import SETTINGS_FILE, predict_documents
+from .model import load_coref_model
+
+logger = logging.getLogger(__name__)
+SUFFIXES = (".conll", ".gold_conll", ".v4_gold_conll", ".conll.gz", ".gold_conll.gz")
+
+
+def read_coref_documents(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[CorefDocument]:
+    """The documents of CoNLL files and folders of them (``*.conll``, ``*.gold_conll``, ``.gz``), in
+    sorted file order; a folder without such files is a CorpusError."""
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    docs: list[CorefDocument] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.is_file() and f.name.endswith(SUFFIXES))
+            if not files:
+                raise CorpusError(f"{path}: no CoNLL files ({', '.join(SUFFIXES)}) in this folder")
+        else:
+            files = [path]
+        for f in files:
+            docs.extend(read_conll(f))
+    return docs
+
+
+@dataclass(frozen=True)
+class CorefHead:
+    """Head settings of a new coreference model (see :class:`spanbert.coref.model.CorefConfig`)."""
+
+    max_span_width: int = 30
+    top_span_ratio: float = 0.4
+    max_top_antecedents: int = 50
+    ffnn_size: int = 1000
+    ffnn_depth: int = 1
+    feature_size: int = 20
+    coarse_to_fine: bool = True
+    use_genre: bool = False
+    higher_order: int = 0
+    mention_loss_weight: float = 0.0
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict  # CorefScores.to_json()
+    documents: int
+    seconds: float
+    output_dir: Path | None
+
+
+def evaluate_coref(model, tokenizer, source: str | os.PathLike | Sequence | list[CorefDocument], segments: SegmentConfig,
+                   output_dir: str | os.PathLike | None = None, *, precision: str = "no") -> EvaluationResult:
+    """Predict every document of ``source``, score against its gold clusters and write
+    ``response.conll`` + ``metrics.json`` into ``output_dir``."""
+    from .metrics import score_corpus
+
+    docs = source if isinstance(source, list) and source and isinstance(source[0], CorefDocument) else read_coref_documents(source)
+    start = time.perf_counter()
+    predicted = predict_documents(model, tokenizer, docs, segments, precision)
+    seconds = time.perf_counter() - start
+    metrics = score_corpus({d.name: d.clusters for d in docs}, {d.name: p for d, p in zip(docs, predicted)}).to_json()
+    out = None
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_conll(out / "response.conll", [CorefDocument(d.name, d.words, p, d.sentences, d.speakers)
+                                             for d, p in zip(docs, predicted)])
+        atomic_write_json(out / "metrics.json", {"documents": len(docs), "seconds": round(seconds, 2), "metrics": metrics})
+    return EvaluationResult(metrics, len(docs), seconds, out)
+
+
+def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLike | Sequence[str | os.PathLike],
+                   output_dir: str | os.PathLike, *, dev_source=None, head: CorefHead = CorefHead(),
+                   max_segment_length: int = 384, max_training_segments: int | None = None, args: FinetuneArguments | None = None,
+                   max_train_documents: int | None = None, dropout: float | None = None, eval_precision: str = "no") -> dict:
+    """Fine-tune any BERT-family checkpoint as a coreference model (one document per step) and
+    save it. Documents longer than ``max_training_segments`` segments are trained on a random
+    window of that many segments per step (None: whole documents). Returns a summary (also ``finetune_summary.json``)."""
+    args = args or FinetuneArguments(output_dir=str(output_dir), batch_size=1)
+    if args.batch_size != 1:
+        raise ConfigError(f"batch_size: coreference trains one document per step, got {args.batch_size}")
+    out = Path(output_dir)
+    docs = read_coref_documents(train_sources)
+    docs = docs[:max_train_documents] if max_train_documents else docs
+    segments = SegmentConfig(max_segment_length, head.max_span_width)
+    torch.manual_seed(args.seed)  # the new head's initial weights
+    model, tokenizer = load_coref_model(model_path, **asdict(head))
+    if dropout is not None:
+        set_dropout(model, dropout)
+    limit = model.config.max_position_embeddings
+    if max_segment_length > limit:
+        raise ConfigError(f"max_segment_length: {max_segment_length} exceeds the model's {limit} positions")
+    encoded = [encode_document(tokenizer, d, segments) for d in docs]
+    encoded = [e for e in encoded if len(e.candidate_spans)]
+    if not encoded:
+        raise ConfigError(f"{train_sources}: no document with candidate spans to learn from")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    collate = TrainingCollator(encoded, pad, max_training_segments, seed=args.seed)
+    result = finetune(model, collate.lengths(), collate, args)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return {"steps": result.steps, "final_loss": result.last_loss}
+    mentions = sum(d.num_mentions for d in docs)
+    missed = sum(e.gold_not_candidates for e in encoded)
+    summary: dict = {
+        "model": str(model_path), "train": _names(train_sources),
+        "train_documents": len(encoded), "train_words": sum(e.num_words for e in encoded),
+        "train_mentions": mentions, "mentions_not_candidates": missed,
+        "train_segments": sum(len(e.segments) for e in encoded), "max_segment_length": max_segment_length,
+        "max_training_segments": max_training_segments, "head": asdict(head), "steps": result.steps, "epochs": round(result.epochs_done, 3),
+        "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
+        "stopped_by_budget": result.stopped_by_budget,
+    }
+    save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length}}, _card(summary))
+    if dev_source is not None:
+        ev = evaluate_coref(model, tokenizer, dev_source, segments, out / "dev", precision=eval_precision)
+        summary.update({"dev": _names(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
+                        "dev_conll_f1": ev.metrics.get("conll_f1")})
+        atomic_write_text(out / "README.md", _card(summary))
+    atomic_write_json(out / "finetune_summary.json", summary)
+    return summary
+
+
+def _names(sources) -> list[str]:
+    return [str(s) for s in ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
+
+
+def _card(summary: dict) -> str:
+    return model_card("Coreference model (coarse-to-fine) fine-tuned with the `spanbert` toolkit", "token-classification",
+                      ["coreference"], "`import spanbert.coref.model` registers the head; then "
+                      "`transformers.AutoModel.from_pretrained(dir)` loads it (`model_type: spanbert_coref`). "
+                      "`spanbert predict coref --model dir --text ...` and `spanbert.coref.inference.CorefResolver(dir)"
+                      ".resolve([...])` resolve raw text.", summary)
+
+
+__all__ = ["CorefHead", "EvaluationResult", "evaluate_coref", "finetune_coref", "read_coref_documents"]
