@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# LitBank coreference (issue 5, first result): split the 100 books by sorted file name into
+# 80 train / 10 dev / 10 test (symlinks), fine-tune the c2f head from BASE, score the test books.
+#   OMP_NUM_THREADS=2 bash benchmarks/coref_quality.sh [RUNS_DIR]
+set -euo pipefail
+RUNS=${1:-runs/coref}
+BASE=${BASE:-/work/runs/minilm-span}
+DATA=${SPANBERT_SHARED_DATA:-../shared/data}/litbank_coref/conll
+mkdir -p "$RUNS/litbank/train" "$RUNS/litbank/dev" "$RUNS/litbank/test"
+i=0
+for f in $(ls "$DATA"/*.conll.gz | sort); do
+  if [ $i -lt 80 ]; then d=train; elif [ $i -lt 90 ]; then d=dev; else d=test; fi
+  ln -sf "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$RUNS/litbank/$d/"
+  i=$((i + 1))
+done
+/usr/bin/time -v spanbert finetune coref --model "$BASE" --train "$RUNS/litbank/train" --dev "$RUNS/litbank/dev" \
+  --output "$RUNS/coref-litbank" --epochs ${EPOCHS:-2} --lr ${LR:-1e-4} --mention-loss-weight 1 \
+  --time-budget ${BUDGET:-20} --no-progress 2> "$RUNS/coref-litbank.time"
+spanbert evaluate coref --model "$RUNS/coref-litbank" --data "$RUNS/litbank/test" --output "$RUNS/coref-litbank/test"
