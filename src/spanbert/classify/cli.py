@@ -76,10 +76,11 @@ def evaluate_classify_command(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."""
+    from ..task_model import read_settings
     from .inference import SETTINGS_FILE, load_classifier, load_settings
     from .run import Fields, evaluate_classify
 
-    saved = json.loads((model / SETTINGS_FILE).read_text()) if (model / SETTINGS_FILE).is_file() else {}
+    saved = read_settings(model, SETTINGS_FILE) or {}
     fields = Fields(text_field or saved.get("text_field", "sentence"), label_field or saved.get("label_field", "label"),
                     text_pair_field or saved.get("text_pair_field"))
     clf, tokenizer = load_classifier(model)
