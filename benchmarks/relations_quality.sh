@@ -2,7 +2,7 @@
 # The relation-extraction quality runs reported in the README: SemEval-2010 Task 8, train on
 # TRAIN_FILE.TXT (8000), test on TEST_FILE_FULL.TXT (2717), official macro-F1 (9+1-way, directed).
 #   bash benchmarks/relations_quality.sh [RUNS_DIR]
-# BASE (default /work/runs/minilm-span): MiniLM continued with our span pre-training.
+# BASE (default runs/minilm-span, the README continued pre-training run): MiniLM continued with our span pre-training.
 # VARIANTS (default "markers cls"): marker-start pooling (ours) and the [CLS]-only head.
 # EXTRA: more `finetune relations` options, e.g. EXTRA="--max-steps 2" for a smoke run.
 # Cost (estimate from 20-step timings of the real MiniLM at batch 32, bf16 autocast,
@@ -11,7 +11,7 @@
 # Reference point: 1 epoch of the markers variant at lr 1e-4 already gave 79.6 official macro-F1.
 set -euo pipefail
 RUNS=${1:-runs/relations}
-BASE=${BASE:-/work/runs/minilm-span}
+BASE=${BASE:-runs/minilm-span}
 DATA=${SPANBERT_SHARED_DATA:-../shared/data}/semeval2010_task8
 VARIANTS=${VARIANTS:-markers cls}
 COMMON="--epochs ${EPOCHS:-6} --batch-size 32 --lr 1e-4 --warmup-ratio 0.1 --max-seq-length 128 --seed 42 --no-progress"

@@ -4,7 +4,7 @@
 # (BASE), then ROUGE-1/2/L F1 on test (618 abstracts, several reference TLDRs each; SciTLDR's
 # multi-target max rule) with ONE selected sentence, beside lead-1 and the greedy oracle's
 # one sentence (the extractive upper bound), all in test/metrics.json.
-#   BASE=/work/runs/minilm-span OUT=/work/runs/scitldr bash benchmarks/summarize_quality.sh
+#   BASE=runs/minilm-span OUT=runs/scitldr bash benchmarks/summarize_quality.sh
 # Training labels: our greedy ROUGE oracle, one sentence per abstract (--labels oracle
 # --oracle-sentences 1), not the file's source_labels: on test our oracle's sentence scores
 # ROUGE-1 48.8 against 44.4 for the file's (and lead-1 31.3).
@@ -14,7 +14,7 @@
 # 30 minutes in any case.
 set -euo pipefail
 DATA=${DATA:-../shared/data/scitldr_a}
-BASE=${BASE:-/work/runs/minilm-span}
+BASE=${BASE:-runs/minilm-span}
 OUT=${OUT:-runs/scitldr}
 mkdir -p "$(dirname "$OUT")"
 /usr/bin/time -v spanbert finetune summarize --model "$BASE" --train "$DATA/train.jsonl.gz" --dev "$DATA/dev.jsonl" \
