@@ -13,7 +13,7 @@ import typer
 
 from ..errors import ConfigError
 from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments)
+                        TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
 
 
 def finetune_ner_command(
@@ -121,13 +121,7 @@ def predict_ner_command(
 
         words = [list(s.tokens) for s in read_conll(input, require_tags=False).sentences]
     elif input is not None:
-        if not input.is_file():
-            raise ConfigError(f"{input}: no such file")
-        try:
-            lines = input.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{input}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        texts = [line for line in lines if line.strip()]
+        texts = [line for line in read_text_file(input).splitlines() if line.strip()]
         if not texts:
             raise ConfigError(f"{input}: no text")
     else:
