@@ -42,6 +42,7 @@ class FinetuneArguments:
     epochs: float = 2.0
     batch_size: int = 32  # items per optimizer step, all processes together
     lr: float = 5e-5
+    head_lr: float | None = None  # peak rate of the parameters outside the encoder (None: lr)
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -58,6 +59,8 @@ class FinetuneArguments:
             raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        if self.head_lr is not None and self.head_lr <= 0:
+            raise ConfigError(f"head_lr: must be > 0, got {self.head_lr}")
         if self.epochs <= 0 and self.max_steps is None:
             raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
         if not 0 <= self.warmup_ratio < 1:
@@ -136,7 +139,8 @@ def finetune(
     if device.type == "cpu" and args.hashed_dropout:
         use_hashed_dropout(model)
     model.train()
-    opt = adamw(((n, p) for n, p in model.named_parameters() if p.requires_grad), args.lr, args.weight_decay)
+    opt = adamw(((n, p) for n, p in model.named_parameters() if p.requires_grad), args.lr, args.weight_decay,
+                head_lr=args.head_lr, encoder_prefix=f"{model.base_model_prefix}.")
     scheduler = get_linear_schedule_with_warmup(opt, warmup, max_steps)
     ddp_model, opt = accelerator.prepare(model, opt)
 

@@ -22,6 +22,8 @@ LearningRate = Annotated[float, typer.Option("--lr", help="Peak learning rate (l
 WarmupRatio = Annotated[float, typer.Option(help="Share of the steps spent warming up.")]
 MaxSteps = Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")]
 MixedPrecision = Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")]
+HeadLearningRate = Annotated[float | None, typer.Option(
+    "--head-lr", help="Peak learning rate of the task head (parameters outside the encoder); default: --lr.")]
 Seed = Annotated[int, typer.Option(help="Seed of the new head, batch order and dropout.")]
 Dropout = Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")]
 TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many minutes.")]
@@ -30,11 +32,11 @@ Precision = Annotated[str, typer.Option(help="no (fp32), bf16 or auto (bf16 wher
 
 
 def finetune_arguments(output: Path | str, *, epochs: float, batch_size: int, lr: float, warmup_ratio: float = 0.1,
-                       max_steps: int | None = None, mixed_precision: str = "auto", seed: int = 42,
+                       head_lr: float | None = None, max_steps: int | None = None, mixed_precision: str = "auto", seed: int = 42,
                        time_budget: float | None = None, progress: bool = True) -> FinetuneArguments:
     """The loop's settings from the shared options (``time_budget`` in minutes)."""
     return FinetuneArguments(
-        output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
+        output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, warmup_ratio=warmup_ratio,
         max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
         time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
     )
@@ -68,5 +70,5 @@ def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line:
     return out
 
 
-__all__ = ["finetune_arguments", "read_text_file", "texts_to_predict", "Epochs", "BatchSize", "LearningRate",
+__all__ = ["finetune_arguments", "read_text_file", "texts_to_predict", "Epochs", "BatchSize", "LearningRate", "HeadLearningRate",
            "WarmupRatio", "MaxSteps", "MixedPrecision", "Seed", "Dropout", "TimeBudget", "Progress", "Precision"]

@@ -219,18 +219,26 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
 
 
 def adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float,
-          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.optim.AdamW:
+          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+          head_lr: float | None = None, encoder_prefix: str = "bert.") -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only: biases and LayerNorm weights (all 1-D) get none.
 
-    Fused where the parameters live on CPU or CUDA. Shared by pre-training and fine-tuning.
+    With ``head_lr``, parameters outside the encoder (names not starting with
+    ``encoder_prefix``) train at that peak rate instead of ``lr`` (a fresh task head learns
+    faster than the pre-trained encoder may move). Fused where the parameters live on CPU or
+    CUDA. Shared by pre-training and fine-tuning.
     """
-    decay, no_decay = [], []
-    for _, p in named_parameters:
-        (no_decay if p.ndim < 2 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    params = decay + no_decay
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, p in named_parameters:
+        head = head_lr is not None and not name.startswith(encoder_prefix)
+        groups.setdefault((p.ndim >= 2, head), []).append(p)
+    param_groups = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": head_lr if head else lr}
+                    for (decay, head), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+    if not param_groups:  # torch refuses an empty list; keep the old behaviour of two empty groups
+        param_groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    params = [p for g in param_groups for p in g["params"]]
     fused = bool(params) and params[0].device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
+    return torch.optim.AdamW(param_groups, lr=lr, betas=betas, eps=eps, fused=fused)
 
 
 def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, CorpusError
-from ..task_cli import (Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, Seed, TimeBudget,
+from ..task_cli import (Dropout, Epochs, HeadLearningRate, LearningRate, MaxSteps, MixedPrecision, Progress, Seed, TimeBudget,
                         WarmupRatio, finetune_arguments)
 
 
@@ -74,8 +74,11 @@ def finetune_coref_command(
     genre: Annotated[bool, typer.Option("--genre/--no-genre", help="Genre feature (OntoNotes document name prefix).")] = False,
     higher_order: Annotated[int, typer.Option(help="Higher-order refinement rounds (0: none).")] = 0,
     mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
+    non_crossing: Annotated[bool, typer.Option("--non-crossing/--allow-crossing", help="Skip kept spans that cross a better one (Lee et al.).")] = True,
+    singletons: Annotated[bool, typer.Option("--singletons/--no-singletons", help="Also output unlinked spans with mention probability > 1/2 as one-mention clusters (data that annotates singletons, e.g. LitBank; needs --mention-loss-weight > 0).")] = False,
     epochs: Epochs = 20.0,
     lr: LearningRate = 1e-4,
+    head_lr: HeadLearningRate = None,
     warmup_ratio: WarmupRatio = 0.1,
     max_steps: MaxSteps = None,
     mixed_precision: MixedPrecision = "auto",
@@ -85,18 +88,18 @@ def finetune_coref_command(
     max_train_documents: Annotated[int | None, typer.Option(help="Use only the first N training documents.")] = None,
     progress: Progress = True,
 ) -> None:
-    """Fine-tune a coarse-to-fine coreference model (one document per step; one learning rate for encoder and head)."""
+    """Fine-tune a coarse-to-fine coreference model (one document per step; --head-lr for a faster head)."""
     from .run import CorefHead, finetune_coref
 
     summary = finetune_coref(
         model, [str(t) for t in train], output, dev_source=[str(d) for d in dev] if dev else None,
         head=CorefHead(max_span_width=max_span_width, top_span_ratio=top_span_ratio, max_top_antecedents=max_antecedents,
                        ffnn_size=ffnn_size, feature_size=feature_size, coarse_to_fine=coarse_to_fine, use_genre=genre,
-                       higher_order=higher_order, mention_loss_weight=mention_loss_weight),
+                       higher_order=higher_order, mention_loss_weight=mention_loss_weight, non_crossing=non_crossing),
         max_segment_length=max_segment_length, max_training_segments=max_training_segments or None,
-        args=finetune_arguments(output, epochs=epochs, batch_size=1, lr=lr, warmup_ratio=warmup_ratio, max_steps=max_steps,
+        args=finetune_arguments(output, epochs=epochs, batch_size=1, lr=lr, head_lr=head_lr, warmup_ratio=warmup_ratio, max_steps=max_steps,
                                 mixed_precision=mixed_precision, seed=seed, time_budget=time_budget, progress=progress),
-        max_train_documents=max_train_documents, dropout=dropout,
+        max_train_documents=max_train_documents, dropout=dropout, singletons=singletons,
     )
     if "train" not in summary:  # not the main process of a multi-process run
         return
@@ -112,15 +115,17 @@ def evaluate_coref_command(
     data: Annotated[list[Path], typer.Option(help="Gold CoNLL coreference file or folder; repeatable.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for response.conll and metrics.json.")],
     precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
 ) -> None:
     """Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."""
-    from .inference import load_segment_config
+    from .inference import load_segment_config, singleton_threshold_for
     from .model import load_coref_model
     from .run import evaluate_coref
 
     coref_model, tokenizer = load_coref_model(model)
     segments = load_segment_config(model, coref_model.config.max_span_width)
-    result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision)
+    result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision,
+                            singleton_threshold=singleton_threshold_for(model, singletons))
     m = result.metrics
     typer.echo(f"{result.documents} documents in {result.seconds:.1f} s")
     typer.echo(json.dumps({name: round(m[name]["f1"], 2) for name in ("muc", "bcub", "ceafe")} | {"conll_f1": round(m["conll_f1"], 2)}))
@@ -134,6 +139,7 @@ def predict_coref_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the clusters as JSON (mentions with character offsets).")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page colouring each cluster.")] = None,
     precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
 ) -> None:
     """Find coreference clusters in raw text."""
     from ..task_cli import texts_to_predict
@@ -142,7 +148,7 @@ def predict_coref_command(
     if bool(text) == (input is not None):
         raise ConfigError("--text / --input: give exactly one")
     texts = texts_to_predict(text, input, per_line=False)
-    resolved = CorefResolver(model, precision=precision).resolve(texts)
+    resolved = CorefResolver(model, precision=precision, singletons=singletons).resolve(texts)
     if html is not None:
         from ..atomic import atomic_write_text
         from .html import render_page

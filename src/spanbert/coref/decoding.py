@@ -2,7 +2,10 @@
 
 Greedy linking as in Lee et al.: every kept span takes its best-scoring antecedent; when
 that is the dummy the span starts no link; the clusters are the transitive closure of the
-links (spans never linked, and never linked to, are not mentions).
+links. Spans never linked, and never linked to, are not mentions, unless a singleton
+threshold is given: then each such span whose mention score is above it is a cluster of its
+own (for data that annotates singletons, such as LitBank; the mention scores must have been
+trained for it, with a mention loss).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ def predicted_antecedents(scores: np.ndarray, antecedents: np.ndarray) -> list[i
     return [int(antecedents[i, b - 1]) if b > 0 else -1 for i, b in enumerate(best)]
 
 
-def clusters_from_antecedents(spans: Sequence[Span], antecedents: Sequence[int]) -> list[list[Span]]:
+def clusters_from_antecedents(spans: Sequence[Span], antecedents: Sequence[int],
+                              singletons: Sequence[bool] | None = None) -> list[list[Span]]:
     """Clusters (lists of spans, sorted) of the links ``i -> antecedents[i]`` (-1: none), merged
-    transitively; clusters ordered by their first mention."""
+    transitively, plus ``[spans[i]]`` for each unlinked span with ``singletons[i]`` true;
+    clusters ordered by their first mention."""
     parent = list(range(len(spans)))
 
     def root(i: int) -> int:
@@ -38,6 +43,8 @@ def clusters_from_antecedents(spans: Sequence[Span], antecedents: Sequence[int])
         if j >= 0:
             parent[root(i)] = root(j)
             linked.update((i, j))
+    if singletons is not None:
+        linked.update(i for i, keep in enumerate(singletons) if keep)
     groups: dict[int, set[Span]] = {}
     for i in sorted(linked):
         groups.setdefault(root(i), set()).add(tuple(map(int, spans[i])))
@@ -45,11 +52,18 @@ def clusters_from_antecedents(spans: Sequence[Span], antecedents: Sequence[int])
     return sorted(clusters, key=lambda c: c[0])
 
 
-def decode_clusters(top_words: np.ndarray, scores: np.ndarray, antecedents: np.ndarray) -> list[list[Span]]:
+def decode_clusters(top_words: np.ndarray, scores: np.ndarray, antecedents: np.ndarray,
+                    mention_scores: np.ndarray | None = None, singleton_threshold: float | None = None) -> list[list[Span]]:
     """Word-level clusters from the model's output: ``top_words`` (k, 2) word spans of the
-    kept spans, ``scores`` (k, c + 1), ``antecedents`` (k, c)."""
+    kept spans, ``scores`` (k, c + 1), ``antecedents`` (k, c); with ``singleton_threshold``,
+    unlinked spans whose ``mention_scores`` (k,) exceed it are singleton clusters."""
+    singletons = None
+    if singleton_threshold is not None:
+        if mention_scores is None:
+            raise ValueError("singleton_threshold needs the top spans' mention_scores")
+        singletons = (np.asarray(mention_scores) > singleton_threshold).tolist()
     return clusters_from_antecedents([tuple(s) for s in np.asarray(top_words).tolist()],
-                                     predicted_antecedents(scores, antecedents))
+                                     predicted_antecedents(scores, antecedents), singletons)
 
 
 __all__ = ["clusters_from_antecedents", "decode_clusters", "predicted_antecedents"]

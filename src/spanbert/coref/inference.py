@@ -41,8 +41,30 @@ def load_segment_config(model_dir: str | os.PathLike, max_span_width: int) -> Se
         raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: malformed settings ({e})") from None
 
 
-def predict_document(model, tokenizer, doc: CorefDocument, segments: SegmentConfig, precision: str = "no") -> list[list[Span]]:
-    """Word-level clusters of one document."""
+def load_singleton_threshold(model_dir: str | os.PathLike) -> float | None:
+    """The mention-score threshold for singleton clusters saved beside a model (None: the
+    model outputs no singletons)."""
+    from ..errors import CheckpointError
+
+    value = (read_settings(model_dir, SETTINGS_FILE) or {}).get("singleton_threshold")
+    if value is not None and not isinstance(value, (int, float)):
+        raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: singleton_threshold must be a number or null")
+    return value
+
+
+def singleton_threshold_for(model_dir: str | os.PathLike, singletons: bool | None) -> float | None:
+    """The threshold to decode with: the saved one (``singletons`` None), none (False), or the
+    saved one else 0.0, i.e. mention probability above 1/2 (True)."""
+    saved = load_singleton_threshold(model_dir)
+    if singletons is None:
+        return saved
+    return (0.0 if saved is None else saved) if singletons else None
+
+
+def predict_document(model, tokenizer, doc: CorefDocument, segments: SegmentConfig, precision: str = "no",
+                     singleton_threshold: float | None = None) -> list[list[Span]]:
+    """Word-level clusters of one document (with ``singleton_threshold``: also the unlinked
+    kept spans whose mention score is above it, as one-mention clusters)."""
     encoded = encode_document(tokenizer, doc, segments)
     if len(encoded.candidate_spans) == 0:
         return []
@@ -53,13 +75,15 @@ def predict_document(model, tokenizer, doc: CorefDocument, segments: SegmentConf
     with torch.inference_mode(), inference_autocast(device, precision):
         out = model(**batch)
     top_words = encoded.candidate_words[out.top_indices.cpu().numpy()]  # (k, 2)
-    return decode_clusters(top_words, out.scores.float().cpu().numpy(), out.antecedents.cpu().numpy())
+    mention = out.mention_scores[out.top_indices].float().cpu().numpy()  # (k,)
+    return decode_clusters(top_words, out.scores.float().cpu().numpy(), out.antecedents.cpu().numpy(),
+                           mention, singleton_threshold)
 
 
 def predict_documents(model, tokenizer, docs: Sequence[CorefDocument], segments: SegmentConfig,
-                      precision: str = "no") -> list[list[list[Span]]]:
+                      precision: str = "no", singleton_threshold: float | None = None) -> list[list[list[Span]]]:
     """Word-level clusters of each document."""
-    return [predict_document(model, tokenizer, d, segments, precision) for d in docs]
+    return [predict_document(model, tokenizer, d, segments, precision, singleton_threshold) for d in docs]
 
 
 @dataclass(frozen=True)
@@ -81,11 +105,14 @@ class CorefResolver:
     """A fine-tuned coreference model resolving raw texts (each text one document).
 
     ``model_dir``: a folder written by ``spanbert finetune coref``; ``precision``: ``"no"``
-    (fp32), ``"bf16"`` or ``"auto"``."""
+    (fp32), ``"bf16"`` or ``"auto"``; ``singletons``: also return one-mention clusters
+    (default: as the model was trained, see ``finetune coref --singletons``)."""
 
-    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, precision: str = "no"):
+    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, precision: str = "no",
+                 singletons: bool | None = None):
         self.model, self.tokenizer = load_coref_model(model_dir)
         self.segments = load_segment_config(model_dir, self.model.config.max_span_width)
+        self.singleton_threshold = singleton_threshold_for(model_dir, singletons)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device).eval()
         self.precision = precision
@@ -96,7 +123,8 @@ class CorefResolver:
         out = []
         for i, text in enumerate(texts):
             doc = text_document(text, f"text {i + 1}")
-            clusters = predict_document(self.model, self.tokenizer, doc.document, self.segments, self.precision)
+            clusters = predict_document(self.model, self.tokenizer, doc.document, self.segments, self.precision,
+                                        self.singleton_threshold)
             out.append([[Mention(text[doc.offsets[s][0] : doc.offsets[e][1]], doc.offsets[s][0], doc.offsets[e][1], s, e)
                          for s, e in cluster] for cluster in clusters])
         return out
@@ -108,5 +136,6 @@ def clusters_json(texts: Sequence[str], resolved: Sequence[Sequence[Sequence[Men
                        for t, clusters in zip(texts, resolved)], indent=2, ensure_ascii=False)
 
 
-__all__ = ["CorefResolver", "Mention", "clusters_json", "load_segment_config", "predict_document", "predict_documents",
+__all__ = ["CorefResolver", "Mention", "clusters_json", "load_segment_config", "load_singleton_threshold",
+           "predict_document", "singleton_threshold_for", "predict_documents",
            "SETTINGS_FILE"]

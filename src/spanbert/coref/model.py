@@ -7,8 +7,9 @@ One forward pass reads one document:
 2. each candidate span (built by :mod:`spanbert.coref.features`) is ``g = [h_start; h_end;
    width embedding; attention-pooled tokens]`` (the pooling reads only the span's own tokens);
 3. a mention FFNN (+ a learned prior over bucketed widths) scores each span; the top
-   ``ceil(top_span_ratio x words)`` spans are kept, in document order (the non-crossing
-   constraint of the original code is omitted: crossing spans may both be kept);
+   ``ceil(top_span_ratio x words)`` spans are kept, in document order, best first and skipping
+   any span that crosses one already kept (nesting is allowed; ``non_crossing=False`` keeps
+   the plain top k);
 4. coarse score ``s_c(i, j) = m_i + m_j + g_i W g_j`` over earlier top spans ``j < i``; the
    best ``max_top_antecedents`` per span are kept (without ``coarse_to_fine``: the bilinear
    term is dropped, so the pruning uses mention scores only);
@@ -72,6 +73,28 @@ class CorefConfig(BertConfig):
     num_distance_buckets: int = 10
     higher_order: int = 0
     mention_loss_weight: float = 0.0
+    non_crossing: bool = True
+
+
+def non_crossing_top_spans(spans: list[tuple[int, int]], order: list[int], k: int) -> list[int]:
+    """Up to ``k`` span indices taken in ``order`` (best first), skipping every span that
+    crosses one already taken: (s, e) and (s2, e2) cross when s < s2 <= e < e2 (or the
+    mirror case). Nested and disjoint spans are kept, as in Lee et al.'s span pruning.
+    Returns the taken indices in the order taken."""
+    max_end_from: dict[int, int] = {}  # start -> largest end of a taken span starting there
+    min_start_to: dict[int, int] = {}  # end -> smallest start of a taken span ending there
+    taken: list[int] = []
+    for i in order:
+        s, e = spans[i]
+        if any(max_end_from.get(j, -1) > e for j in range(s + 1, e + 1)) or \
+                any(min_start_to.get(j, s) < s for j in range(s, e)):
+            continue
+        taken.append(i)
+        max_end_from[s] = max(max_end_from.get(s, -1), e)
+        min_start_to[e] = min(min_start_to.get(e, s), s)
+        if len(taken) == k:
+            break
+    return taken
 
 
 @dataclass
@@ -205,7 +228,12 @@ class BertForCoreference(BertPreTrainedModel):
 
         # keep the top spans, in document order (start, then end)
         k = max(1, min(spans.size(0), math.ceil(cfg.top_span_ratio * int(num_words))))
-        top = torch.topk(mention, k).indices
+        if cfg.non_crossing:
+            order = torch.argsort(mention.detach(), descending=True, stable=True).tolist()
+            top = torch.tensor(non_crossing_top_spans(spans.tolist(), order, k), dtype=torch.long, device=spans.device)
+            k = top.numel()
+        else:
+            top = torch.topk(mention, k).indices
         order = torch.argsort(spans[top, 0] * (spans[:, 1].max() + 1) + spans[top, 1])
         top = top[order]  # (k,)
         m, top_spans = mention[top], spans[top]  # (k,), (k, 2)
@@ -285,4 +313,4 @@ def load_coref_model(path: str | os.PathLike, dtype=None, **fields):
 
 
 __all__ = ["CorefConfig", "BertForCoreference", "CorefOutput", "distance_bucket", "load_coref_model",
-           "marginal_log_likelihood_loss"]
+           "marginal_log_likelihood_loss", "non_crossing_top_spans"]

@@ -63,6 +63,7 @@ class CorefHead:
     use_genre: bool = False
     higher_order: int = 0
     mention_loss_weight: float = 0.0
+    non_crossing: bool = True
 
 
 @dataclass
@@ -74,14 +75,16 @@ class EvaluationResult:
 
 
 def evaluate_coref(model, tokenizer, source: str | os.PathLike | Sequence | list[CorefDocument], segments: SegmentConfig,
-                   output_dir: str | os.PathLike | None = None, *, precision: str = "no") -> EvaluationResult:
+                   output_dir: str | os.PathLike | None = None, *, precision: str = "no",
+                   singleton_threshold: float | None = None) -> EvaluationResult:
     """Predict every document of ``source``, score against its gold clusters and write
-    ``response.conll`` + ``metrics.json`` into ``output_dir``."""
+    ``response.conll`` + ``metrics.json`` into ``output_dir`` (``singleton_threshold``: see
+    :func:`spanbert.coref.decoding.decode_clusters`)."""
     from .metrics import score_corpus
 
     docs = source if isinstance(source, list) and source and isinstance(source[0], CorefDocument) else read_coref_documents(source)
     start = time.perf_counter()
-    predicted = predict_documents(model, tokenizer, docs, segments, precision)
+    predicted = predict_documents(model, tokenizer, docs, segments, precision, singleton_threshold)
     seconds = time.perf_counter() - start
     metrics = score_corpus({d.name: d.clusters for d in docs}, {d.name: p for d, p in zip(docs, predicted)}).to_json()
     out = None
@@ -90,20 +93,28 @@ def evaluate_coref(model, tokenizer, source: str | os.PathLike | Sequence | list
         out.mkdir(parents=True, exist_ok=True)
         write_conll(out / "response.conll", [CorefDocument(d.name, d.words, p, d.sentences, d.speakers)
                                              for d, p in zip(docs, predicted)])
-        atomic_write_json(out / "metrics.json", {"documents": len(docs), "seconds": round(seconds, 2), "metrics": metrics})
+        atomic_write_json(out / "metrics.json", {"documents": len(docs), "seconds": round(seconds, 2),
+                                                 "singleton_threshold": singleton_threshold, "metrics": metrics})
     return EvaluationResult(metrics, len(docs), seconds, out)
 
 
 def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLike | Sequence[str | os.PathLike],
                    output_dir: str | os.PathLike, *, dev_source=None, head: CorefHead = CorefHead(),
                    max_segment_length: int = 384, max_training_segments: int | None = None, args: FinetuneArguments | None = None,
-                   max_train_documents: int | None = None, dropout: float | None = None, eval_precision: str = "no") -> dict:
+                   max_train_documents: int | None = None, dropout: float | None = None, eval_precision: str = "no",
+                   singletons: bool = False) -> dict:
     """Fine-tune any BERT-family checkpoint as a coreference model (one document per step) and
     save it. Documents longer than ``max_training_segments`` segments are trained on a random
-    window of that many segments per step (None: whole documents). Returns a summary (also ``finetune_summary.json``)."""
+    window of that many segments per step (None: whole documents). ``singletons``: the model
+    will also output unlinked spans with mention probability above 1/2 as one-mention
+    clusters (needs ``head.mention_loss_weight > 0``, which trains those probabilities).
+    Returns a summary (also ``finetune_summary.json``)."""
     args = args or FinetuneArguments(output_dir=str(output_dir), batch_size=1)
     if args.batch_size != 1:
         raise ConfigError(f"batch_size: coreference trains one document per step, got {args.batch_size}")
+    if singletons and head.mention_loss_weight <= 0:
+        raise ConfigError("singletons: needs mention_loss_weight > 0 (the mention scores must be trained as probabilities)")
+    threshold = 0.0 if singletons else None
     out = Path(output_dir)
     docs = read_coref_documents(train_sources)
     docs = docs[:max_train_documents] if max_train_documents else docs
@@ -135,11 +146,14 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
         "train_segments": sum(len(e.segments) for e in encoded), "max_segment_length": max_segment_length,
         "max_training_segments": max_training_segments, "head": asdict(head), "steps": result.steps, "epochs": round(result.epochs_done, 3),
         "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget,
+        "stopped_by_budget": result.stopped_by_budget, "lr": args.lr, "head_lr": args.head_lr,
+        "singleton_threshold": threshold,
     }
-    save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length}}, _card(summary))
+    save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length,
+                                                            "singleton_threshold": threshold}}, _card(summary))
     if dev_source is not None:
-        ev = evaluate_coref(model, tokenizer, dev_source, segments, out / "dev", precision=eval_precision)
+        ev = evaluate_coref(model, tokenizer, dev_source, segments, out / "dev", precision=eval_precision,
+                            singleton_threshold=threshold)
         summary.update({"dev": _names(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
                         "dev_conll_f1": ev.metrics.get("conll_f1")})
         atomic_write_text(out / "README.md", _card(summary))
