@@ -108,6 +108,10 @@ def test_coreference_scores_match_the_cpu(tiny_tokenizer):
     out_g = gpu(**{k: v.to(DEVICE) for k, v in batch.items()})
     torch.testing.assert_close(out_g.mention_scores.cpu(), out_c.mention_scores, rtol=1e-4, atol=1e-4)
     assert torch.equal(out_g.top_indices.cpu(), out_c.top_indices)
-    assert torch.equal(out_g.antecedents.cpu(), out_c.antecedents)
+    # the first spans have fewer than c earlier spans: their masked slots tie at NEG and topk may
+    # order those ties differently on each device; only the real antecedents must agree
+    mask = out_c.antecedent_mask
+    assert torch.equal(out_g.antecedent_mask.cpu(), mask)
+    assert torch.equal(out_g.antecedents.cpu()[mask], out_c.antecedents[mask])
     torch.testing.assert_close(out_g.scores.cpu(), out_c.scores, rtol=1e-4, atol=1e-3)
     assert float(out_g.loss.detach()) == pytest.approx(float(out_c.loss.detach()), rel=1e-4)
