@@ -144,3 +144,19 @@ def test_bad_input_is_one_line_and_exit_2(coref_model, tiny_bert, train_files, t
     assert main(["finetune", "coref", "--model", str(tiny_bert), "--train", str(tmp_path / "nothing"), "--output", str(tmp_path / "m"),
                  "--no-progress"]) == 2
     assert "no CoNLL files" in capsys.readouterr().err
+
+
+def test_evaluate_gap_writes_predictions_that_score_gap_reads_alike(coref_model, tmp_path, capsys):
+    from .test_coref_gap import HEADER, ROWS
+
+    key = tmp_path / "gap.tsv"
+    key.write_text("\n".join([HEADER, *ROWS]) + "\n")
+    out = tmp_path / "gap"
+    assert main(["evaluate", "gap", "--model", str(coref_model), "--data", str(key), "--output", str(out), "--no-progress"]) == 0
+    assert "GAP (3 examples): F1" in capsys.readouterr().out
+    saved = json.loads((out / "metrics.json").read_text())["metrics"]
+    lines = (out / "predictions.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["t-1", "t-2", "t-3"]
+    assert main(["score", "gap", "--key", str(key), "--response", str(out / "predictions.tsv")]) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+    assert saved["overall"]["tp"] + saved["overall"]["fp"] + saved["overall"]["tn"] + saved["overall"]["fn"] == 6

@@ -16,7 +16,7 @@ from spanbert.coref.conll import CorefDocument, read_conll
 from spanbert.coref.decoding import clusters_from_antecedents, decode_clusters, predicted_antecedents
 from spanbert.coref.features import SegmentConfig, document_tensors, encode_document, text_document
 from spanbert.coref.html import render_page, render_text
-from spanbert.coref.model import BertForCoreference, CorefConfig, distance_bucket
+from spanbert.coref.model import BertForCoreference, CorefConfig, distance_bucket, non_crossing_top_spans
 from spanbert.errors import ConfigError
 
 from .conftest import DATA
@@ -86,6 +86,14 @@ def test_raw_text_words_sentences_and_offsets():
         text_document("  \n ")
 
 
+def test_raw_text_splits_possessives_like_the_training_data():
+    """LitBank and OntoNotes are PTB-tokenized ("Pauline 's friend"), so raw text is too."""
+    text = "Pauline's friend met Simon’s sister; it's 1990's."
+    doc = text_document(text)
+    assert doc.document.words[:6] == ["Pauline", "'s", "friend", "met", "Simon", "’s"]
+    assert all(text[a:b] == w for w, (a, b) in zip(doc.document.words, doc.offsets))
+
+
 def test_distance_buckets_follow_lee_et_al():
     d = torch.tensor([0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 32, 63, 64, 1000])
     assert distance_bucket(d, 10).tolist() == [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
@@ -143,6 +151,52 @@ def test_greedy_linking_and_transitive_closure():
     antecedents = np.array([[0], [0], [1], [1]])
     assert predicted_antecedents(scores, antecedents) == [-1, 0, -1, 1]
     assert decode_clusters(np.array([[0, 0], [4, 5], [6, 6], [8, 8]]), scores, antecedents) == [[(0, 0), (4, 5), (8, 8)]]
+    # singletons: the unlinked span (6, 6) joins as its own cluster only if its mention score passes
+    top = np.array([[0, 0], [4, 5], [6, 6], [8, 8]])
+    assert decode_clusters(top, scores, antecedents, np.array([5.0, 5.0, 0.3, 5.0]), 0.0) == [
+        [(0, 0), (4, 5), (8, 8)], [(6, 6)]]
+    assert decode_clusters(top, scores, antecedents, np.array([5.0, 5.0, -0.3, 5.0]), 0.0) == [[(0, 0), (4, 5), (8, 8)]]
+    with pytest.raises(ValueError, match="mention_scores"):
+        decode_clusters(top, scores, antecedents, None, 0.0)
+
+
+def _crosses(a, b) -> bool:
+    (s1, e1), (s2, e2) = a, b
+    return s1 < s2 <= e1 < e2 or s2 < s1 <= e2 < e1
+
+
+def test_non_crossing_pruning_equals_a_brute_force_greedy():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 40))
+        starts = rng.integers(0, 20, n)
+        spans = [(int(s), int(s + w)) for s, w in zip(starts, rng.integers(0, 6, n))]
+        order = rng.permutation(n).tolist()
+        k = int(rng.integers(1, n + 1))
+        expected = []
+        for i in order:  # the definition: best first, skip what crosses anything kept
+            if not any(_crosses(spans[i], spans[j]) for j in expected):
+                expected.append(i)
+            if len(expected) == k:
+                break
+        assert non_crossing_top_spans(spans, order, k) == expected, trial
+    # nested and identical spans are kept; a crossing one is skipped
+    assert non_crossing_top_spans([(0, 5), (2, 3), (4, 8), (6, 7), (0, 5)], [0, 1, 2, 3, 4], 5) == [0, 1, 3, 4]
+
+
+def test_model_keeps_no_crossing_spans_unless_told(tiny_tokenizer):
+    doc = read_conll(PRIDE)[0]
+    enc = encode_document(tiny_tokenizer, doc, SegmentConfig(64, 10))
+    batch = document_tensors(enc, tiny_tokenizer.pad_token_id, with_gold=False)
+    crossing_seen = []
+    for non_crossing in (True, False):
+        torch.manual_seed(0)
+        model = BertForCoreference(CorefConfig(vocab_size=len(tiny_tokenizer), max_span_width=10, ffnn_size=16,
+                                               feature_size=8, non_crossing=non_crossing, **TINY)).eval()
+        with torch.no_grad():
+            top = model(**batch).top_spans.tolist()
+        crossing_seen.append(any(_crosses(a, b) for a in top for b in top))
+    assert crossing_seen == [False, True]
 
 
 class _Balance(HTMLParser):

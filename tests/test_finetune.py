@@ -32,3 +32,32 @@ def test_left_out_items_change_between_epochs_even_in_one_group():
         assert len(used) == 8
         left_out |= set(range(10)) - used
     assert len(left_out) > 2
+
+
+def test_head_learning_rate_groups():
+    """With head_lr, every parameter outside the encoder (and only those) trains at that rate;
+    weight decay stays on matrices only. Without it, two groups as before (decay, no decay)."""
+    import pytest
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from spanbert.errors import ConfigError
+    from spanbert.finetune import FinetuneArguments
+    from spanbert.train import adamw
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=3))
+    named = list(model.named_parameters())
+    opt = adamw(named, 1e-5, 0.01, head_lr=1e-3, encoder_prefix="bert.")
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert len(group_of) == len(named)
+    for name, p in named:
+        g = group_of[id(p)]
+        assert g["lr"] == (1e-5 if name.startswith("bert.") else 1e-3), name
+        assert g["weight_decay"] == (0.01 if p.ndim >= 2 else 0.0), name
+    assert {id(p) for _, p in named if not _.startswith("bert.")} == {id(model.classifier.weight), id(model.classifier.bias)}
+    plain = adamw(named, 1e-5, 0.01)
+    assert [(g["lr"], g["weight_decay"]) for g in plain.param_groups] == [(1e-5, 0.01), (1e-5, 0.0)]
+    with pytest.raises(ConfigError, match="head_lr: must be > 0"):
+        FinetuneArguments(output_dir="x", head_lr=0.0)

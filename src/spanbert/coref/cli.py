@@ -163,9 +163,70 @@ def predict_coref_command(
             typer.echo(f"  {c}: " + " | ".join(f"{m.text!r} [{m.start_char}-{m.end_char}]" for m in mentions))
 
 
+def _gap_summary(scores: dict) -> str:
+    o, m, f = scores["overall"], scores["masculine"], scores["feminine"]
+    bias = "-" if scores["bias_f_over_m"] is None else f"{scores['bias_f_over_m']:.2f}"
+    return (f"GAP ({scores['examples']} examples): F1 {o['f1']:.1f} (P {o['precision']:.1f} R {o['recall']:.1f}), "
+            f"accuracy {o['accuracy']:.1f}; masculine F1 {m['f1']:.1f}, feminine F1 {f['f1']:.1f}, bias F/M {bias}")
+
+
+def score_gap_command(
+    key: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
+    response: Annotated[Path, typer.Option(help="System TSV: ID, A-coref, B-coref (TRUE/FALSE) per line, no header.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the scores here as JSON.")] = None,
+) -> None:
+    """Score GAP decisions like the GAP scorer: P/R/F1 of the coreferent decisions overall and per
+    pronoun gender, the F/M bias, and decision and example accuracy."""
+    from ..atomic import atomic_write_json
+    from .gap import read_gap, read_gap_response, score_gap
+
+    examples = read_gap(key)
+    answers = read_gap_response(response)
+    extra = sorted(set(answers) - {e.id for e in examples})
+    if extra:
+        raise CorpusError(f"{response}: ID {extra[0]!r} is not in the key file {key}")
+    scores = score_gap(examples, answers).to_json()
+    typer.echo(json.dumps(scores, indent=2))
+    if output is not None:
+        atomic_write_json(output, scores)
+
+
+def evaluate_gap_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
+    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    limit: Annotated[int | None, typer.Option(help="Only the first N examples.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Resolve each GAP text with a coreference model and score the pronoun-name decisions
+    (a name is coreferent when the pronoun's predicted cluster holds a mention matching it)."""
+    import time
+
+    from ..atomic import atomic_write_json
+    from .gap import predict_gap, read_gap, score_gap, write_gap_response
+    from .inference import CorefResolver
+
+    examples = read_gap(data)[:limit] if limit else read_gap(data)
+    resolver = CorefResolver(model, precision=precision, singletons=False)
+    start = time.perf_counter()
+    decisions = predict_gap(resolver, examples, progress=progress)
+    seconds = time.perf_counter() - start
+    scores = score_gap(examples, decisions).to_json()
+    output.mkdir(parents=True, exist_ok=True)
+    write_gap_response(output / "predictions.tsv", decisions)
+    atomic_write_json(output / "metrics.json", {"model": str(model), "data": str(data), "seconds": round(seconds, 1),
+                                                "metrics": scores})
+    typer.echo(f"{len(examples)} texts in {seconds:.1f} s")
+    typer.echo(_gap_summary(scores))
+    typer.echo(f"files: {output}")
+
+
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``finetune/evaluate/predict coref`` and ``score coref`` to the CLI groups."""
+    """Attach ``finetune/evaluate/predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups."""
     groups["score"].command("coref")(wrap(score_coref_command))
+    groups["score"].command("gap")(wrap(score_gap_command))
+    groups["evaluate"].command("gap")(wrap(evaluate_gap_command))
     groups["finetune"].command("coref")(wrap(finetune_coref_command))
     groups["evaluate"].command("coref")(wrap(evaluate_coref_command))
     groups["predict"].command("coref")(wrap(predict_coref_command))

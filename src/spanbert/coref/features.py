@@ -241,8 +241,10 @@ class TextDocument:
 
 def text_document(text: str, name: str = "text") -> TextDocument:
     """Split raw text into sentences (:func:`spanbert.summarize.data.split_sentences`: a regex
-    rule set for edited prose) and words (:func:`spanbert.ner.inference.split_words`); an
-    empty text is a ConfigError."""
+    rule set for edited prose) and words (:func:`spanbert.ner.inference.split_words`, with a
+    possessive ``'s``/``’s`` split off as its own word, as in the PTB-tokenized LitBank and
+    OntoNotes the models learn from: ``Pauline's friend`` -> ``Pauline``, ``'s``, ``friend``);
+    an empty text is a ConfigError."""
     from ..ner.inference import split_words
     from ..summarize.data import split_sentences
 
@@ -252,6 +254,10 @@ def text_document(text: str, name: str = "text") -> TextDocument:
     for s_start, s_end in split_sentences(text):
         first = len(words)
         for word, a, b in split_words(text[s_start:s_end]):
+            if len(word) > 2 and word[-2:] in ("'s", "’s", "'S", "’S"):
+                words += [word[:-2], word[-2:]]
+                offsets += [(s_start + a, s_start + b - 2), (s_start + b - 2, s_start + b)]
+                continue
             words.append(word)
             offsets.append((s_start + a, s_start + b))
         if len(words) > first:
