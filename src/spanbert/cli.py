@@ -32,7 +32,9 @@ finetune_app = typer.Typer(help="Fine-tune a pre-trained model on a task.", no_a
 evaluate_app = typer.Typer(help="Evaluate a fine-tuned model on a data set (official metrics).", no_args_is_help=True)
 predict_app = typer.Typer(help="Run a fine-tuned model on your text.", no_args_is_help=True)
 score_app = typer.Typer(help="Score prediction files with the semantics of the field's official scorers.", no_args_is_help=True)
-for _group, _name in ((finetune_app, "finetune"), (evaluate_app, "evaluate"), (predict_app, "predict"), (score_app, "score")):
+export_app = typer.Typer(help="Export fine-tuned models (ONNX).", no_args_is_help=True)
+for _group, _name in ((finetune_app, "finetune"), (evaluate_app, "evaluate"), (predict_app, "predict"), (score_app, "score"),
+                      (export_app, "export")):
     app.add_typer(_group, name=_name)
 
 
@@ -241,6 +243,16 @@ def _quiet(fn):
 
 
 _register_task_commands()
+
+
+def _register_serving_commands() -> None:
+    """``spanbert export onnx`` (:mod:`spanbert.onnx.cli`) and ``spanbert serve`` (:mod:`spanbert.serve.cli`)."""
+    from .onnx.cli import export_onnx_command
+
+    export_app.command("onnx")(_quiet(export_onnx_command))
+
+
+_register_serving_commands()
 
 
 @app.command()

@@ -1,0 +1,22 @@
+"""ONNX export of fine-tuned task models, and ONNX Runtime versions of their Python APIs.
+
+* :mod:`.export`: :func:`export_onnx` turns a ``spanbert finetune qa`` or ``finetune classify``
+  folder into an export folder (``model.onnx``, optional ``model.int8.onnx``, tokenizer,
+  settings, ``export_info.json``), checked against PyTorch at export time.
+* :mod:`.runtime`: :class:`OnnxQuestionAnswerer` and :class:`OnnxTextClassifier` answer like
+  :class:`spanbert.qa.QuestionAnswerer` / :class:`spanbert.classify.TextClassifier`, with an
+  ONNX Runtime session (CPU) doing the forward pass.
+* :mod:`.cli`: ``spanbert export onnx``.
+
+    from spanbert.onnx import export_onnx, OnnxQuestionAnswerer
+    export_onnx("runs/qa", "runs/qa-onnx", quantize=True)
+    OnnxQuestionAnswerer("runs/qa-onnx", quantized=True).answer("Who wrote it?", "Ann wrote it.")[0].text
+"""
+
+from __future__ import annotations
+
+from .export import EXPORT_INFO, TASKS, export_onnx
+from .runtime import OnnxQuestionAnswerer, OnnxTextClassifier, OrtModel, read_export_info
+
+__all__ = ["export_onnx", "EXPORT_INFO", "TASKS", "OnnxQuestionAnswerer", "OnnxTextClassifier", "OrtModel",
+           "read_export_info"]
