@@ -248,8 +248,10 @@ _register_task_commands()
 def _register_serving_commands() -> None:
     """``spanbert export onnx`` (:mod:`spanbert.onnx.cli`) and ``spanbert serve`` (:mod:`spanbert.serve.cli`)."""
     from .onnx.cli import export_onnx_command
+    from .serve.cli import serve_command
 
     export_app.command("onnx")(_quiet(export_onnx_command))
+    app.command("serve")(_quiet(serve_command))
 
 
 _register_serving_commands()

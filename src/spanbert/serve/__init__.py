@@ -1,0 +1,25 @@
+"""Serving models over HTTP: FastAPI + uvicorn with asynchronous micro-batching.
+
+:mod:`.tasks` recognises a model folder's task and turns its Python API's answers into JSON;
+:mod:`.batcher` groups concurrent requests into one model call; :mod:`.schemas` holds the
+request and response bodies; :mod:`.app` builds the app (endpoints, limits, errors, loading);
+:mod:`.cli` runs it (``spanbert serve``). The web page lives in ``static/``.
+
+    from spanbert.serve import create_app
+    app = create_app(["runs/qa"])
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app", "MicroBatcher", "detect_task", "serve_command"]
+
+_WHERE = {"create_app": "app", "MicroBatcher": "batcher", "detect_task": "tasks", "serve_command": "cli"}
+
+
+def __getattr__(name: str):
+    # Lazy: `import spanbert.serve` stays cheap; fastapi/torch load on first use.
+    if name not in _WHERE:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -1,0 +1,288 @@
+"""The tasks the server knows: how a model folder's task is recognised, how it is loaded through
+the task's Python API, and how that API's answers become JSON objects.
+
+Every task is a pair of functions over plain data: ``load(folder, device) -> api object`` and
+``predict(api, items, options) -> one JSON-ready dict per item``, where ``items`` are the
+request items as dicts and ``options`` the request's options (e.g. ``top_k``). The server
+calls ``predict`` with the items of several requests at once (see :mod:`.batcher`).
+
+A folder's task comes from its files, as written by ``spanbert finetune <task>`` or
+``spanbert pretrain``: our heads' ``model_type`` first, then a task settings file, then a stock
+``transformers`` head's architecture name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize")
+
+MODEL_TYPE_TASKS = {  # our own heads' config model_type
+    "spanbert": "fill",  # a `spanbert pretrain` folder: MLM + SBO heads
+    "spanbert_relation": "relations",
+    "spanbert_span_ner": "entities",
+    "spanbert_coref": "coref",
+    "spanbert_extsum": "summarize",
+}
+SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify"}
+ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}  # stock heads
+
+
+def detect_task(folder: str | os.PathLike) -> str:
+    """The task (one of :data:`TASKS`) of a model folder; a one-line :class:`ConfigError` when
+    the folder is missing, has no readable ``config.json``, or its task cannot be told."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"--model {folder}: no such model folder")
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"--model {folder}: no config.json (not a model folder)")
+    try:
+        data = json.loads(config.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{config}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{config}: cannot read it ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config}: expected a JSON object")
+    model_type = data.get("model_type")
+    if model_type in MODEL_TYPE_TASKS:
+        return MODEL_TYPE_TASKS[model_type]
+    for file_name, task in SETTINGS_FILE_TASKS.items():
+        if (path / file_name).is_file():
+            return task
+    for arch in data.get("architectures") or []:
+        for suffix, task in ARCHITECTURE_TASKS.items():
+            if isinstance(arch, str) and arch.endswith(suffix):
+                return task
+    raise ConfigError(f"--model {folder}: cannot tell its task (model_type {model_type!r}, architectures "
+                      f"{data.get('architectures')!r}); serve a folder written by `spanbert finetune <task>` or `spanbert pretrain`")
+
+
+def _finite(x: float) -> float | None:
+    """``x`` as a float, or None where it is not finite (JSON has no infinity)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# -- question answering -----------------------------------------------------------------------
+
+def _load_qa(folder: Path, device: str | None):
+    from ..qa.inference import QuestionAnswerer
+
+    return QuestionAnswerer(folder, device=device)
+
+
+def qa_result(prediction) -> dict:
+    """A :class:`~spanbert.qa.decoding.Prediction` as the API's result: ``answer``, character
+    ``start``/``end`` into the context (-1 for no answer), ``score`` (start + end logit of the
+    best span; null when there is none), ``probability`` (of the answer among the n-best, as in
+    the BERT scripts) and ``no_answer``."""
+    probability = next((c.probability for c in prediction.nbest if c.text == prediction.text), None)
+    return {"answer": prediction.text, "start": int(prediction.start), "end": int(prediction.end),
+            "score": _finite(prediction.score), "probability": None if probability is None else _finite(probability),
+            "no_answer": prediction.text == ""}
+
+
+def _predict_qa(api, items: list[dict], options: dict) -> list[dict]:
+    predictions = api.answer([it["question"] for it in items], [it["context"] for it in items])
+    return [qa_result(p) for p in predictions]
+
+
+# -- span infilling ---------------------------------------------------------------------------
+
+def _load_fill(folder: Path, device: str | None):
+    import torch
+
+    from ..fill import SpanFiller
+
+    return SpanFiller.from_pretrained(folder, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def fill_result(result, offsets: list[tuple[int, int]]) -> dict:
+    """A :class:`~spanbert.fill.FillResult` as the API's result.
+
+    ``text``: the input re-written by the joint head; ``filled``: the text re-written by every
+    head; per masked run: character ``start``/``end`` of its [MASK] tokens in the input
+    (``offsets`` are the input's token offsets, as the filler tokenised it), ``token_start``/
+    ``token_end`` (inclusive), and per head its ``text``, ``tokens``, per-token
+    ``probabilities``, their product ``probability`` and ``top_k`` (per position; empty for
+    the iterative head, which has no single distribution per position).
+    """
+    spans = []
+    for span in result.spans:
+        predictions = {}
+        for head, p in span.predictions.items():
+            predictions[head] = {
+                "text": p.text, "tokens": list(p.tokens), "probabilities": [float(x) for x in p.probabilities],
+                "probability": float(math.prod(p.probabilities)),
+                "top_k": [[{"token": t, "probability": float(q)} for t, q in position] for position in p.top_k],
+            }
+        spans.append({"start": int(offsets[span.start][0]), "end": int(offsets[span.end][1]),
+                      "token_start": span.start, "token_end": span.end, "predictions": predictions})
+    return {"text": result.filled_text["joint"], "filled": dict(result.filled_text), "spans": spans}
+
+
+def _predict_fill(api, items: list[dict], options: dict) -> list[dict]:
+    texts = [it["text"] for it in items]
+    results = api.fill(texts, top_k=options.get("top_k", 5))
+    # the same tokenisation as the filler's (truncated; padding does not move positions)
+    offsets = api.tokenizer(texts, truncation=True, return_offsets_mapping=True)["offset_mapping"]
+    return [fill_result(r, o) for r, o in zip(results, offsets)]
+
+
+# -- classification ---------------------------------------------------------------------------
+
+def _load_classify(folder: Path, device: str | None):
+    from ..classify.inference import TextClassifier
+
+    return TextClassifier(folder, device=device)
+
+
+def classify_result(prediction) -> dict:
+    """A :class:`~spanbert.classify.ClassPrediction` as ``label``, ``score``, ``probabilities``."""
+    return {"label": prediction.label, "score": float(prediction.score),
+            "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
+
+
+def _predict_classify(api, items: list[dict], options: dict) -> list[dict]:
+    # the classifier takes all texts with pairs or none: items with a pair and items without are two calls
+    out: list[dict | None] = [None] * len(items)
+    for with_pair in (False, True):
+        idx = [i for i, it in enumerate(items) if (it.get("text_pair") is not None) == with_pair]
+        if not idx:
+            continue
+        pairs = [items[i]["text_pair"] for i in idx] if with_pair else None
+        for i, p in zip(idx, api.classify([items[i]["text"] for i in idx], pairs)):
+            out[i] = classify_result(p)
+    return out  # type: ignore[return-value]
+
+
+# -- relations --------------------------------------------------------------------------------
+
+def _load_relations(folder: Path, device: str | None):
+    from ..relations.inference import RelationClassifier
+
+    return RelationClassifier(folder, device=device)
+
+
+def relation_result(prediction) -> dict:
+    """A :class:`~spanbert.relations.RelationPrediction` as ``label``, ``score``, ``probabilities``."""
+    return {"label": prediction.label, "score": float(prediction.score),
+            "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
+
+
+def _predict_relations(api, items: list[dict], options: dict) -> list[dict]:
+    return [relation_result(p) for p in api.predict([it["text"] for it in items])]
+
+
+# -- entities ---------------------------------------------------------------------------------
+
+def _load_entities(folder: Path, device: str | None):
+    from ..ner.inference import EntityRecognizer
+
+    return EntityRecognizer(folder, device=device)
+
+
+def entities_result(entities) -> dict:
+    """A text's :class:`~spanbert.ner.inference.Entity` list as ``entities`` with character offsets."""
+    return {"entities": [{"text": e.text, "label": e.label, "start": e.start_char, "end": e.end_char,
+                          "score": float(e.score)} for e in entities]}
+
+
+def _predict_entities(api, items: list[dict], options: dict) -> list[dict]:
+    return [entities_result(found) for found in api.predict([it["text"] for it in items])]
+
+
+# -- coreference ------------------------------------------------------------------------------
+
+def _load_coref(folder: Path, device: str | None):
+    from ..coref.inference import CorefResolver
+
+    return CorefResolver(folder, device=device)
+
+
+def coref_result(clusters) -> dict:
+    """A text's clusters of :class:`~spanbert.coref.inference.Mention` with character offsets."""
+    return {"clusters": [[{"text": m.text, "start": m.start_char, "end": m.end_char} for m in cluster]
+                         for cluster in clusters]}
+
+
+def _predict_coref(api, items: list[dict], options: dict) -> list[dict]:
+    return [coref_result(c) for c in api.resolve([it["text"] for it in items])]
+
+
+# -- summarization ----------------------------------------------------------------------------
+
+def _load_summarize(folder: Path, device: str | None):
+    from ..summarize.inference import ExtractiveSummarizer
+
+    return ExtractiveSummarizer(folder, device=device)
+
+
+def summary_result(summary) -> dict:
+    """A :class:`~spanbert.summarize.inference.Summary` as ``summary`` and the chosen ``sentences``
+    (document index, character offsets, score, text)."""
+    return {"summary": summary.text,
+            "sentences": [{"index": s.index, "start": s.start, "end": s.end, "score": float(s.score), "text": s.text}
+                          for s in summary.sentences]}
+
+
+def _predict_summarize(api, items: list[dict], options: dict) -> list[dict]:
+    summaries = api.summarize([it["text"] for it in items], max_sentences=options.get("max_sentences"),
+                              max_words=options.get("max_words"))
+    return [summary_result(s) for s in summaries]
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
+    "qa": _load_qa, "fill": _load_fill, "classify": _load_classify, "relations": _load_relations,
+    "entities": _load_entities, "coref": _load_coref, "summarize": _load_summarize,
+}
+PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
+    "qa": _predict_qa, "fill": _predict_fill, "classify": _predict_classify, "relations": _predict_relations,
+    "entities": _predict_entities, "coref": _predict_coref, "summarize": _predict_summarize,
+}
+
+
+def labels_of(task: str, api) -> list[str] | None:
+    """The labels a model can output (classification, relations, entity types), else None."""
+    if task in ("classify", "relations", "entities"):
+        return list(api.labels)
+    return None
+
+
+@dataclass
+class ServedModel:
+    """One loaded model: its public ``name`` (the folder name), task, Python API object and labels."""
+
+    name: str
+    task: str
+    folder: Path
+    api: Any
+    labels: list[str] | None
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, task: str | None = None, device: str | None = None) -> ServedModel:
+        """Load ``folder`` through its task's Python API (its task detected when not given)."""
+        path = Path(folder)
+        task = task or detect_task(path)
+        api = LOADERS[task](path, device)
+        return cls(path.name, task, path, api, labels_of(task, api))
+
+    def predict(self, items: list[dict], options: dict | None = None) -> list[dict]:
+        """One JSON-ready result per item (see each task's ``*_result`` function)."""
+        return PREDICTORS[self.task](self.api, items, options or {})
+
+
+__all__ = ["TASKS", "ServedModel", "detect_task", "labels_of", "qa_result", "fill_result", "classify_result",
+           "relation_result", "entities_result", "coref_result", "summary_result"]

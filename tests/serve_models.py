@@ -1,0 +1,157 @@
+"""Tiny saved model folders for every task the server knows, built in seconds (random weights).
+
+Not a test module: the server's tests and the browser test import it.
+
+    from tests.serve_models import build_all
+    folders = build_all(tmp_path)  # {"qa": Path, "fill": Path, "classify": Path, ...}
+
+Each folder has exactly the layout its task's own job writes (``spanbert finetune <task>``, or
+``spanbert pretrain`` for ``fill``): the same save functions and settings files, over a
+2-layer, hidden-32 encoder and the committed tiny WordPiece tokenizer. Their answers are those
+of random weights: fine for checking plumbing, meaningless as predictions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+TESTS = Path(__file__).resolve().parent
+TOKENIZER_DIR = TESTS / "data" / "tiny_wordpiece"
+# 512 positions: the tokenizer truncates at its model_max_length (512), so no input overflows them
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+
+CLASSIFY_LABELS = ["negative", "positive"]
+RELATION_LABELS = ["Other", "Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Member-Collection(e1,e2)"]
+ENTITY_TYPES = ["PER", "LOC", "ORG"]
+SUMMARY_SENTENCES = 2  # the saved budget of the summarizer
+
+
+def _quiet():
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_tiny_tokenizer(tokenizer_dir: str | os.PathLike = TOKENIZER_DIR):
+    from spanbert.tokenizer import load_tokenizer
+
+    return load_tokenizer(str(tokenizer_dir))
+
+
+def build_encoder(out: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed: int = 0) -> Path:
+    """A plain ``bert`` folder (encoder + tokenizer): what the task builders start from."""
+    from transformers import BertConfig, BertModel
+
+    out = Path(out)
+    tokenizer = load_tiny_tokenizer(tokenizer_dir)
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=len(tokenizer), **TINY), add_pooling_layer=False).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_qa(base: Path, out: Path, seed: int = 1) -> Path:
+    """Stock ``BertForQuestionAnswering`` + ``qa_settings.json`` (as ``finetune_qa`` saves)."""
+    from spanbert.qa.decoding import DecodeConfig
+    from spanbert.qa.features import WindowConfig
+    from spanbert.qa.model import QASettings, load_qa_model, save_qa_model
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_qa_model(base)
+    settings = QASettings(WindowConfig(max_seq_length=128, max_question_tokens=32, window_overlap=32), DecodeConfig(), "1.1")
+    return save_qa_model(out, model, tokenizer, settings)
+
+
+def build_fill(out: Path, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed: int = 2) -> Path:
+    """A ``SpanBertForPreTraining`` folder with MLM and SBO heads (as ``spanbert pretrain`` saves)."""
+    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.train import save_final_model
+
+    tokenizer = load_tiny_tokenizer(tokenizer_dir)
+    torch.manual_seed(seed)
+    model = SpanBertForPreTraining(SpanBertConfig(vocab_size=len(tokenizer), sbo_position_size=16, **TINY))
+    out.mkdir(parents=True, exist_ok=True)
+    save_final_model(out, model, tokenizer)
+    return out
+
+
+def build_classify(base: Path, out: Path, seed: int = 3) -> Path:
+    """Stock ``BertForSequenceClassification`` + ``classify_settings.json`` (as ``finetune_classify`` saves)."""
+    from spanbert.classify.features import ClassifySettings
+    from spanbert.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
+    from spanbert.task_model import save_task_model
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_classifier(base, num_labels=len(CLASSIFY_LABELS), id2label=dict(enumerate(CLASSIFY_LABELS)),
+                                       label2id={n: i for i, n in enumerate(CLASSIFY_LABELS)})
+    saved = settings_to_json(ClassifySettings(max_seq_length=64, window_overlap=16), majority_label=CLASSIFY_LABELS[0],
+                             text_field="text", label_field="label", text_pair_field=None)
+    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: saved})
+
+
+def build_relations(base: Path, out: Path, seed: int = 4) -> Path:
+    """A relation head with entity-marker tokens in its tokenizer (as ``finetune_relations`` saves)."""
+    from spanbert.relations.model import new_relation_model, save_relation_model
+
+    model, tokenizer = new_relation_model(base, RELATION_LABELS, no_relation_label="Other", max_seq_length=64, seed=seed)
+    return save_relation_model(out, model, tokenizer)
+
+
+def build_entities(base: Path, out: Path, seed: int = 5) -> Path:
+    """A span NER head + ``ner_settings.json`` (as ``finetune_ner`` saves)."""
+    from spanbert.ner.decoding import DecodeConfig
+    from spanbert.ner.features import WindowConfig
+    from spanbert.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_ner_model(base, **label_maps(ENTITY_TYPES), max_span_width=4, width_embedding_dim=8,
+                                      cross_attention_heads=2, classifier_hidden_size=32)
+    return save_ner_model(out, model, tokenizer, NerSettings(WindowConfig(max_seq_length=64), DecodeConfig(), "IOB2"))
+
+
+def build_coref(base: Path, out: Path, seed: int = 6) -> Path:
+    """A coreference head + ``coref_settings.json`` (as ``finetune_coref`` saves)."""
+    from spanbert.coref.inference import SETTINGS_FILE
+    from spanbert.coref.model import load_coref_model
+    from spanbert.task_model import save_task_model
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_coref_model(base, max_span_width=6, ffnn_size=32, feature_size=8, max_top_antecedents=10)
+    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": 64, "singleton_threshold": None}})
+
+
+def build_summarize(base: Path, out: Path, seed: int = 7) -> Path:
+    """An extractive summarization head + ``summarize_settings.json`` (as ``finetune_summarize`` saves)."""
+    from spanbert.summarize.decoding import Budget
+    from spanbert.summarize.inference import SETTINGS_FILE, settings_json
+    from spanbert.summarize.model import load_summarizer
+    from spanbert.task_model import save_task_model
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_summarizer(base, cross_attention_heads=2, max_segment_length=64)
+    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: settings_json(Budget(max_sentences=SUMMARY_SENTENCES))})
+
+
+def build_all(root: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR) -> dict[str, Path]:
+    """Every task's tiny model folder under ``root`` (named ``tiny-<task>``), as ``{task: folder}``
+    with the server's task names: qa, fill, classify, relations, entities, coref, summarize."""
+    _quiet()
+    root = Path(root)
+    base = build_encoder(root / "tiny-bert", tokenizer_dir)
+    return {
+        "qa": build_qa(base, root / "tiny-qa"),
+        "fill": build_fill(root / "tiny-fill", tokenizer_dir),
+        "classify": build_classify(base, root / "tiny-classify"),
+        "relations": build_relations(base, root / "tiny-relations"),
+        "entities": build_entities(base, root / "tiny-entities"),
+        "coref": build_coref(base, root / "tiny-coref"),
+        "summarize": build_summarize(base, root / "tiny-summarize"),
+    }
+
+
+__all__ = ["build_all", "build_encoder", "build_qa", "build_fill", "build_classify", "build_relations", "build_entities",
+           "build_coref", "build_summarize", "TINY", "CLASSIFY_LABELS", "RELATION_LABELS", "ENTITY_TYPES"]
