@@ -117,6 +117,11 @@ def test_decisions_follow_the_pronouns_cluster(key):
     assert gap_decisions(ex, [[jo, pron], [kim]]) == (True, False)
     assert gap_decisions(ex, [[jo, kim]]) == (False, False)  # the pronoun in no cluster
     assert gap_decisions(ex, []) == (False, False)
+    # one cluster with both names: GAP's names are different people, so only the one mentioned
+    # nearest the pronoun is kept (Kim Sun ends 26 characters before "her", Jo Park 42)
+    assert gap_decisions(ex, [[jo, kim, pron]]) == (False, True)
+    assert gap_decisions(ex, [[jo, kim, pron]], at_most_one=False) == (True, True)
+    assert gap_decisions(ex, [[kim, jo, pron]]) == (False, True)  # the order inside the cluster does not matter
 
 
 def test_scores_match_scikit_learn_and_the_missing_answer_rule():

@@ -197,26 +197,32 @@ def evaluate_gap_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
     precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
     limit: Annotated[int | None, typer.Option(help="Only the first N examples.")] = None,
+    at_most_one: Annotated[bool, typer.Option("--at-most-one/--any-match", help="When the pronoun's cluster matches both names, keep only the one mentioned nearest the pronoun (GAP's names are different people); --any-match keeps both.")] = True,
     progress: Progress = True,
 ) -> None:
     """Resolve each GAP text with a coreference model and score the pronoun-name decisions
-    (a name is coreferent when the pronoun's predicted cluster holds a mention matching it)."""
+    (a name is coreferent when the pronoun's predicted cluster holds a mention matching it).
+    metrics.json also holds the scores under the other --at-most-one/--any-match rule."""
     import time
 
     from ..atomic import atomic_write_json
-    from .gap import predict_gap, read_gap, score_gap, write_gap_response
+    from .gap import gap_decisions, predict_gap, read_gap, score_gap, write_gap_response
     from .inference import CorefResolver
 
     examples = read_gap(data)[:limit] if limit else read_gap(data)
     resolver = CorefResolver(model, precision=precision, singletons=False)
     start = time.perf_counter()
-    decisions = predict_gap(resolver, examples, progress=progress)
+    clusters = predict_gap(resolver, examples, progress=progress)
     seconds = time.perf_counter() - start
-    scores = score_gap(examples, decisions).to_json()
+    decide = {rule: {e.id: gap_decisions(e, c, rule) for e, c in zip(examples, clusters)} for rule in (True, False)}
+    scores = score_gap(examples, decide[at_most_one]).to_json()
+    other = score_gap(examples, decide[not at_most_one]).to_json()
     output.mkdir(parents=True, exist_ok=True)
-    write_gap_response(output / "predictions.tsv", decisions)
+    write_gap_response(output / "predictions.tsv", decide[at_most_one])
+    names = {True: "at_most_one", False: "any_match"}
     atomic_write_json(output / "metrics.json", {"model": str(model), "data": str(data), "seconds": round(seconds, 1),
-                                                "metrics": scores})
+                                                "rule": names[at_most_one], "metrics": scores,
+                                                f"metrics_{names[not at_most_one]}": other})
     typer.echo(f"{len(examples)} texts in {seconds:.1f} s")
     typer.echo(_gap_summary(scores))
     typer.echo(f"files: {output}")

@@ -4,7 +4,9 @@ coreference model, scored like the data set's own scorer.
 Each example is a text, a pronoun and two names A and B (character offsets), each name labelled
 coreferent with the pronoun or not. A coreference model resolves the whole text; the decision
 for a name is "coreferent" when the predicted cluster of the pronoun (the mention whose span is
-exactly the pronoun) holds a mention that *matches* the name (:func:`mention_matches`).
+exactly the pronoun) holds a mention that *matches* the name (:func:`mention_matches`); when it
+matches both names, only the one mentioned nearest the pronoun is kept, since GAP's two names are
+different people (``at_most_one``; off: both are kept).
 
 Scoring follows the GAP scorer's rules: each example gives two binary decisions (A, B); true and
 false positives and negatives are counted overall and per pronoun gender (she/her/hers
@@ -12,7 +14,7 @@ feminine, he/his/him masculine); precision, recall and F1 are over the positive 
 bias is feminine F1 / masculine F1; an example without a system answer counts two false
 negatives. A system file is ``ID<TAB>A-coref<TAB>B-coref`` lines without a header.
 
-    spanbert evaluate gap --model runs/coref --data gap-test.tsv --output runs/gap
+    spanbert evaluate gap --model runs/coref --data gap-test.tsv --output runs/gap [--any-match]
     spanbert score gap --key gap-test.tsv --response runs/gap/predictions.tsv
 """
 
@@ -153,16 +155,30 @@ def mention_matches(mention: tuple[int, int], name: tuple[int, int], text: str) 
     return ms == ns and not text[ne : ne + 2] in POSSESSIVE
 
 
-def gap_decisions(example: GapExample, clusters: Sequence[Sequence[tuple[int, int]]]) -> tuple[bool, bool]:
+def gap_decisions(example: GapExample, clusters: Sequence[Sequence[tuple[int, int]]],
+                  at_most_one: bool = True) -> tuple[bool, bool]:
     """(A coreferent, B coreferent) from predicted clusters of character spans: true for a name
-    when the pronoun's cluster holds a mention, other than the pronoun, that matches it."""
+    when the pronoun's cluster holds a mention, other than the pronoun, that matches it.
+
+    GAP's two names are different people, so at most one can be the pronoun's referent; with
+    ``at_most_one``, when the cluster matches both, only the name whose matching mention lies
+    nearest the pronoun (in characters, either side) is kept."""
     pronoun = example.span("pronoun")
     for cluster in clusters:
         if pronoun in [tuple(m) for m in cluster]:
             others = [tuple(m) for m in cluster if tuple(m) != pronoun]
-            return tuple(any(mention_matches(m, example.span(w), example.text) for m in others)  # type: ignore[return-value]
-                         for w in ("a", "b"))
+            matches = [[m for m in others if mention_matches(m, example.span(w), example.text)] for w in ("a", "b")]
+            a, b = bool(matches[0]), bool(matches[1])
+            if at_most_one and a and b:
+                distance = [min(_gap(m, pronoun) for m in ms) for ms in matches]
+                a, b = distance[0] <= distance[1], distance[1] < distance[0]
+            return a, b
     return False, False
+
+
+def _gap(m: tuple[int, int], n: tuple[int, int]) -> int:
+    """Characters between two spans (0 when they touch or overlap)."""
+    return max(m[0] - n[1], n[0] - m[1], 0)
 
 
 @dataclass
@@ -239,16 +255,14 @@ def write_gap_response(path: str | os.PathLike, decisions: Mapping[str, tuple[bo
                                     for i, (a, b) in decisions.items()))
 
 
-def predict_gap(resolver, examples: Sequence[GapExample], progress: bool = False) -> dict[str, tuple[bool, bool]]:
-    """Decisions of a :class:`spanbert.coref.inference.CorefResolver` for each example (one
-    forward pass per text)."""
+def predict_gap(resolver, examples: Sequence[GapExample], progress: bool = False) -> list[list[list[tuple[int, int]]]]:
+    """The clusters (character spans) a :class:`spanbert.coref.inference.CorefResolver` finds
+    in each example's text (one forward pass per text); :func:`gap_decisions` turns them into
+    decisions."""
     from tqdm.auto import tqdm
 
-    out = {}
-    for ex in tqdm(examples, disable=not progress, desc="gap", unit="text"):
-        clusters = resolver.resolve([ex.text])[0]
-        out[ex.id] = gap_decisions(ex, [[(m.start_char, m.end_char) for m in c] for c in clusters])
-    return out
+    return [[[(m.start_char, m.end_char) for m in c] for c in resolver.resolve([ex.text])[0]]
+            for ex in tqdm(examples, disable=not progress, desc="gap", unit="text")]
 
 
 __all__ = ["GapExample", "GapScores", "Counts", "gap_decisions", "mention_matches", "predict_gap", "read_gap",
