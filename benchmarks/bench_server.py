@@ -20,8 +20,9 @@ sample (``tests/data/squad/xquad_en_sample.json``), cycled.
     python benchmarks/bench_server.py --task qa --requests 320
     python benchmarks/bench_server.py --quick            # smoke run (seconds)
 
-Client and server share the machine's cores (and one Python process), as a single-box
-deployment would; ``--threads`` sets torch's threads (default: torch's own choice).
+Client and server share the machine's cores and, by default, one Python process (and its GIL);
+``--server-process`` runs the server as ``spanbert serve`` in a child process instead.
+``--threads`` sets torch's threads (default: torch's own choice).
 """
 
 from __future__ import annotations
@@ -121,6 +122,55 @@ class BackgroundServer:
         self.thread.join(timeout=30)
 
 
+class ProcessServer:
+    """``spanbert serve`` in a child process on 127.0.0.1 (the clients then do not share the
+    server's interpreter and its GIL); ready once /readyz answers 200."""
+
+    def __init__(self, model_dir: Path, max_batch_size: int, max_wait_ms: float, device: str | None, threads: int | None):
+        import os
+        import subprocess
+
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "spanbert", "serve", "--model", str(model_dir), "--port", str(self.port),
+               "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms)]
+        if device:
+            cmd += ["--device", device]
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> str:
+        import httpx
+
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+
+
+def batching_stats(url: str) -> dict:
+    """The served model's micro-batcher counters (GET /v1/models)."""
+    import httpx
+
+    return httpx.get(f"{url}/v1/models", timeout=10).json()["models"][0]["batching"]
+
+
 # -- load -------------------------------------------------------------------------------------
 
 @dataclass
@@ -176,14 +226,18 @@ def run_config(model_dir: Path, path: str, items: list[dict], args, max_batch_si
     """Start a server with ``max_batch_size``, warm it up, put the load on it; its summary."""
     from spanbert.serve.app import create_app
 
-    app = create_app([model_dir], max_batch_size=max_batch_size, max_wait_ms=args.max_wait_ms, device=args.device)
-    with BackgroundServer(app) as url:
+    if args.server_process:
+        server = ProcessServer(model_dir, max_batch_size, args.max_wait_ms, args.device, args.threads)
+    else:
+        server = BackgroundServer(create_app([model_dir], max_batch_size=max_batch_size, max_wait_ms=args.max_wait_ms,
+                                             device=args.device))
+    with server as url:
         asyncio.run(generate_load(url, path, items, args.clients, args.clients, 60))  # warm-up: one round of every client
-        served = [s for group in app.state.server.models.values() for s in group][0]
-        before = (served.batcher.stats.batches, served.batcher.stats.items)
+        before = batching_stats(url)
         result = asyncio.run(generate_load(url, path, items, args.requests, args.clients, args.max_seconds))
-        batches = served.batcher.stats.batches - before[0]
-        batched_items = served.batcher.stats.items - before[1]
+        after = batching_stats(url)
+        batches = after["batches"] - before["batches"]
+        batched_items = after["items"] - before["items"]
     out = {"max_batch_size": max_batch_size, **result.summary(), "server_batches": batches,
            "mean_batch_items": round(batched_items / batches, 2) if batches else 0.0}
     return out
@@ -203,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="torch device of the model (default: cuda if available, else cpu)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 requests, 8 clients")
+    parser.add_argument("--server-process", action="store_true",
+                        help="run the server as `spanbert serve` in a child process instead of a thread of this one")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.clients = 64, 8

@@ -68,7 +68,14 @@ def test_health_ready_models_and_openapi(client, folders):
     assert models.status_code == 200
     listed = {m["name"]: m for m in models.json()["models"]}
     assert set(listed) == {p.name for p in folders.values()} - {"tiny-bert"}
-    assert listed["tiny-qa"] == {"name": "tiny-qa", "task": "qa"}  # no labels key where a task has none
+    qa = listed["tiny-qa"]
+    assert {k: v for k, v in qa.items() if k != "batching"} == {"name": "tiny-qa", "task": "qa"}  # no labels key
+    assert set(qa["batching"]) == {"requests", "items", "batches", "calls", "split_batches"}
+    before = qa["batching"]
+    item = {"question": "Who spoke?", "context": "The president spoke to Congress."}
+    assert client.post("/v1/qa", json={"items": [item, item]}).status_code == 200
+    after = {m["name"]: m for m in client.get("/v1/models").json()["models"]}["tiny-qa"]["batching"]
+    assert (after["requests"] - before["requests"], after["items"] - before["items"]) == (1, 2)
     assert listed["tiny-classify"]["labels"] == CLASSIFY_LABELS
     assert listed["tiny-relations"]["labels"] == RELATION_LABELS
     assert listed["tiny-entities"]["labels"] == ENTITY_TYPES

@@ -108,3 +108,24 @@ def test_custom_head_takes_the_encoder_then_reloads_as_itself(spanbert_dir, tmp_
     with pytest.raises(CheckpointError, match="needs a BERT encoder"):
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
         load_head_model(tmp_path, ToyHead, "toy")
+
+
+def test_half_precision_checkpoints_load_as_float32_and_run_under_autocast(tiny_tokenizer, tmp_path):
+    """A classifier saved in float16 loads with float32 weights (same values), so CPU bf16
+    autocast works on it: float16 parameters under CPU autocast raised a LayerNorm dtype error."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from spanbert.classify import TextClassifier
+    from spanbert.classify.features import ClassifySettings
+    from spanbert.classify.inference import SETTINGS_FILE, settings_to_json
+    from spanbert.task_model import save_task_model
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=64, num_labels=2))
+    save_task_model(tmp_path / "half", model.half(), tiny_tokenizer, {SETTINGS_FILE: settings_to_json(ClassifySettings())})
+    loaded = TextClassifier(tmp_path / "half", device="cpu", precision="bf16")
+    params = dict(loaded.model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in params.values())
+    assert torch.equal(params["classifier.weight"], model.classifier.weight.float())
+    assert loaded.classify(["The people have spoken."])[0].label in ("LABEL_0", "LABEL_1")

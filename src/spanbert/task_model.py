@@ -45,8 +45,10 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     """``(model, tokenizer)`` of ``auto_class`` (e.g. ``AutoModelForQuestionAnswering``) from a
     local folder or hub id; SpanBERT folders become ``bert_class`` (e.g. ``BertForQuestionAnswering``).
 
-    ``config_overrides`` (e.g. ``num_labels``, ``id2label``) go to the config. Errors are one
-    :class:`CheckpointError` line naming the path; ``what`` names the task in it.
+    ``config_overrides`` (e.g. ``num_labels``, ``id2label``) go to the config. Weights load in
+    float32 unless ``dtype`` says otherwise, whatever the checkpoint was saved in (inference and
+    training get reduced precision from autocast, which needs float32 parameters on a CPU).
+    Errors are one :class:`CheckpointError` line naming the path; ``what`` names the task in it.
     """
     import transformers
     from transformers import AutoTokenizer
@@ -54,7 +56,7 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     from .tokenizer import load_tokenizer
 
     local = _check_folder(path)
-    kwargs = {} if dtype is None else {"dtype": dtype}
+    kwargs = {"dtype": torch.float32 if dtype is None else dtype}  # reduced precision comes from autocast
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized <head>" is expected here
     try:
@@ -89,7 +91,7 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
 
     config_class = head_class.config_class
     local = _check_folder(path)
-    kwargs = {} if dtype is None else {"dtype": dtype}
+    kwargs = {"dtype": torch.float32 if dtype is None else dtype}  # reduced precision comes from autocast
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
+from ..batching import inference_batches
 from ..task_model import inference_autocast, load_task_model, read_settings
 from .features import ClassifySettings, Windows, aggregate_logits, build_windows, collate
 
@@ -63,12 +64,12 @@ def window_logits(model, windows: Windows, pad_id: int, batch_size: int = 64, pr
                   progress: bool = False) -> np.ndarray:
     """Logits ``(windows, labels)`` (float32) of every window, in window order."""
     device = next(model.parameters()).device
-    order = np.argsort(-windows.lengths(), kind="stable")
+    batches = inference_batches(windows.lengths(), batch_size)  # similar lengths share a batch, little padding
     out = np.zeros((len(windows), model.config.num_labels), dtype=np.float32)
     bar = tqdm(total=len(windows), disable=not progress, desc="classify", unit="win", dynamic_ncols=True)
     with torch.inference_mode(), inference_autocast(device, precision):
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size].tolist()
+        for batch_idx in batches:
+            idx = batch_idx.tolist()
             batch = {k: v.to(device) for k, v in collate(windows, idx, pad_id).items()}
             out[idx] = model(**batch).logits.float().cpu().numpy()  # (batch, labels)
             bar.update(len(idx))

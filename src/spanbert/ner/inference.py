@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..batching import inference_batches
 from ..task_model import inference_autocast
 from .decoding import ScoredSpan, decode_spans
 from .features import EncodedCorpus, WindowConfig, encode_sentences, pad_inputs, pad_spans, window_spans
@@ -65,12 +66,12 @@ def window_probabilities(model, corpus: EncodedCorpus, pad_token_id: int, max_sp
     """Every window's ``(word_spans, probs)``: its candidate spans (window word indices) and
     their label probabilities (num_spans, labels), float32."""
     device = next(model.parameters()).device
-    order = np.argsort(-corpus.lengths(), kind="stable")  # similar lengths share a batch
+    batches = inference_batches(corpus.lengths(), batch_size)  # similar lengths share a batch, little padding
     out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(corpus)  # type: ignore[list-item]
     model.eval()
     with torch.inference_mode(), inference_autocast(device, precision):
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size].tolist()
+        for batch_idx in batches:
+            idx = batch_idx.tolist()
             windows = [corpus.windows[i] for i in idx]
             spans = [window_spans(w, max_span_width) for w in windows]
             batch = pad_inputs([w.input_ids for w in windows], pad_token_id)

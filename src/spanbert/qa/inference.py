@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..batching import inference_batches
 from ..task_model import inference_autocast
 from .data import QAExample
 from .decoding import DecodeConfig, Prediction, decode_example
@@ -30,12 +31,12 @@ def window_logits(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Start and end logits of every window of ``feats`` (each ``(len,)``, float32, unpadded)."""
     device = next(model.parameters()).device
-    order = np.argsort(-feats.lengths(), kind="stable")  # similar lengths share a batch
+    batches = inference_batches(feats.lengths(), batch_size)  # similar lengths share a batch, little padding
     starts: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
     ends: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
     with torch.inference_mode(), inference_autocast(device, precision):
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size].tolist()
+        for batch_idx in batches:
+            idx = batch_idx.tolist()
             batch = {k: v.to(device) for k, v in collate_windows(feats, idx, pad_token_id).items()}
             out = model(**batch)
             s = out.start_logits.float().cpu().numpy()  # (batch, padded_len)

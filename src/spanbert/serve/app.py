@@ -28,7 +28,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -360,8 +360,10 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
 
     @app.get("/v1/models", tags=["server"], response_model=ModelsResponse, response_model_exclude_none=True)
     async def list_models() -> dict:
-        """The loaded models: name (use it as a request's ``model``), task, and labels where the task has them."""
-        return {"models": [{"name": s.model.name, "task": s.model.task, "labels": s.model.labels}
+        """The loaded models: name (use it as a request's ``model``), task, labels where the task has
+        them, and the micro-batcher's counters (requests, items, batches, model calls)."""
+        return {"models": [{"name": s.model.name, "task": s.model.task, "labels": s.model.labels,
+                            "batching": asdict(s.batcher.stats)}
                            for task in TASKS for s in state.models.get(task, [])]}
 
     @app.post("/v1/qa", tags=["tasks"], response_model=QAResponse)

@@ -201,6 +201,7 @@ class ModelInfo(BaseModel):
     name: str
     task: str
     labels: list[str] | None = None
+    batching: dict[str, int] | None = None  # the micro-batcher's counters since start: requests, items, batches, calls
 
 
 class ModelsResponse(BaseModel):
