@@ -104,7 +104,7 @@ class BackgroundServer:
         import uvicorn
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", log_config=None,
                                                     lifespan="on", access_log=False))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 

@@ -93,7 +93,7 @@ def server(tmp_path_factory) -> Iterator[str]:
     models = build_all(tmp_path_factory.mktemp("serve_models"))
     app = create_app(list(models.values()))
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="on"))
     thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -50,7 +50,10 @@ def serve_command(
     if not is_loopback(host):
         print(f"warning: listening on {host}, not a loopback address: anyone who can reach this machine can use the "
               "server (it has no authentication)", file=sys.stderr)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info"))
+    # log_config=None: no logging.config.dictConfig, which would close every handler already
+    # installed (it closed the stream of one that another library had put on the root logger);
+    # uvicorn's loggers propagate to the root logger the CLI configured instead
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", log_config=None))
     state = app.state.server
     state.on_load_error = lambda error: setattr(server, "should_exit", True)  # stop at once, then report below
     try:
