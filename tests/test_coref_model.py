@@ -81,16 +81,19 @@ def test_raw_text_words_sentences_and_offsets():
     text = "Mr. Bennet came home.  He was tired!\n\nHis wife <smiled>."
     doc = text_document(text)
     assert all(text[a:b] == w for w, (a, b) in zip(doc.document.words, doc.offsets))
-    assert [doc.document.words[a] for a, _ in doc.document.sentences] == ["Mr", "He", "His"]
+    assert [doc.document.words[a] for a, _ in doc.document.sentences] == ["Mr.", "He", "His"]
     with pytest.raises(ConfigError, match="no words"):
         text_document("  \n ")
 
 
 def test_raw_text_splits_possessives_like_the_training_data():
     """LitBank and OntoNotes are PTB-tokenized ("Pauline 's friend"), so raw text is too."""
-    text = "Pauline's friend met Simon’s sister; it's 1990's."
+    text = "Pauline's friend met Simon’s sister; it's 1990's. Mr. Darcy and J. K. Smith came at 5 p.m. today."
     doc = text_document(text)
     assert doc.document.words[:6] == ["Pauline", "'s", "friend", "met", "Simon", "’s"]
+    # the period of a title or an initial stays with it (LitBank: "Mr." is one token)
+    assert doc.document.words[13:20] == ["Mr.", "Darcy", "and", "J.", "K.", "Smith", "came"]
+    assert doc.document.words[-2:] == ["today", "."]  # a sentence's own period stays apart
     assert all(text[a:b] == w for w, (a, b) in zip(doc.document.words, doc.offsets))
 
 

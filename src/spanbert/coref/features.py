@@ -239,12 +239,21 @@ class TextDocument:
     offsets: list[tuple[int, int]]
 
 
+def _keeps_period(word: str) -> bool:
+    """Whether a period right after ``word`` belongs to it: a title or other abbreviation
+    (:data:`spanbert.summarize.data.ABBREVIATIONS`: Mr, Dr, St, ...) or an initial."""
+    from ..summarize.data import ABBREVIATIONS
+
+    return (len(word) == 1 and word.isalpha()) or word.lower() in ABBREVIATIONS
+
+
 def text_document(text: str, name: str = "text") -> TextDocument:
     """Split raw text into sentences (:func:`spanbert.summarize.data.split_sentences`: a regex
     rule set for edited prose) and words (:func:`spanbert.ner.inference.split_words`, with a
-    possessive ``'s``/``’s`` split off as its own word, as in the PTB-tokenized LitBank and
-    OntoNotes the models learn from: ``Pauline's friend`` -> ``Pauline``, ``'s``, ``friend``);
-    an empty text is a ConfigError."""
+    possessive ``'s``/``’s`` split off as its own word and the period of an abbreviation or
+    initial kept with it, as in the PTB-tokenized LitBank and OntoNotes the models learn from:
+    ``Mr. Darcy's friend`` -> ``Mr.``, ``Darcy``, ``'s``, ``friend``); an empty text is a
+    ConfigError."""
     from ..ner.inference import split_words
     from ..summarize.data import split_sentences
 
@@ -254,12 +263,16 @@ def text_document(text: str, name: str = "text") -> TextDocument:
     for s_start, s_end in split_sentences(text):
         first = len(words)
         for word, a, b in split_words(text[s_start:s_end]):
-            if len(word) > 2 and word[-2:] in ("'s", "’s", "'S", "’S"):
+            a, b = s_start + a, s_start + b  # offsets into the whole text
+            if word == "." and len(words) > first and offsets[-1][1] == a and _keeps_period(words[-1]):
+                words[-1] += "."  # "Mr" + "." -> "Mr." (an abbreviation or an initial)
+                offsets[-1] = (offsets[-1][0], b)
+            elif len(word) > 2 and word[-2:] in ("'s", "’s", "'S", "’S"):
                 words += [word[:-2], word[-2:]]
-                offsets += [(s_start + a, s_start + b - 2), (s_start + b - 2, s_start + b)]
-                continue
-            words.append(word)
-            offsets.append((s_start + a, s_start + b))
+                offsets += [(a, b - 2), (b - 2, b)]
+            else:
+                words.append(word)
+                offsets.append((a, b))
         if len(words) > first:
             sentences.append((first, len(words)))
     if not words:
