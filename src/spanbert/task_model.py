@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_json, atomic_write_text
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 
 def bert_config_from_spanbert(path: str | os.PathLike, **overrides):
@@ -39,6 +39,25 @@ def _check_folder(path: str | os.PathLike) -> Path:
     if local.exists() and not (local / "config.json").is_file():
         raise CheckpointError(f"{local}: no config.json (not a model folder)")
     return local
+
+
+def read_model_config(model_dir: str | os.PathLike) -> dict:
+    """``config.json`` of a model folder; a missing folder or file is a one-line ConfigError."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such model folder")
+    file = path / "config.json"
+    if not file.is_file():
+        raise ConfigError(f"{path}: not a model folder (no config.json)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{file}: cannot read it ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a JSON object")
+    return data
 
 
 def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, dtype=None, **config_overrides):

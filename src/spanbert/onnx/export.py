@@ -17,7 +17,6 @@ only after ``onnx.checker`` passed and ONNX Runtime reproduced PyTorch's logits 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ from ..atomic import atomic_directory, atomic_write_json
 from ..classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
 from ..errors import CheckpointError, ConfigError
 from ..qa.model import SETTINGS_FILE as QA_SETTINGS
+from ..task_model import read_model_config
 from .runtime import EXPORT_INFO, make_session
 
 FP32_FILE = "model.onnx"
@@ -69,23 +69,6 @@ TASKS = {
                                     CLASSIFY_SETTINGS, "spanbert finetune classify"),
 }
 EXPORTABLE = "; ".join(f"{t.name} ({t.made_by})" for t in TASKS.values())
-
-
-def read_model_config(model_dir: str | os.PathLike) -> dict:
-    """``config.json`` of a model folder; a missing folder or file is a one-line ConfigError."""
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise ConfigError(f"{path}: no such model folder")
-    file = path / "config.json"
-    if not file.is_file():
-        raise ConfigError(f"{path}: not a model folder (no config.json)")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a JSON object")
-    return data
 
 
 def detect_task(model_dir: str | os.PathLike) -> OnnxTask:

@@ -13,7 +13,6 @@ A folder's task comes from its files, as written by ``spanbert finetune <task>``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -39,20 +38,13 @@ ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification":
 def detect_task(folder: str | os.PathLike) -> str:
     """The task (one of :data:`TASKS`) of a model folder; a one-line :class:`ConfigError` when
     the folder is missing, has no readable ``config.json``, or its task cannot be told."""
+    from ..task_model import read_model_config
+
     path = Path(folder)
-    if not path.is_dir():
-        raise ConfigError(f"--model {folder}: no such model folder")
-    config = path / "config.json"
-    if not config.is_file():
-        raise ConfigError(f"--model {folder}: no config.json (not a model folder)")
     try:
-        data = json.loads(config.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{config}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{config}: cannot read it ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{config}: expected a JSON object")
+        data = read_model_config(path)
+    except ConfigError as e:
+        raise ConfigError(f"--model {e}") from None
     model_type = data.get("model_type")
     if model_type in MODEL_TYPE_TASKS:
         return MODEL_TYPE_TASKS[model_type]
