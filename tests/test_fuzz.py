@@ -1,4 +1,4 @@
-"""Fuzzed input files for every reader and the scorers' command lines (hypothesis).
+"""Fuzzed input files for every reader and the scorers' command lines, and fuzzed QA decoding (hypothesis).
 
 Each reader gets random files: arbitrary bytes, random Unicode, and files built from the
 format's own pieces (so the fuzz gets past the first line) with random damage: missing or extra
@@ -9,13 +9,15 @@ the same files give exit status 0 or 2 and, on 2, exactly one ``error:`` line an
 
 Case counts (``max_examples`` below; hypothesis stops sooner only if it runs out of distinct
 cases): 7 readers x 150 random files, the classification reader 40 (it goes through
-`datasets`), 5 format-aware generators x 150, 4 scorer command lines x 60: up to 2,080 fuzzed
-inputs per run.
+`datasets`), 5 format-aware generators x 150, 4 scorer command lines x 60, and QA decoding
+over 150 random window sets: up to 2,230 fuzzed inputs per run.
 """
 
 from __future__ import annotations
 
 import json
+
+import numpy as np
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,3 +187,44 @@ def test_squad_scorer_command_line_on_random_files(tmp_path, gold, predictions):
 def test_ner_scorer_command_line_on_random_files(tmp_path, gold, predicted):
     g, p = _write(tmp_path, "gold.conll", gold), _write(tmp_path, "pred.conll", predicted)
     _assert_clean_exit(*_cli(["score", "ner", "--gold", str(g), "--predictions", str(p)]))
+
+
+@st.composite
+def qa_windows(draw):
+    """A context and 1-3 windows over it: question/special tokens (offset -1) then context
+    tokens with increasing, possibly empty or overlapping character spans, random logits
+    (huge magnitudes included) and max-context masks."""
+    context = draw(st.text(min_size=1, max_size=200))
+    logits = st.floats(-1e30, 1e30, allow_nan=False)
+    windows = []
+    for _ in range(draw(st.integers(1, 3))):
+        n_question = draw(st.integers(1, 5))
+        cuts = sorted(draw(st.lists(st.integers(0, len(context)), min_size=2, max_size=40)))
+        spans = [(a, b) for a, b in zip(cuts, cuts[1:])]
+        off = np.array([(-1, -1)] * n_question + spans + [(-1, -1)], dtype=np.int64).reshape(-1, 2)
+        n = len(off)
+        windows.append((np.array(draw(st.lists(logits, min_size=n, max_size=n))),
+                        np.array(draw(st.lists(logits, min_size=n, max_size=n))), off,
+                        np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))))
+    return context, windows
+
+
+@FUZZ
+@given(data=qa_windows(), allow_null=st.booleans(), max_tokens=st.integers(1, 30))
+def test_qa_decoding_on_random_windows_and_logits(data, allow_null, max_tokens):
+    """Whatever the logits and windows, the answer is a slice of the context it names, from
+    context tokens only, and the n-best probabilities sum to 1."""
+    from spanbert.qa.decoding import DecodeConfig, decode_example
+
+    context, windows = data
+    s, e, off, best = zip(*windows)
+    p = decode_example("q", context, s, e, off, best, DecodeConfig(allow_null=allow_null, max_answer_tokens=max_tokens))
+    if p.start >= 0:
+        assert 0 <= p.start <= p.end <= len(context) and p.text == context[p.start : p.end]
+        assert any(((o[:, 0] == p.start) & (o[:, 0] >= 0)).any() for o in off)  # a context token starts it
+    else:
+        assert p.text == "" and p.end == -1
+    for c in p.nbest:
+        assert c.text == (context[c.start : c.end] if c.start >= 0 else "")
+    if p.nbest:
+        assert sum(c.probability for c in p.nbest) == pytest.approx(1.0)
