@@ -25,7 +25,7 @@ from ..task_model import model_card, save_task_model, set_dropout
 from .conll import CorefDocument, read_conll, write_conll
 from .features import SegmentConfig, TrainingCollator, encode_document
 from .inference import SETTINGS_FILE, predict_documents
-from .model import load_coref_model
+from .model import CorefConfig, load_coref_model
 
 logger = logging.getLogger(__name__)
 SUFFIXES = (".conll", ".gold_conll", ".v4_gold_conll", ".conll.gz", ".gold_conll.gz")
@@ -51,19 +51,20 @@ def read_coref_documents(sources: str | os.PathLike | Sequence[str | os.PathLike
 
 @dataclass(frozen=True)
 class CorefHead:
-    """Head settings of a new coreference model (see :class:`spanbert.coref.model.CorefConfig`)."""
+    """Head settings of a new coreference model; the defaults are
+    :class:`spanbert.coref.model.CorefConfig`'s own (one place to change them)."""
 
-    max_span_width: int = 30
-    top_span_ratio: float = 0.4
-    max_top_antecedents: int = 50
-    ffnn_size: int = 1000
-    ffnn_depth: int = 1
-    feature_size: int = 20
-    coarse_to_fine: bool = True
-    use_genre: bool = False
-    higher_order: int = 0
-    mention_loss_weight: float = 0.0
-    non_crossing: bool = True
+    max_span_width: int = CorefConfig.max_span_width
+    top_span_ratio: float = CorefConfig.top_span_ratio
+    max_top_antecedents: int = CorefConfig.max_top_antecedents
+    ffnn_size: int = CorefConfig.ffnn_size
+    ffnn_depth: int = CorefConfig.ffnn_depth
+    feature_size: int = CorefConfig.feature_size
+    coarse_to_fine: bool = CorefConfig.coarse_to_fine
+    use_genre: bool = CorefConfig.use_genre
+    higher_order: int = CorefConfig.higher_order
+    mention_loss_weight: float = CorefConfig.mention_loss_weight
+    non_crossing: bool = CorefConfig.non_crossing
 
 
 @dataclass
