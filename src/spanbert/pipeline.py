@@ -14,6 +14,7 @@ from .collator import SpanMaskingCollator
 from .corpus import corpus_stats, load_corpus, pack_documents, unigram_distribution
 from .errors import ConfigError
 from .masking import MaskingConfig
+from .segmenters import get_segmenter
 from .modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_for_pretraining
 from .tokenizer import load_tokenizer, train_tokenizer_from_files
 from .train import PretrainArguments, PretrainResult, latest_checkpoint, pretrain
@@ -36,6 +37,8 @@ class PretrainJob:
     text_field: str = "text"
     doc_per: str = "blank_line"
     streaming: bool = False
+    word_segmenter: str | None = None  # "jieba": whole words of Chinese text (see spanbert.segmenters)
+    num_proc: int | None = None  # processes tokenising the corpus (datasets.map; not when streaming)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     sbo_loss_weight: float = 1.0
     unigram_replacements: bool = True
@@ -86,6 +89,11 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
     from accelerate import PartialState
 
     out = Path(job.train.output_dir)
+    segmenter = get_segmenter(job.word_segmenter)
+    if job.num_proc is not None and job.num_proc < 1:
+        raise ConfigError(f"--num-proc {job.num_proc}: need at least 1 process")
+    if job.num_proc is not None and job.num_proc > 1 and job.streaming:
+        raise ConfigError("--num-proc: a streamed corpus is tokenised as it is read, in the training process")
     if job.resume and latest_checkpoint(out) is None:
         raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     # Under torchrun/accelerate the main process trains the tokenizer and fills the datasets
@@ -93,7 +101,8 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
     with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
         tokenizer = _tokenizer_for(job, out)
         docs = load_corpus(job.corpus, text_field=job.text_field, streaming=job.streaming, doc_per=job.doc_per)
-        packed = pack_documents(docs, tokenizer, max_length=job.max_length)
+        packed = pack_documents(docs, tokenizer, max_length=job.max_length,
+                                pre_segmenter=segmenter, num_proc=job.num_proc)
         unigram = None
         if job.unigram_replacements and not job.streaming:
             unigram = unigram_distribution(packed, len(tokenizer))
