@@ -17,6 +17,7 @@ from spanbert.modeling import (
     PRESETS,
     SpanBertConfig,
     SpanBertForPreTraining,
+    ROW_BUCKET,
     SpanBertModel,
     config_from_preset,
     load_for_pretraining,
@@ -107,6 +108,26 @@ def test_sparse_loss_equals_dense_reference():
     pairs_logits = model.sbo_logits(h, pairs)
     (dense + F.cross_entropy(pairs_logits, sbo_labels)).backward()
     torch.testing.assert_close(sparse_grad, model.bert.embeddings.word_embeddings.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_head_gemm_rows_are_bucketed_and_padding_is_dropped():
+    """The vocabulary GEMM sees a multiple of ROW_BUCKET rows whatever the number of targets (a
+    few kernel shapes, so CPU bf16 memory stays flat), and its padding rows change nothing."""
+    torch.manual_seed(0)
+    model = SpanBertForPreTraining(tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
+    rows = []
+    model.vocab_logits = (lambda f: lambda states: rows.append(states.shape[0]) or f(states))(model.vocab_logits)
+    for batch in (2, 3, 7):
+        ids, attention, labels, pairs, sbo_labels = random_batch(batch=batch, seed=batch)
+        out = model(input_ids=ids, attention_mask=attention, labels=labels, sbo_pairs=pairs, sbo_labels=sbo_labels,
+                    return_logits=True)
+        m, n = int((labels != -100).sum()), len(pairs)
+        assert rows[-1] % ROW_BUCKET == 0 and m + n <= rows[-1] < m + n + 2 * ROW_BUCKET
+        assert out.mlm_logits.shape == (m, 99) and out.sbo_logits.shape == (n, 99)
+        h = out.last_hidden_state
+        flat = (labels.reshape(-1) != -100).nonzero().squeeze(1)
+        torch.testing.assert_close(out.mlm_logits, model.mlm_logits(h, flat), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out.sbo_logits, model.sbo_logits(h, pairs), rtol=1e-5, atol=1e-6)
 
 
 def test_sbo_weight_scales_only_the_sbo_term():
