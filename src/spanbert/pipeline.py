@@ -107,7 +107,11 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
         if job.unigram_replacements and not job.streaming:
             unigram = unigram_distribution(packed, len(tokenizer))
             logger.info("corpus: %s", corpus_stats(packed))
-    collator = SpanMaskingCollator(tokenizer, job.masking, seed=job.train.seed, unigram=unigram)
     torch.manual_seed(job.train.seed)  # the same initial weights in every process and every run
     model = build_model(job, tokenizer)
+    # Batch widths rounded up to a multiple of 32 tokens: a handful of GEMM shapes instead of
+    # one per batch width (CPU oneDNN keeps kernels for every shape it has seen, see modeling).
+    multiple = 32 if model.config.max_position_embeddings % 32 == 0 else None
+    collator = SpanMaskingCollator(tokenizer, job.masking, seed=job.train.seed, unigram=unigram,
+                                   pad_to_multiple_of=multiple)
     return pretrain(model, tokenizer, packed, collator, job.train, resume=job.resume, stop_at_step=stop_at_step)

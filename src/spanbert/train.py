@@ -246,6 +246,72 @@ def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> t
     return adamw(model.trainable_parameters(), args.lr, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_eps)
 
 
+# -- FSDP2 ----------------------------------------------------------------------------------------
+
+
+def is_fsdp2(accelerator) -> bool:
+    """Whether ``accelerator`` shards the model with FSDP2 (``accelerate launch`` with an FSDP v2 config)."""
+    return bool(getattr(accelerator, "is_fsdp2", False))
+
+
+def shard_fsdp2(model: SpanBertForPreTraining, accelerator, precision: str) -> int:
+    """Shard ``model`` in place with ``fully_shard`` before ``accelerator.prepare``, which then leaves it as is.
+
+    The units follow the accelerate config's wrap policy (``fsdp_transformer_layer_cls_to_wrap:
+    BertLayer``: one unit per layer), except that a module holding a tied parameter is never a
+    unit of its own: the word embeddings (= MLM decoder weight = SBO output projection) and the
+    MLM bias (= decoder bias) stay in the root unit with the heads. accelerate's own wrapping puts
+    the embeddings and the decoder in a separate unit, which splits the decoder bias from
+    ``cls.predictions`` across two units; torch refuses that. bf16 computes in bf16 but reduces
+    gradients in fp32 (as DDP under autocast does) and leaves outputs (the loss sums) in fp32.
+    Returns the number of FSDP units.
+    """
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+    from accelerate.utils.other import get_module_children_bottom_up
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    plugin = accelerator.state.fsdp_plugin
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32) if dtype else MixedPrecisionPolicy()
+    kwargs: dict[str, Any] = {"mp_policy": mp}
+    if plugin.cpu_offload is not None:
+        kwargs["offload_policy"] = plugin.cpu_offload
+    reshard = plugin.reshard_after_forward if isinstance(plugin.reshard_after_forward, bool) else True
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
+    plugin.set_auto_wrap_policy(model)  # resolve class names now: sharding renames the classes (FSDPBertLayer)
+    tied = {id(model.bert.embeddings.word_embeddings.weight), id(model.cls.predictions.bias)}
+    units = 1
+    if policy is not None:
+        for module in get_module_children_bottom_up(model)[:-1]:
+            if policy(module) and not any(id(p) in tied for p in module.parameters()):
+                fully_shard(module, reshard_after_forward=reshard, **kwargs)
+                units += 1
+    fully_shard(model, **kwargs)
+    return units
+
+
+def _full_tensor(v: torch.Tensor) -> torch.Tensor:
+    """A DTensor gathered whole (a collective: every process must call it, in the same order), on the CPU."""
+    from torch.distributed.tensor import DTensor
+
+    return (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
+
+
+def _full_weights(accelerator, model: SpanBertForPreTraining) -> dict[str, torch.Tensor]:
+    """Whole weights of a sharded model on the main process's CPU (collective), tied copies left out
+    as ``save_pretrained`` leaves them out of an unsharded model (gathered, they no longer share storage)."""
+    return {k: v for k, v in accelerator.get_state_dict(model).items() if k not in model._tied_weights_keys}
+
+
+def _full_states(accelerator, model, opt) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Whole model weights and optimizer state of a sharded model, in the unsharded layout (collective)."""
+    model_state = _full_weights(accelerator, model)
+    opt_state = opt.state_dict()  # its per-parameter dicts are the live state: copy, never assign into them
+    opt_state = {**opt_state, "state": {i: {k: _full_tensor(v) if torch.is_tensor(v) else v for k, v in st.items()}
+                                        for i, st in opt_state["state"].items()}}
+    return model_state, opt_state
+
+
 # -- checkpoints ----------------------------------------------------------------------------------
 
 
@@ -266,8 +332,8 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1][1] if found else None
 
 
-def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def _optimizer_to_safetensors(opt: torch.optim.Optimizer, sd: dict | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict() if sd is None else sd
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
         for k, v in st.items():
@@ -279,7 +345,8 @@ def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, tor
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                                sharded: bool = False) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         idx, name = key.split(".", 1)
@@ -291,16 +358,30 @@ def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, t
     for g in groups:
         if isinstance(g.get("betas"), list):
             g["betas"] = tuple(g["betas"])
+    if sharded:  # FSDP2: each process keeps its shard of every whole tensor (no communication)
+        from torch.distributed.tensor import distribute_tensor
+
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for idx, st in state.items():
+            p = params[idx]
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    st[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, scheduler, scaler, state: TrainState,
-                    args: PretrainArguments, rng_states: list[torch.Tensor]) -> Path:
-    """Write ``checkpoints/step-N`` atomically (model, optimizer, schedule, RNG of every process)."""
+                    args: PretrainArguments, rng_states: list[torch.Tensor],
+                    full_states: tuple[dict, dict] | None = None) -> Path:
+    """Write ``checkpoints/step-N`` atomically (model, optimizer, schedule, RNG of every process).
+
+    ``full_states``: (model state dict, optimizer state dict) already gathered whole, for a sharded
+    (FSDP2) model; the files are the same as those of an unsharded run.
+    """
     target = output_dir / CHECKPOINT_DIR / f"step-{state.step:08d}"
     with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        opt_tensors, opt_meta = _optimizer_to_safetensors(opt)
+        model.save_pretrained(tmp, state_dict=full_states[0] if full_states else None)
+        opt_tensors, opt_meta = _optimizer_to_safetensors(opt, full_states[1] if full_states else None)
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         save_file({f"rank{r}": s for r, s in enumerate(rng_states)}, str(tmp / "rng.safetensors"))
         trainer_state = {
@@ -469,6 +550,11 @@ def pretrain(
     trainable = {id(p) for _, p in model.trainable_parameters()}
     for p in model.parameters():
         p.requires_grad_(id(p) in trainable)
+    fsdp = is_fsdp2(accelerator)
+    if fsdp:
+        units = shard_fsdp2(model, accelerator, precision)
+        if is_main:
+            logger.info("FSDP2: %d units sharded over %d processes", units, world)
     opt = build_optimizer(model, args)
     scheduler = get_linear_schedule_with_warmup(opt, warmup, args.max_steps)
     ddp_model, opt = accelerator.prepare(model, opt)
@@ -481,7 +567,7 @@ def pretrain(
         if ckpt is None:
             logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
         else:
-            state = _load_checkpoint(ckpt, model, opt, scheduler, scaler, rank, device)
+            state = _load_checkpoint(ckpt, model, opt, scheduler, scaler, rank, device, sharded=fsdp)
             logger.info("resumed from %s at step %d", ckpt, state.step)
 
     if is_main:
@@ -557,19 +643,24 @@ def pretrain(
         done = state.step >= last_step or stopped_by_budget
         if (args.save_every and state.step % args.save_every == 0) or done:
             rngs = _gather_rng(accelerator, device)
+            full = _full_states(accelerator, model, opt) if fsdp else None
             if is_main:
-                save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs)
+                save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs, full)
             accelerator.wait_for_everyone()
         if stopped_by_budget:
             break
+        if state.step % TRIM_EVERY == 0 and device.type == "cpu":
+            trim_heap()
     bar.close()
 
     session_time = time.perf_counter() - session_start
     plot = None
+    final = state.step >= args.max_steps or stopped_by_budget
+    final_state = _full_weights(accelerator, model) if final and fsdp else None  # collective
     if is_main:
         metrics.close()
-        if state.step >= args.max_steps or stopped_by_budget:
-            save_final_model(output_dir, model, tokenizer)
+        if final:
+            save_final_model(output_dir, model, tokenizer, state_dict=final_state)
         plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE)
     accelerator.wait_for_everyone()
     return PretrainResult(
@@ -580,6 +671,25 @@ def pretrain(
         stopped_by_budget=stopped_by_budget,
         model_flops_per_s=flops_done * world / max(session_time, 1e-9),
     )
+
+
+# Optimizer steps between returns of freed heap memory to the OS (CPU training, glibc).
+TRIM_EVERY = 50
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free memory back to the OS (glibc ``malloc_trim``); False where unavailable.
+
+    Batches of changing shape free and re-allocate tensors of changing sizes; glibc keeps the
+    freed pages, so a CPU run's RSS otherwise creeps up to a multiple of what it uses. A call
+    takes milliseconds.
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return False
 
 
 def _allow_new_precision(precision: str) -> None:
@@ -604,7 +714,8 @@ def _gather_rng(accelerator, device: torch.device) -> list[torch.Tensor]:
     return list(gathered)
 
 
-def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, device: torch.device) -> TrainState:
+def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, device: torch.device,
+                     sharded: bool = False) -> TrainState:
     try:
         meta = json.loads((ckpt / "trainer_state.json").read_text())
         weights = load_file(str(ckpt / "model.safetensors"))
@@ -612,12 +723,18 @@ def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, devic
         rngs = load_file(str(ckpt / "rng.safetensors"))
     except (OSError, ValueError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{ckpt}: unreadable checkpoint ({e})") from None
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if sharded:  # FSDP2: each process keeps its shard of the whole weights; the ties hold by construction
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+    else:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if k not in model._tied_weights_keys]
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.tie_weights()
-    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in opt_tensors.items()}, meta["optimizer"])
+    if not sharded:
+        model.tie_weights()
+    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in opt_tensors.items()}, meta["optimizer"], sharded)
     scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
@@ -628,10 +745,14 @@ def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, devic
     return TrainState(**meta["state"])
 
 
-def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer) -> None:
-    """Save model + tokenizer into ``output_dir``; each file is written whole, then renamed in."""
+def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer,
+                     state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Save model + tokenizer into ``output_dir``; each file is written whole, then renamed in.
+
+    ``state_dict``: the whole weights of a sharded (FSDP2) model, gathered by every process.
+    """
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".final.") as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         for f in Path(tmp).iterdir():
