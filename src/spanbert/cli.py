@@ -260,6 +260,21 @@ def _register_serving_commands() -> None:
 
 _register_serving_commands()
 
+convert_app = typer.Typer(help="Convert the SpanBERT authors' released checkpoints to this package's format.",
+                          no_args_is_help=True)
+app.add_typer(convert_app, name="convert")
+
+
+def _register_convert_commands() -> None:
+    """``spanbert convert original-hf|fairseq`` (:mod:`spanbert.convert`)."""
+    from .convert import convert_fairseq_command, convert_original_hf_command
+
+    convert_app.command("original-hf")(_quiet(convert_original_hf_command))
+    convert_app.command("fairseq")(_quiet(convert_fairseq_command))
+
+
+_register_convert_commands()
+
 
 @app.command()
 def version() -> None:
