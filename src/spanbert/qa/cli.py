@@ -157,3 +157,6 @@ def register(groups: dict[str, typer.Typer], wrap) -> None:
     groups["evaluate"].command("qa")(wrap(evaluate_qa_command))
     groups["predict"].command("qa")(wrap(predict_qa_command))
     groups["score"].command("squad")(wrap(score_squad_command))
+    from .cmrc import score_cmrc_command
+
+    groups["score"].command("cmrc")(wrap(score_cmrc_command))
