@@ -152,6 +152,25 @@ def test_streaming_corpus_trains_and_resumes_exactly(tiny_tokenizer, tmp_path):
         run(tiny_tokenizer, stream, tmp_path / "nosteps", max_steps=None)
 
 
+def test_shuffled_stream_of_several_files_keeps_every_segment_once(tiny_tokenizer, tmp_path):
+    """The training shuffle of a multi-file stream yields each packed segment exactly once, with
+    distinct example ids (distinct mask seeds), the same segments as the unshuffled stream."""
+    from spanbert.train import _shuffle_stream
+
+    lines = (DATA / "tiny_corpus.txt").read_text().split("\n\n")
+    files = []
+    for i in range(4):  # four files: datasets treats each as a shard
+        path = tmp_path / f"part{i}.txt"
+        path.write_text("\n\n".join(lines[i:] + lines[:i]))
+        files.append(str(path))
+    stream = pack_documents(load_corpus(files, streaming=True), tiny_tokenizer, max_length=32)
+    plain = [(r["example_id"], tuple(r["input_ids"])) for r in stream]
+    shuffled = [(r["example_id"], tuple(r["input_ids"])) for r in _shuffle_stream(stream, seed=3, buffer_size=8)]
+    assert len({i for i, _ in shuffled}) == len(shuffled) == len(plain) > 20
+    assert sorted(ids for _, ids in shuffled) == sorted(ids for _, ids in plain)
+    assert shuffled != plain
+
+
 def test_precision_auto_follows_the_hardware(monkeypatch):
     import spanbert.train as train
 

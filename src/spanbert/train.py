@@ -134,6 +134,25 @@ def tune_glibc_malloc() -> bool:
         return False
 
 
+# Optimizer steps between returns of freed heap memory to the OS (CPU training, glibc).
+TRIM_EVERY = 50
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free memory back to the OS (glibc ``malloc_trim``); False where unavailable.
+
+    Batches of changing shape free and re-allocate tensors of changing sizes; glibc keeps the
+    freed pages (up to 2 GB of them under :func:`tune_glibc_malloc`), so a CPU run's RSS
+    otherwise creeps up to a multiple of what it uses. A call takes milliseconds.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return False
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo.
 
@@ -171,6 +190,21 @@ def epoch_batches(num_examples: int, global_batch: int, seed: int, epoch: int) -
     return order[: n * global_batch].reshape(n, global_batch)
 
 
+def _shuffle_stream(dataset, seed: int, buffer_size: int):
+    """Shuffle a streamed corpus through one buffer fed by one file at a time.
+
+    ``datasets`` (5.2 here) by default fills the buffer from up to 10 files at once by running a
+    copy of the whole packing pipeline per file: each copy holds its own partial batches (about
+    190 MB a file, measured) and restarts the running ``example_id`` at 0, so segments of
+    different files got the same id, hence the same mask seed.
+    """
+    import inspect
+
+    if "max_buffer_input_shards" in inspect.signature(dataset.shuffle).parameters:
+        return dataset.shuffle(seed=seed, buffer_size=buffer_size, max_buffer_input_shards=1)
+    return dataset.shuffle(seed=seed, buffer_size=buffer_size)
+
+
 def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, world: int,
                          state: TrainState) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
     """Yield (epoch, index of the next batch, this process's collated micro-batch), forever."""
@@ -181,9 +215,8 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
         if streaming:
             from datasets.distributed import split_dataset_by_node
 
-            shard = split_dataset_by_node(
-                dataset.shuffle(seed=args.seed + epoch, buffer_size=args.stream_shuffle_buffer), rank=rank, world_size=world
-            )
+            shard = split_dataset_by_node(_shuffle_stream(dataset, args.seed + epoch, args.stream_shuffle_buffer),
+                                          rank=rank, world_size=world)
             rows = iter(shard)
             # skip what the earlier session consumed
             rows = islice(rows, start * args.batch_size, None)
@@ -671,25 +704,6 @@ def pretrain(
         stopped_by_budget=stopped_by_budget,
         model_flops_per_s=flops_done * world / max(session_time, 1e-9),
     )
-
-
-# Optimizer steps between returns of freed heap memory to the OS (CPU training, glibc).
-TRIM_EVERY = 50
-
-
-def trim_heap() -> bool:
-    """Give the C heap's free memory back to the OS (glibc ``malloc_trim``); False where unavailable.
-
-    Batches of changing shape free and re-allocate tensors of changing sizes; glibc keeps the
-    freed pages, so a CPU run's RSS otherwise creeps up to a multiple of what it uses. A call
-    takes milliseconds.
-    """
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
-        return False
 
 
 def _allow_new_precision(precision: str) -> None:
