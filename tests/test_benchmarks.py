@@ -34,3 +34,10 @@ def test_gpu_benchmark_runs_on_cpu():
     out = run("bench_gpu_pretrain.py", "--device", "cpu", "--preset", "tiny", "--batch", "2", "--length", "32",
               "--steps", "1", "--peak-tflops", "0.1")
     assert "tokens/s" in out and "MFU" in out
+
+
+@pytest.mark.slow
+def test_shape_memory_benchmark_runs():
+    out = run("bench_shape_memory.py", "--steps", "8", "--preset", "tiny", "--batch", "2", "--max-length", "32",
+              "--vocab", "500")
+    assert "unbucketed" in out and "bucketed (ours)" in out and "MB per 100 steps" in out

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# README "Chinese": a small SpanBERT pre-trained from scratch on Chinese text with jieba
+# whole-word span masking, then CMRC 2018 (trial -> dev), XQuAD-zh and ChnSentiCorp; the same
+# fine-tuning from a randomly initialised encoder of the same size is the baseline.
+#   bash benchmarks/chinese_quality.sh RUNS_DIR            (2-core CPU: about 2 hours)
+# Steps already done (their output folder exists) are skipped, so the script can be re-run;
+# ENCODERS=pretrain or ENCODERS=random runs one of the two fine-tuning chains.
+set -euo pipefail
+RUNS=${1:?RUNS_DIR}
+DATA=${SPANBERT_SHARED_DATA:-../shared/data}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+mkdir -p "$RUNS"
+[ -d "$RUNS/zh-data" ] || python benchmarks/chinese_data.py --out "$RUNS/zh-data" --shared "$DATA"
+
+# 1. Pre-training from scratch: an 8,000-piece lowercased WordPiece vocabulary trained on the
+# corpus (one token per ideograph), the mini preset (4 layers, hidden 256), jieba words as the
+# units of span masking, 1,800 steps of 32 segments of up to 256 tokens.
+[ -f "$RUNS/zh-pretrain/model.safetensors" ] || \
+  spanbert pretrain --corpus "$RUNS/zh-data/corpus" --output "$RUNS/zh-pretrain" --preset mini --vocab-size 8000 \
+    --lowercase --word-segmenter jieba --max-length 256 --batch-size 32 --max-steps 1800 --lr 5e-4 \
+    --save-every 300 --no-progress --mixed-precision auto --time-budget 65 --seed 0
+
+# 2. The baseline encoder: the same config and tokenizer, random weights.
+[ -d "$RUNS/zh-random" ] || python - "$RUNS/zh-pretrain" "$RUNS/zh-random" <<'PY'
+import sys, torch
+from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.tokenizer import load_tokenizer
+torch.manual_seed(0)
+src, dst = sys.argv[1], sys.argv[2]
+SpanBertForPreTraining(SpanBertConfig.from_pretrained(src)).save_pretrained(dst)
+load_tokenizer(src).save_pretrained(dst)
+PY
+
+# 3. Fine-tuning and evaluation from both encoders.
+for enc in ${ENCODERS:-pretrain random}; do
+  qa=$RUNS/zh-qa-$enc
+  [ -f "$qa/model.safetensors" ] || \
+    spanbert finetune qa --model "$RUNS/zh-$enc" --train "$DATA/cmrc2018/cmrc2018_trial.json" \
+      --dev "$DATA/cmrc2018/cmrc2018_dev.json" --output "$qa" --epochs 4 --batch-size 32 --lr 3e-4 \
+      --max-seq-length 256 --window-overlap 96 --max-answer-tokens 64 --no-progress
+  [ -d "$qa/xquad-zh" ] || \
+    spanbert evaluate qa --model "$qa" --data "$DATA/xquad/xquad.zh.json" --output "$qa/xquad-zh" --no-progress
+  spanbert score cmrc --data "$DATA/cmrc2018/cmrc2018_dev.json" --predictions "$qa/dev/predictions.json" \
+    --output "$qa/dev/cmrc_metrics.json"
+  spanbert score cmrc --data "$DATA/xquad/xquad.zh.json" --predictions "$qa/xquad-zh/predictions.json" \
+    --output "$qa/xquad-zh/cmrc_metrics.json"
+  cls=$RUNS/zh-senti-$enc
+  [ -f "$cls/model.safetensors" ] || \
+    spanbert finetune classify --model "$RUNS/zh-$enc" --train "$RUNS/zh-data/chnsenticorp/train.jsonl" \
+      --dev "$RUNS/zh-data/chnsenticorp/dev.jsonl" --text-field text --output "$cls" --epochs 3 \
+      --batch-size 32 --lr 2e-4 --max-seq-length 256 --no-progress
+  [ -d "$cls/test" ] || \
+    spanbert evaluate classify --model "$cls" --data "$RUNS/zh-data/chnsenticorp/test.jsonl" --text-field text \
+      --output "$cls/test" --no-progress
+done
