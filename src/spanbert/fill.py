@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, SpanBertError
-from .modeling import SpanBertForPreTraining
+from .errors import CheckpointError, ConfigError, SpanBertError
+from .modeling import SpanBertConfig, SpanBertForPreTraining
 
 
 @dataclass
@@ -75,26 +75,48 @@ class SpanFiller:
     def __init__(self, model: SpanBertForPreTraining, tokenizer, device: str | torch.device = "cpu"):
         if tokenizer.mask_token_id is None:
             raise SpanBertError("tokenizer has no mask token: cannot fill spans")
+        vocab_size = model.config.vocab_size
+        if len(tokenizer) > vocab_size:
+            raise CheckpointError(f"the tokenizer has {len(tokenizer)} tokens but the model only {vocab_size} embeddings")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
+        # Never predicted: special tokens (a fill of [MASK] would leave the mask in place, and the
+        # iterative fill would never end) and ids the tokenizer does not have (padding rows).
+        banned = torch.zeros(vocab_size, dtype=torch.bool)
+        banned[[i for i in tokenizer.all_special_ids if 0 <= i < vocab_size]] = True
+        banned[len(tokenizer):] = True
+        self.fillable = int((~banned).sum())  # tokens a head can predict
+        if not self.fillable:
+            raise CheckpointError("the tokenizer has only special tokens: nothing to fill spans with")
+        self._banned = banned.to(self.device)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> SpanFiller:
-        """Load model and tokenizer from a directory written by ``spanbert pretrain``."""
+        """Load model and tokenizer from a directory written by ``spanbert pretrain``; a missing or
+        damaged folder (config, weights, tokenizer) is a one-line :class:`CheckpointError`."""
+        from .task_model import check_model_folder, check_tokenizer_fits, load_checked, load_config, read_checkpoint_config
         from .tokenizer import load_tokenizer
 
-        model_dir = Path(model_dir)
+        name = str(model_dir)
+        model_dir = check_model_folder(model_dir)
         if not (model_dir / "config.json").is_file():
-            raise CheckpointError(f"--model {model_dir}: no config.json (not a model directory)")
-        model, info = SpanBertForPreTraining.from_pretrained(model_dir, output_loading_info=True)
+            raise CheckpointError(f"--model {name}: no such model folder")
+        kind = read_checkpoint_config(model_dir).get("model_type")
+        if kind not in ("spanbert", "bert"):
+            raise CheckpointError(f"--model {model_dir}: model_type {kind!r} is not a SpanBERT pre-training model "
+                                  "(written by `spanbert pretrain`)")
+        config = load_config(SpanBertConfig, model_dir, "SpanBERT pre-training")
+        model, info = load_checked(SpanBertForPreTraining, model_dir, "SpanBERT pre-training", config)
         missing = sorted(k for k in info["missing_keys"] if k.startswith(("cls.", "sbo.")))
         if missing:
             raise CheckpointError(
                 f"--model {model_dir}: no trained MLM/SBO head weights ({missing[0]} missing); "
                 "pre-train it with `spanbert pretrain --init-from` first"
             )
-        return cls(model, load_tokenizer(str(model_dir)), device)
+        tokenizer = load_tokenizer(str(model_dir))
+        check_tokenizer_fits(tokenizer, model.config, model_dir)
+        return cls(model, tokenizer, device)
 
     def _run_log_probs(self, hidden: torch.Tensor, b: int, s: int, e: int) -> dict[str, torch.Tensor]:
         """Log-probabilities (L, V) of each head for the masked run s..e of row ``b`` of ``hidden`` (B, T, H)."""
@@ -103,17 +125,21 @@ class SpanFiller:
             torch.full_like(positions, b), torch.full_like(positions, s - 1),
             torch.full_like(positions, e + 1), positions - s,
         ], dim=1)  # (L, 4)
-        mlm = self.model.mlm_logits(hidden, b * hidden.size(1) + positions).log_softmax(-1)
-        sbo = self.model.sbo_logits(hidden, pairs).log_softmax(-1)
+        mlm = self.model.mlm_logits(hidden, b * hidden.size(1) + positions).masked_fill(self._banned, -torch.inf)
+        sbo = self.model.sbo_logits(hidden, pairs).masked_fill(self._banned, -torch.inf)
+        mlm, sbo = mlm.log_softmax(-1), sbo.log_softmax(-1)
         return {"mlm": mlm, "sbo": sbo, "joint": (mlm + sbo).log_softmax(-1)}
 
     def _fill_iteratively(self, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fill the masks of one row (T,) most-confident-first; returns the ids and each fill's probability."""
+        """Fill the masks of one row (T,) most-confident-first; returns the ids and each fill's probability.
+
+        Each step replaces one [MASK] by a token that is never special (see ``_banned``), so
+        the loop ends after as many steps as there are masks."""
         ids, probs = ids.clone(), torch.zeros(ids.shape, device=self.device)
-        while True:
+        for _ in range(int((ids == self.tokenizer.mask_token_id).sum()) + 1):
             runs = mask_runs(ids == self.tokenizer.mask_token_id)
             if not runs:
-                return ids, probs
+                break
             hidden = self.model(input_ids=ids[None], attention_mask=attention[None]).last_hidden_state  # (1, T, H)
             best = None  # (probability, position, token)
             for s, e in runs:
@@ -122,12 +148,15 @@ class SpanFiller:
                 if best is None or float(p[i]) > best[0]:
                     best = (float(p[i]), s + i, int(tokens[i]))
             ids[best[1]], probs[best[1]] = best[2], best[0]
+        return ids, probs
 
     @torch.no_grad()
     def fill(self, texts: str | list[str], top_k: int = 5) -> list[FillResult]:
         """Predict every [MASK] run in each text with the MLM head, the SBO head, both, and both iteratively."""
         if isinstance(texts, str):
             texts = [texts]
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= self.fillable:
+            raise ConfigError(f"--top-k {top_k!r}: must be between 0 and {self.fillable} (the tokens the model can predict)")
         tok = self.tokenizer
         enc = tok(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
         ids = enc["input_ids"]  # (B, T)

@@ -293,12 +293,31 @@ def load_for_pretraining(path: str, **config_overrides) -> SpanBertForPreTrainin
     A plain BERT checkpoint (``model_type`` "bert", encoder only or with an MLM head) gets its
     configuration carried over into a :class:`SpanBertConfig`; heads missing from it (the SBO
     head always, the MLM head for encoder-only weights such as MiniLM) are freshly initialised.
+    A missing or damaged folder (no config.json, unreadable or mismatched weights, encoder
+    tensors missing) is a one-line :class:`CheckpointError` starting with ``--init-from``.
     """
-    base = AutoConfig.from_pretrained(path)
-    if not isinstance(base, BertConfig):
-        raise ConfigError(f"--init-from {path}: model_type {base.model_type!r} is not a BERT checkpoint")
-    fields = {k: v for k, v in base.to_dict().items() if k in SpanBertConfig.__dataclass_fields__}
-    fields.pop("model_type", None)
-    fields.update(config_overrides)
-    config = SpanBertConfig(**fields)
-    return SpanBertForPreTraining.from_pretrained(path, config=config)
+    from huggingface_hub.errors import StrictDataclassError
+
+    from .errors import CheckpointError
+    from .task_model import check_model_folder, load_checked, load_config, read_checkpoint_config
+
+    try:
+        local = check_model_folder(path)
+        source = str(local) if local.exists() else str(path)
+        if local.is_dir():
+            read_checkpoint_config(local)  # a JSON object, or a one-line error
+        base = load_config(AutoConfig, source, "BERT")
+        if not isinstance(base, BertConfig):
+            raise ConfigError(f"--init-from {path}: model_type {base.model_type!r} is not a BERT checkpoint")
+        fields = {k: v for k, v in base.to_dict().items() if k in SpanBertConfig.__dataclass_fields__}
+        fields.pop("model_type", None)
+        fields.update(config_overrides)
+        try:
+            config = SpanBertConfig(**fields)
+        except (TypeError, ValueError, StrictDataclassError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{path}: cannot make a SpanBERT config of it ({reason})") from None
+        model, _ = load_checked(SpanBertForPreTraining, source, "SpanBERT pre-training", config)
+    except CheckpointError as e:
+        raise CheckpointError(f"--init-from {e}") from None
+    return model

@@ -7,6 +7,7 @@ This is what ``spanbert pretrain`` runs; the pieces live in their own modules (`
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,38 @@ from .tokenizer import load_tokenizer, train_tokenizer_from_files
 from .train import PretrainArguments, PretrainResult, latest_checkpoint, pretrain
 
 logger = logging.getLogger(__name__)
+
+# Packed segments shorter than this (specials included) are dropped: pack_documents' default.
+MIN_SEGMENT_TOKENS: int = pack_documents.__kwdefaults__["min_tokens"]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_paths(job: PretrainJob) -> None:
+    """Cheap checks of the job's paths before any corpus is read: ``~user`` paths that do not
+    expand, an --output that is (or lies under) a file, an --init-from folder that is missing."""
+    from .errors import CheckpointError
+    from .task_model import check_model_folder
+
+    for source in job.corpus:
+        if not str(source).startswith("hf:"):
+            try:
+                Path(source).expanduser()
+            except RuntimeError as e:  # "~user" of an unknown user
+                raise ConfigError(f"--corpus {source}: cannot expand '~' ({e})") from None
+    out = Path(job.train.output_dir)
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"--output {out}: {folder} is a file, not a folder")
+            break
+    if job.init_from:
+        try:
+            check_model_folder(job.init_from)
+        except CheckpointError as e:
+            raise CheckpointError(f"--init-from {e}") from None
 
 
 @dataclass
@@ -44,6 +77,18 @@ class PretrainJob:
     unigram_replacements: bool = True
     resume: bool = False
     dropout: float | None = None  # None: the checkpoint's / preset's (0.1)
+
+    def __post_init__(self) -> None:
+        """Refuse option values that cannot give a sensible run, naming the option."""
+        weight = self.sbo_loss_weight
+        if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"--sbo-weight {weight!r}: must be a finite number >= 0 (0 disables SBO)")
+        if self.dropout is not None and (not _is_number(self.dropout) or not 0 <= self.dropout < 1):
+            raise ConfigError(f"--dropout {self.dropout!r}: must be a probability in [0, 1)")
+        if _is_number(self.max_length) and 2 < self.max_length < MIN_SEGMENT_TOKENS:
+            # (2 or fewer leave no room for a token at all: pack_documents says so.)
+            raise ConfigError(f"--max-length {self.max_length}: segments shorter than {MIN_SEGMENT_TOKENS} tokens are "
+                              f"dropped, so max_length must be at least {MIN_SEGMENT_TOKENS}")
 
 
 def _tokenizer_for(job: PretrainJob, out: Path):
@@ -89,6 +134,7 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
     from accelerate import PartialState
 
     out = Path(job.train.output_dir)
+    _check_paths(job)
     segmenter = get_segmenter(job.word_segmenter)
     if job.num_proc is not None and job.num_proc < 1:
         raise ConfigError(f"--num-proc {job.num_proc}: need at least 1 process")
@@ -103,6 +149,9 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
         docs = load_corpus(job.corpus, text_field=job.text_field, streaming=job.streaming, doc_per=job.doc_per)
         packed = pack_documents(docs, tokenizer, max_length=job.max_length,
                                 pre_segmenter=segmenter, num_proc=job.num_proc)
+        if not job.streaming and len(packed) == 0:
+            raise ConfigError(f"--corpus: no segment of {MIN_SEGMENT_TOKENS} tokens or more at --max-length "
+                              f"{job.max_length} (shorter documents and tails are dropped: raise --max-length or add text)")
         unigram = None
         if job.unigram_replacements and not job.streaming:
             unigram = unigram_distribution(packed, len(tokenizer))

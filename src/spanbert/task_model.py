@@ -25,20 +25,77 @@ def bert_config_from_spanbert(path: str | os.PathLike, **overrides):
     """A plain ``BertConfig`` from a SpanBERT pre-training ``config.json`` (the SBO fields dropped)."""
     from transformers import BertConfig
 
-    data = json.loads((Path(path) / "config.json").read_text())
+    data = read_checkpoint_config(Path(path))
     keep = {k: v for k, v in data.items() if not k.startswith("sbo_") and k not in ("model_type", "architectures", "auto_map")}
     return BertConfig.from_dict({**keep, **overrides})
 
 
-def _check_folder(path: str | os.PathLike) -> Path:
-    """``path`` as a Path; a missing local folder (absolute or ./-relative) or one without
-    ``config.json`` is a one-line error (anything else may be a hub id)."""
-    local = Path(path)
+# Where a model folder's weights may be; transformers 5 writes model.safetensors (or shards).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# Integer sizes of a BERT-family config that must be >= 1 where the config has them.
+_POSITIVE_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                   "max_position_embeddings", "type_vocab_size", "sbo_max_span_tokens", "sbo_position_size")
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name when empty), shortened."""
+    lines = str(err).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What transformers / safetensors raise for a damaged folder (bad config values, bad bytes)."""
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, TypeError, KeyError, AssertionError, RuntimeError, StrictDataclassError, SafetensorError)
+
+
+def _expand(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded; ``~user`` of an unknown user is a one-line error."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as e:  # "Could not determine home directory."
+        raise CheckpointError(f"{path}: no such model folder (cannot expand '~': {e})") from None
+
+
+def check_model_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a Path (``~`` expanded); a missing local folder (absolute or ./-relative) or
+    one without ``config.json`` is a one-line error (anything else may be a hub id)."""
+    local = _expand(path)
     if not local.exists() and (local.is_absolute() or str(path).startswith((".", "~")) or len(local.parts) > 2):
         raise CheckpointError(f"{path}: no such model folder")
+    if local.exists() and not local.is_dir():
+        raise CheckpointError(f"{path}: not a folder (expected a model folder with config.json)")
     if local.exists() and not (local / "config.json").is_file():
         raise CheckpointError(f"{local}: no config.json (not a model folder)")
     return local
+
+
+def load_config(config_class, source: str | os.PathLike, what: str, **fields):
+    """``config_class.from_pretrained(source, **fields)``; a config transformers cannot read
+    (bad field types, unknown model type, no such hub id) is a one-line CheckpointError."""
+    try:
+        return config_class.from_pretrained(str(source), **fields)
+    except _load_errors() as e:
+        raise CheckpointError(f"{source}: cannot load a {what} config ({_one_line(e)})") from None
+
+
+def _read_json_object(file: Path, error: type[Exception]) -> dict:
+    """The JSON object in ``file``; unreadable bytes, bad JSON or another JSON type raise ``error``
+    with one line naming the file (and the line of a syntax error)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise error(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{file}: cannot read it ({_one_line(e)})") from None
+    if not isinstance(data, dict):
+        raise error(f"{file}: expected a JSON object, got {_JSON_TYPES.get(type(data), type(data).__name__)}")
+    return data
 
 
 def read_model_config(model_dir: str | os.PathLike) -> dict:
@@ -49,15 +106,128 @@ def read_model_config(model_dir: str | os.PathLike) -> dict:
     file = path / "config.json"
     if not file.is_file():
         raise ConfigError(f"{path}: not a model folder (no config.json)")
+    return _read_json_object(file, ConfigError)
+
+
+def read_checkpoint_config(folder: Path) -> dict:
+    """``config.json`` of a local model folder as a dict; empty, non-JSON, or anything but a JSON
+    object is a one-line :class:`CheckpointError` naming the file."""
+    return _read_json_object(Path(folder) / "config.json", CheckpointError)
+
+
+def check_model_config(config, where: str) -> None:
+    """Refuse a config from which no model can be built, with one line naming ``where`` (the
+    config file) and the field: sizes that are not positive integers, a hidden size that the
+    heads do not divide, an unknown activation, a pad id outside the vocabulary, a dropout
+    outside [0, 1]. (transformers would fail later with a bare KeyError/AssertionError.)"""
+    import math
+
+    from transformers.activations import ACT2FN
+
+    for name in _POSITIVE_SIZES:
+        value = getattr(config, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise CheckpointError(f"{where}: {name} must be a positive integer, got {value!r}")
+    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
+    if isinstance(hidden, int) and isinstance(heads, int) and hidden % heads:
+        raise CheckpointError(f"{where}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+    act = getattr(config, "hidden_act", None)
+    if isinstance(act, str) and act not in ACT2FN:
+        raise CheckpointError(f"{where}: unknown hidden_act {act!r} (e.g. gelu, relu, silu)")
+    pad, vocab = getattr(config, "pad_token_id", None), getattr(config, "vocab_size", None)
+    if pad is not None and isinstance(vocab, int) and (isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad < vocab):
+        raise CheckpointError(f"{where}: pad_token_id {pad!r} is outside the vocabulary (vocab_size {vocab})")
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        p = getattr(config, name, None)
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1):
+            raise CheckpointError(f"{where}: {name} must be a number in [0, 1], got {p!r}")
+    eps = getattr(config, "layer_norm_eps", None)
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0):
+        raise CheckpointError(f"{where}: layer_norm_eps must be a finite number >= 0, got {eps!r}")
+
+
+def check_weights_file(folder: Path) -> None:
+    """A local model folder must hold weights, and a ``model.safetensors`` must be readable
+    (its header is parsed; a garbage or truncated file is a one-line CheckpointError)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise CheckpointError(f"{folder}: no model.safetensors (the model's weights are missing)")
+    file = folder / "model.safetensors"
+    if file.is_file():
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{file}: not a readable safetensors file ({_one_line(e)})") from None
+
+
+def _is_encoder_key(key: str, prefix: str) -> bool:
+    """Whether a state-dict key belongs to the encoder proper (embeddings and layers; not the
+    pooler, not a head), with or without the base model's ``prefix``."""
+    if prefix and key.startswith(prefix + "."):
+        key = key[len(prefix) + 1 :]
+    return key.startswith(("embeddings.", "encoder.")) and not key.endswith("position_ids")
+
+
+def _check_loading_info(info: dict, model, path: str | os.PathLike, strict: bool) -> None:
+    """Refuse weights that disagree with the config: a tensor of another shape, or encoder
+    tensors missing from (or left over in) the file; with ``strict``, any missing tensor."""
+    mismatched = sorted(info.get("mismatched_keys") or [], key=lambda m: m[0])  # (key, shape in file, by config)
+    if mismatched:
+        key, in_file, by_config = mismatched[0]
+        raise CheckpointError(
+            f"{path}: config.json does not match the weights: {key} is {list(in_file)} in the file but "
+            f"{list(by_config)} by config.json (tensors that differ: {len(mismatched)})"
+        )
+    prefix = getattr(model, "base_model_prefix", "")
+    missing = sorted(k for k in info.get("missing_keys") or [] if strict or _is_encoder_key(k, prefix))
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise CheckpointError(f"{path}: {len(missing)} tensors the config needs are missing from the weights ({shown})")
+    unexpected = sorted(k for k in info.get("unexpected_keys") or [] if _is_encoder_key(k, prefix))
+    if unexpected:
+        shown = ", ".join(unexpected[:3]) + (", ..." if len(unexpected) > 3 else "")
+        raise CheckpointError(f"{path}: the weights hold {len(unexpected)} encoder tensors config.json has no place for ({shown})")
+
+
+def load_checked(model_class, path: str | os.PathLike, what: str, config, *, dtype=None, strict: bool = False):
+    """``(model, loading_info)``: ``model_class.from_pretrained(path, config=config)`` where a
+    damaged model folder is a one-line :class:`CheckpointError` naming it, never a silently
+    half-random model: the config is checked (:func:`check_model_config`), a local folder's
+    weights file must be there and readable, tensors whose shape disagrees with the config and
+    missing or left-over encoder tensors are refused (any missing tensor with ``strict``: for a
+    folder saved as this very class). Heads the checkpoint lacks are created fresh otherwise.
+    ``dtype`` (None: the checkpoint's) goes to ``from_pretrained``."""
+    import transformers
+
+    local = Path(path)
+    where = str(local / "config.json") if local.is_dir() else f"{path} (config)"
+    check_model_config(config, where)
+    if local.is_dir():
+        check_weights_file(local)
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the load report: what matters in it is raised below
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{file}: cannot read it ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a JSON object")
-    return data
+        model, info = model_class.from_pretrained(str(path), config=config, output_loading_info=True,
+                                                  ignore_mismatched_sizes=True, **kwargs)
+    except _load_errors() as e:
+        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
+    finally:
+        transformers.logging.set_verbosity(level)
+    _check_loading_info(info, model, path, strict)
+    return model, info
+
+
+def check_tokenizer_fits(tokenizer, config, path: str | os.PathLike) -> None:
+    """The tokenizer's ids must index the model's embedding matrix (``config.vocab_size`` rows)."""
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise CheckpointError(
+            f"{path}: the tokenizer has {len(tokenizer)} tokens but config.json vocab_size is {vocab} "
+            "(tokenizer and weights do not belong together)"
+        )
 
 
 def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, dtype=None, **config_overrides):
@@ -68,31 +238,34 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     float32 unless ``dtype`` says otherwise, whatever the checkpoint was saved in (inference and
     training get reduced precision from autocast, which needs float32 parameters on a CPU).
     Errors are one :class:`CheckpointError` line naming the path; ``what`` names the task in it.
+    A folder saved as ``bert_class`` must hold all of its tensors; any other folder must hold
+    the encoder's (the task head is then created fresh). See :func:`load_checked`.
     """
     import transformers
-    from transformers import AutoTokenizer
 
     from .tokenizer import load_tokenizer
 
-    local = _check_folder(path)
-    kwargs = {"dtype": torch.float32 if dtype is None else dtype}  # reduced precision comes from autocast
+    local = check_model_folder(path)
+    source = str(local) if local.exists() else str(path)
+    data = read_checkpoint_config(local) if local.is_dir() else {}
     level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "newly initialized <head>" is expected here
+    transformers.logging.set_verbosity_error()
     try:
-        spanbert = local.is_dir() and json.loads((local / "config.json").read_text()).get("model_type") == "spanbert"
-        if spanbert:
-            config = bert_config_from_spanbert(local, **config_overrides)
-            model = bert_class.from_pretrained(str(path), config=config, **kwargs)
+        if data.get("model_type") == "spanbert":
+            config, model_class = bert_config_from_spanbert(local, **config_overrides), bert_class
         else:
-            model = auto_class.from_pretrained(str(path), **config_overrides, **kwargs)
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot load a {what} model ({str(e).splitlines()[0]})") from None
+            config, model_class = transformers.AutoConfig.from_pretrained(source, **config_overrides), auto_class
+    except _load_errors() as e:
+        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
-    try:
-        tokenizer = load_tokenizer(str(path))
-    except Exception:  # noqa: BLE001 - fall back to the generic loader for non-WordPiece models
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    architectures = data.get("architectures")
+    strict = isinstance(architectures, list) and bert_class.__name__ in architectures  # a folder saved as this class
+    model, _ = load_checked(model_class, source, what, config, dtype=torch.float32 if dtype is None else dtype,
+                            strict=strict)  # reduced precision comes from autocast
+    # Any fast or slow tokenizer (a classifier needs no mask token); loading failures are errors.
+    tokenizer = load_tokenizer(source, require_fast=False, require_mask=False)
+    check_tokenizer_fits(tokenizer, model.config, path)
     return model, tokenizer
 
 
@@ -100,37 +273,43 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
     """``(model, tokenizer)`` of one of our task heads (a ``BertPreTrainedModel`` subclass whose
     config class subclasses ``BertConfig``) from a local folder or hub id.
 
-    A folder already saved as this head loads as it is (``fields`` override its config); any
-    other BERT-family folder (``bert``, our ``spanbert`` pre-training runs) gives its encoder
-    weights and config, and the head is created fresh with ``fields`` (e.g. ``id2label``).
+    A folder already saved as this head loads as it is (``fields`` override its config) and
+    must hold all its tensors; any other BERT-family folder (``bert``, our ``spanbert``
+    pre-training runs) gives its encoder weights and config, and the head is created fresh
+    with ``fields`` (e.g. ``id2label``). Damaged folders are one-line :class:`CheckpointError`s
+    (see :func:`load_checked`).
     """
     import transformers
 
     from .tokenizer import load_tokenizer
 
     config_class = head_class.config_class
-    local = _check_folder(path)
-    kwargs = {"dtype": torch.float32 if dtype is None else dtype}  # reduced precision comes from autocast
+    local = check_model_folder(path)
+    source = str(local) if local.exists() else str(path)
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
         if local.is_dir():
-            data = json.loads((local / "config.json").read_text())
+            data = read_checkpoint_config(local)
         else:
-            data = transformers.AutoConfig.from_pretrained(str(path)).to_dict()
-        if data.get("model_type") == config_class.model_type:
-            config = config_class.from_pretrained(str(path), **fields)
+            data = transformers.AutoConfig.from_pretrained(source).to_dict()
+        saved_head = data.get("model_type") == config_class.model_type
+        if saved_head:
+            config = config_class.from_pretrained(source, **fields)
         else:
             if data.get("model_type") not in ("bert", "spanbert"):
                 raise CheckpointError(f"{path}: a {what} head needs a BERT encoder, not model_type {data.get('model_type')!r}")
             keep = {k: v for k, v in data.items() if not k.startswith("sbo_") and k not in ("model_type", "architectures", "auto_map")}
             config = config_class.from_dict({**keep, **fields})
-        model = head_class.from_pretrained(str(path), config=config, **kwargs)
-    except (OSError, ValueError, TypeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot load a {what} model ({str(e).splitlines()[0]})") from None
+    except _load_errors() as e:
+        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
-    return model, load_tokenizer(str(path))
+    model, _ = load_checked(head_class, source, what, config, dtype=torch.float32 if dtype is None else dtype,
+                            strict=saved_head)  # reduced precision comes from autocast
+    tokenizer = load_tokenizer(source)
+    check_tokenizer_fits(tokenizer, model.config, path)
+    return model, tokenizer
 
 
 def read_settings(model_dir: str | os.PathLike, file_name: str) -> dict | None:
@@ -139,13 +318,7 @@ def read_settings(model_dir: str | os.PathLike, file_name: str) -> dict | None:
     file = Path(model_dir) / file_name
     if not file.is_file():
         return None
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{file}: expected a JSON object")
-    return data
+    return _read_json_object(file, CheckpointError)
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
@@ -184,12 +357,22 @@ def model_card(title: str, pipeline_tag: str, tags: list[str], how_to_load: str,
     return "\n".join(lines)
 
 
+PRECISIONS = ("no", "bf16", "fp16", "auto")
+
+
+def check_precision(precision: str, option: str = "--precision") -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a one-line ConfigError naming ``option``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{option} {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 def inference_autocast(device: torch.device, precision: str):
     """The autocast context for inference at ``precision`` (``no``, ``bf16``, ``fp16``, ``auto``:
-    bf16 where the CPU/GPU has it natively); a no-op for fp32."""
+    bf16 where the CPU/GPU has it natively); a no-op for fp32. Any other value is a ConfigError."""
     from .train import resolve_precision
 
-    precision = resolve_precision(precision)
+    precision = resolve_precision(check_precision(precision))
     if precision == "no":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

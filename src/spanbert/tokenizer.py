@@ -112,22 +112,32 @@ def _looks_like_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
 
 
-def load_tokenizer(path_or_name: str | Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    path_or_name: str | Path, *, require_fast: bool = True, require_mask: bool = True
+) -> PreTrainedTokenizerBase:
     """Load a tokenizer with ``AutoTokenizer`` and check that span masking can use it.
 
     Args:
         path_or_name: a directory written by ``save_pretrained``, or a Hub id (only works
             online or from the local Hugging Face cache).
+        require_fast: refuse a tokenizer without word ids and character offsets.
+        require_mask: refuse a tokenizer without a mask token (a classifier needs none).
 
     Returns:
-        the tokenizer, guaranteed fast (word ids and character offsets) and with a mask token.
+        the tokenizer, guaranteed to have a vocabulary beyond its special tokens, and (as
+        required) fast and with a mask token.
 
     Raises:
         TokenizerError: (one line) the directory is missing, not a directory, holds no
-            loadable tokenizer, or the tokenizer is not fast or has no mask token.
+            loadable tokenizer (damaged files, or no vocabulary: e.g. tokenizer.json is
+            missing and only the special tokens load), or the tokenizer is not fast or has no
+            mask token when those are required.
     """
     name = str(path_or_name)
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError as err:  # "~user" of an unknown user: "Could not determine home directory."
+        raise TokenizerError(f"{name}: no such tokenizer directory (cannot expand '~': {err})") from None
     if path.exists():
         if not path.is_dir():
             raise TokenizerError(f"{path}: not a directory (expected a tokenizer directory from save_pretrained)")
@@ -143,13 +153,24 @@ def load_tokenizer(path_or_name: str | Path) -> PreTrainedTokenizerBase:
         raise TokenizerError(
             f"{name}: not a local directory, and no Hub tokenizer of that name loads ({reason})"
         ) from err
-    if not getattr(tokenizer, "is_fast", False):
+    if require_fast and not getattr(tokenizer, "is_fast", False):
         raise TokenizerError(
             f"{name}: {type(tokenizer).__name__} is not a fast tokenizer; word ids and offsets are needed "
             "(save one with a tokenizer.json)"
         )
-    if tokenizer.mask_token is None:
+    if require_mask and tokenizer.mask_token is None:
         raise TokenizerError(f"{name}: the tokenizer has no mask token (set mask_token in tokenizer_config.json)")
+    try:
+        ordinary = set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens)
+    except Exception as err:  # noqa: BLE001 - a damaged tokenizer can fail here too
+        raise TokenizerError(f"{name}: cannot read the tokenizer's vocabulary ({_one_line(err)})") from err
+    if not ordinary:
+        # transformers 5 builds a tokenizer of the special tokens alone from tokenizer_config.json
+        # when tokenizer.json (and vocab.txt) are absent: every word would become [UNK].
+        raise TokenizerError(
+            f"{name}: the tokenizer has no vocabulary beyond its {len(tokenizer)} special tokens "
+            "(tokenizer.json or vocab.txt missing?)"
+        )
     return tokenizer
 
 

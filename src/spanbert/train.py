@@ -88,13 +88,38 @@ class PretrainArguments:
     stream_shuffle_buffer: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps: must be >= 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        """Refuse values that cannot give a sensible run; each message names the field and its
+        ``spanbert pretrain`` option."""
+        def number(name: str) -> float:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}): expected a number, got {value!r}")
+            return value
+
+        def require(ok: bool, name: str, rule: str, option: str | None = None) -> None:
+            if not ok:
+                option = option or "--" + name.replace("_", "-")
+                raise ConfigError(f"{name} ({option}): must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("batch_size", "grad_accum", "keep_checkpoints", "log_every", "stream_shuffle_buffer"):
+            require(number(name) >= 1, name, ">= 1")
+        if self.max_steps is not None:
+            require(number("max_steps") >= 1, "max_steps", ">= 1")
+        require(math.isfinite(number("epochs")) and self.epochs > 0, "epochs", "a finite number > 0")
+        require(math.isfinite(number("lr")) and self.lr > 0, "lr", "a finite number > 0")
+        if self.warmup_steps is not None:
+            require(number("warmup_steps") >= 0, "warmup_steps", ">= 0")
+        require(math.isfinite(number("weight_decay")) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        for name in ("adam_beta1", "adam_beta2"):
+            require(0 <= number(name) < 1, name, "in [0, 1)")
+        require(math.isfinite(number("adam_eps")) and self.adam_eps > 0, "adam_eps", "a finite number > 0")
+        require(number("max_grad_norm") > 0, "max_grad_norm", "> 0 (inf: no clipping)")  # nan fails too
+        require(0 <= number("seed") < 2**32, "seed", "in 0..2**32-1")
+        require(number("save_every") >= 0, "save_every", ">= 0 (0: only at the end)")
+        if self.time_budget_s is not None:
+            require(math.isfinite(number("time_budget_s")) and self.time_budget_s > 0, "time_budget_s",
+                    "a finite time > 0 (seconds here; minutes on the command line)", "--time-budget")
+        require(number("num_workers") >= 0, "num_workers", ">= 0")
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
 

@@ -66,6 +66,24 @@ def _word_ids_array(word_ids: Sequence[int | None]) -> np.ndarray:
     return np.fromiter((-1 if w is None else w for w in word_ids), dtype=np.int64, count=len(word_ids))
 
 
+def _segments_array(segments: Any) -> np.ndarray:
+    """A pre-segmenter's output as an int64 (S, 2) array of (start, end) character offsets;
+    anything else (None, triples, non-integers, offsets beyond int64) is a one-line TokenizerError."""
+    what = "pre_segmenter: expected a list of (start, end) character offsets"
+    if segments is None or isinstance(segments, (str, bytes)):
+        raise TokenizerError(f"{what}, got {type(segments).__name__}")
+    try:
+        array = np.asarray(list(segments), dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TokenizerError(f"{what} (int64 integers): {reason}") from None
+    if array.size == 0:
+        return array.reshape(0, 2)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise TokenizerError(f"{what}, got an array of shape {array.shape}")
+    return array
+
+
 def word_starts(
     word_ids: Sequence[int | None],
     offsets: Sequence[tuple[int, int]] | np.ndarray,
@@ -139,7 +157,7 @@ def word_starts(
     if pre_segmenter is None:
         return default
 
-    segments = np.asarray(pre_segmenter(text), dtype=np.int64).reshape(-1, 2)  # (S, 2)
+    segments = _segments_array(pre_segmenter(text))  # (S, 2)
     segments = segments[np.argsort(segments[:, 0], kind="stable")]
     abs_key = key + lo  # (T,) absolute char position
     seg = np.searchsorted(segments[:, 0], abs_key, side="right") - 1  # (T,) candidate segment

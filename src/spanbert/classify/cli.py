@@ -76,10 +76,11 @@ def evaluate_classify_command(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."""
-    from ..task_model import read_settings
+    from ..task_model import check_precision, read_settings
     from .inference import SETTINGS_FILE, load_classifier, load_settings
     from .run import Fields, evaluate_classify
 
+    check_precision(precision)
     saved = read_settings(model, SETTINGS_FILE) or {}
     fields = Fields(text_field or saved.get("text_field", "sentence"), label_field or saved.get("label_field", "label"),
                     text_pair_field or saved.get("text_pair_field"))
@@ -100,8 +101,10 @@ def predict_classify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Classify texts given inline or one per line of a file (texts of any length)."""
+    from ..task_model import check_precision
     from .inference import TextClassifier
 
+    check_precision(precision)
     texts = texts_to_predict(text, input_file)
     for t, p in zip(texts, TextClassifier(model, precision=precision).classify(texts)):
         if as_json:

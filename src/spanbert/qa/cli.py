@@ -80,9 +80,11 @@ def evaluate_qa_command(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Answer every question of a data set; write the official-format files and the official metrics."""
+    from ..task_model import check_precision
     from .model import load_qa_model, load_settings
     from .run import evaluate_qa
 
+    check_precision(precision)
     qa_model, tokenizer = load_qa_model(model)
     result = evaluate_qa(qa_model, tokenizer, data, load_settings(model), output, fit_threshold=fit_threshold,
                          batch_size=batch_size, precision=precision, progress=progress, max_questions=max_questions)
@@ -103,8 +105,12 @@ def predict_qa_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer questions about a text given inline or as a file."""
+    from ..task_model import check_precision
     from .inference import QuestionAnswerer
 
+    check_precision(precision)
+    if top_k < 0:
+        raise ConfigError(f"--top-k {top_k}: must be >= 0")
     if (context is None) == (context_file is None):
         raise ConfigError("--context / --context-file: give exactly one")
     if context_file is not None:
