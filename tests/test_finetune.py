@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from spanbert.finetune import length_grouped_batches
 
@@ -59,5 +60,18 @@ def test_head_learning_rate_groups():
     assert {id(p) for _, p in named if not _.startswith("bert.")} == {id(model.classifier.weight), id(model.classifier.bias)}
     plain = adamw(named, 1e-5, 0.01)
     assert [(g["lr"], g["weight_decay"]) for g in plain.param_groups] == [(1e-5, 0.01), (1e-5, 0.0)]
-    with pytest.raises(ConfigError, match="head_lr: must be > 0"):
+    with pytest.raises(ConfigError, match="head_lr: must be a finite number > 0"):
         FinetuneArguments(output_dir="x", head_lr=0.0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", float("nan")), ("lr", float("inf")), ("lr", 0.0), ("head_lr", float("nan")), ("epochs", float("nan")),
+    ("weight_decay", -0.1), ("warmup_ratio", 1.0), ("max_steps", 0), ("mixed_precision", "fp8"),
+    ("time_budget_s", float("inf")),
+])
+def test_finetune_arguments_refuse_values_that_cannot_train(field, value, tmp_path):
+    from spanbert.errors import ConfigError
+    from spanbert.finetune import FinetuneArguments
+
+    with pytest.raises(ConfigError, match=field.replace("_s", "") if field == "time_budget_s" else field):
+        FinetuneArguments(str(tmp_path), **{field: value})

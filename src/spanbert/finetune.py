@@ -55,16 +55,28 @@ class FinetuneArguments:
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (spanbert.dropout)
 
     def __post_init__(self) -> None:
+        """Refuse values that cannot give a sensible run, naming the field (= the CLI option)."""
+        def finite(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr: must be > 0, got {self.lr}")
-        if self.head_lr is not None and self.head_lr <= 0:
-            raise ConfigError(f"head_lr: must be > 0, got {self.head_lr}")
-        if self.epochs <= 0 and self.max_steps is None:
-            raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
-        if not 0 <= self.warmup_ratio < 1:
+        if not finite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr: must be a finite number > 0, got {self.lr}")
+        if self.head_lr is not None and (not finite(self.head_lr) or self.head_lr <= 0):
+            raise ConfigError(f"head_lr: must be a finite number > 0, got {self.head_lr}")
+        if self.max_steps is None and (not finite(self.epochs) or self.epochs <= 0):
+            raise ConfigError(f"epochs: must be a finite number > 0, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps: must be >= 1, got {self.max_steps}")
+        if not finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if not finite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"weight_decay: must be a finite number >= 0, got {self.weight_decay}")
+        if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
+            raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
+        if self.time_budget_s is not None and (not finite(self.time_budget_s) or self.time_budget_s <= 0):
+            raise ConfigError(f"time_budget: must be a finite time > 0, got {self.time_budget_s}")
 
 
 @dataclass
