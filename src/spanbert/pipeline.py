@@ -89,6 +89,10 @@ class PretrainJob:
             # (2 or fewer leave no room for a token at all: pack_documents says so.)
             raise ConfigError(f"--max-length {self.max_length}: segments shorter than {MIN_SEGMENT_TOKENS} tokens are "
                               f"dropped, so max_length must be at least {MIN_SEGMENT_TOKENS}")
+        if self.num_proc is not None and self.num_proc < 1:
+            raise ConfigError(f"--num-proc {self.num_proc}: need at least 1 process")
+        if self.num_proc is not None and self.num_proc > 1 and self.streaming:
+            raise ConfigError("--num-proc: a streamed corpus is tokenised as it is read, in the training process")
 
 
 def _tokenizer_for(job: PretrainJob, out: Path):
@@ -136,10 +140,6 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
     out = Path(job.train.output_dir)
     _check_paths(job)
     segmenter = get_segmenter(job.word_segmenter)
-    if job.num_proc is not None and job.num_proc < 1:
-        raise ConfigError(f"--num-proc {job.num_proc}: need at least 1 process")
-    if job.num_proc is not None and job.num_proc > 1 and job.streaming:
-        raise ConfigError("--num-proc: a streamed corpus is tokenised as it is read, in the training process")
     if job.resume and latest_checkpoint(out) is None:
         raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     # Under torchrun/accelerate the main process trains the tokenizer and fills the datasets
