@@ -75,3 +75,76 @@ def test_finetune_arguments_refuse_values_that_cannot_train(field, value, tmp_pa
 
     with pytest.raises(ConfigError, match=field.replace("_s", "") if field == "time_budget_s" else field):
         FinetuneArguments(str(tmp_path), **{field: value})
+
+
+def _toy_classifier_run(tmp_path, scores, **overrides):
+    """A tiny classifier trained 4 epochs with a dev evaluation that snapshots the weights it
+    sees and answers the scripted ``scores`` (None: the real dev accuracy)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from spanbert.finetune import DevEvaluation, FinetuneArguments, finetune
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=2))
+    rng = np.random.default_rng(0)
+    ids = torch.tensor(rng.integers(2, 20, size=(64, 6)))
+    labels = (ids[:, 1] >= 11).long()  # the label is readable from one token
+
+    def collate(idx):
+        return {"input_ids": ids[idx], "labels": labels[idx]}
+
+    seen = []
+
+    def evaluate(m):
+        assert not m.training
+        seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        if scores is None:
+            with torch.no_grad():
+                acc = float((m(input_ids=ids[48:]).logits.argmax(-1) == labels[48:]).float().mean())
+            return {"accuracy": acc}
+        return {"accuracy": scores[len(seen) - 1]}
+
+    args = FinetuneArguments(str(tmp_path), epochs=4, batch_size=16, lr=1e-2, mixed_precision="no", progress=False,
+                             hashed_dropout=False, **overrides)
+    result = finetune(model, [6] * 48, collate, args, dev=DevEvaluation(evaluate, "accuracy"))
+    return model, result, seen
+
+
+def test_dev_selection_keeps_the_weights_of_the_best_evaluation(tmp_path):
+    """Dev is scored at every epoch end (3 steps each) and the model ends with the weights the
+    best evaluation saw (the earlier one on ties), not the last step's; dev_history.jsonl has
+    one line per evaluation."""
+    import json
+
+    import torch
+
+    model, result, seen = _toy_classifier_run(tmp_path, [0.1, 0.9, 0.5, 0.9])
+    assert [h["step"] for h in result.dev_history] == [3, 6, 9, 12] and len(seen) == 4
+    assert (result.best_step, result.best_score, result.selected_metric) == (6, 0.9, "accuracy")
+    final = model.state_dict()
+    assert all(torch.equal(final[k], seen[1][k]) for k in final)
+    assert not all(torch.equal(final[k], seen[3][k]) for k in final)
+    lines = [json.loads(x) for x in (tmp_path / "dev_history.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["score"]) for x in lines] == [(3, 0.1), (6, 0.9), (9, 0.5), (12, 0.9)]
+
+    last, result, seen = _toy_classifier_run(tmp_path, [0.1, 0.9, 0.5, 0.3], select_best=False, eval_every=5)
+    assert [h["step"] for h in result.dev_history] == [5, 10, 12]  # every 5 steps and after the last
+    assert result.best_step == 12
+    assert all(torch.equal(v, seen[-1][k]) for k, v in last.state_dict().items())
+
+
+def test_dev_selection_on_a_real_metric_reproduces_its_best_score(tmp_path):
+    """With the real dev accuracy, re-scoring the final model gives the best score recorded."""
+    import torch
+
+    model, result, _ = _toy_classifier_run(tmp_path, None)
+    ids_scores = [h["score"] for h in result.dev_history]
+    assert result.best_score == max(ids_scores)
+    rng = np.random.default_rng(0)
+    ids = torch.tensor(rng.integers(2, 20, size=(64, 6)))
+    labels = (ids[:, 1] >= 11).long()
+    with torch.no_grad():
+        acc = float((model(input_ids=ids[48:]).logits.argmax(-1) == labels[48:]).float().mean())
+    assert acc == result.best_score

@@ -7,6 +7,11 @@ stays small; the order depends only on (seed, epoch). AdamW with linear warm-up 
 gradient clipping, bf16 autocast where the CPU/GPU has it, a wall-clock budget, and a metrics
 CSV. Runs as one process, or as one of many under ``torchrun``/``accelerate launch``.
 
+With a :class:`DevEvaluation`, the loop scores the model on the task's dev data at the end of
+every epoch (or every ``eval_every`` steps) and, unless ``select_best`` is off, ends with the
+weights of the best evaluation: the number of epochs (or steps) is chosen on dev, never on
+test. Every evaluation is a line of ``dev_history.jsonl``.
+
     spanbert finetune qa --model run/ --train train.json --dev dev.json --output qa/
     torchrun --standalone --nproc-per-node 2 -m spanbert finetune qa ...
 """
@@ -14,11 +19,12 @@ CSV. Runs as one process, or as one of many under ``torchrun``/``accelerate laun
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +59,8 @@ class FinetuneArguments:
     log_every: int = 20
     progress: bool = True
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (spanbert.dropout)
+    eval_every: int | None = None  # steps between dev evaluations (None: at the end of every epoch)
+    select_best: bool = True  # end with the best dev evaluation's weights (False: the last step's)
 
     def __post_init__(self) -> None:
         """Refuse values that cannot give a sensible run, naming the field (= the CLI option)."""
@@ -77,6 +85,21 @@ class FinetuneArguments:
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
         if self.time_budget_s is not None and (not finite(self.time_budget_s) or self.time_budget_s <= 0):
             raise ConfigError(f"time_budget: must be a finite time > 0, got {self.time_budget_s}")
+        if self.eval_every is not None and (isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int)
+                                            or self.eval_every < 1):
+            raise ConfigError(f"eval_every: must be a number of steps >= 1, got {self.eval_every!r}")
+
+
+@dataclass(frozen=True)
+class DevEvaluation:
+    """How the loop scores the model on dev while it trains.
+
+    ``evaluate(model) -> metrics`` runs on the main process with the model in eval mode (the
+    loop switches modes around it); ``metric`` names the entry of the returned dict to maximise.
+    """
+
+    evaluate: Callable[[torch.nn.Module], dict[str, float]]
+    metric: str
 
 
 @dataclass
@@ -87,6 +110,10 @@ class FinetuneResult:
     last_loss: float
     stopped_by_budget: bool
     metrics_csv: Path
+    dev_history: list[dict] = field(default_factory=list)  # one entry per dev evaluation: step, epoch, metrics
+    best_step: int | None = None  # the step whose weights the model ends with (with dev selection)
+    best_score: float | None = None  # its dev metric
+    selected_metric: str | None = None
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50) -> list[np.ndarray]:
@@ -114,13 +141,16 @@ def finetune(
     collate: Callable[[Sequence[int]], dict[str, torch.Tensor]],
     args: FinetuneArguments,
     loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    dev: DevEvaluation | None = None,
 ) -> FinetuneResult:
     """Train ``model`` on items ``0..len(lengths)-1``; ``collate(indices)`` builds their batch.
 
     ``lengths`` (tokens per item) drives length-grouped batching. The loss is
     ``model(**batch).loss``, or ``loss_fn(model, batch)`` (a mean over the batch's items, so
-    that processes' slices average to the whole batch's loss). The model is left in eval mode
-    with the stock attention, ready to save.
+    that processes' slices average to the whole batch's loss). With ``dev``, the model is
+    scored on dev at every epoch end (or every ``args.eval_every`` steps) and after the last
+    step, and ends with the weights of the best score when ``args.select_best`` (ties: the
+    earlier step). The model is left in eval mode with the stock attention, ready to save.
     """
     from accelerate import Accelerator
 
@@ -166,6 +196,35 @@ def finetune(
                unit="step", dynamic_ncols=True)
     step, epoch, start = 0, 0, time.perf_counter()
     window_start, window_items, last_loss, stopped = start, 0, float("nan"), False
+    history: list[dict] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (score, step, weights on the CPU)
+    history_path = out / "dev_history.jsonl"
+    if dev is not None and accelerator.is_main_process:
+        history_path.write_text("")
+
+    def evaluate_dev() -> None:
+        """Score the model on dev (main process), log the line, keep the weights if best."""
+        nonlocal best
+        if accelerator.is_main_process:
+            model.eval()
+            metrics = dev.evaluate(model)
+            model.train()
+            if dev.metric not in metrics:
+                raise ConfigError(f"dev metric {dev.metric!r} is not among the evaluation's: {', '.join(metrics)}")
+            score = float(metrics[dev.metric])
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "metric": dev.metric, "score": score,
+                     "metrics": metrics, "elapsed_s": round(time.perf_counter() - start, 1)}
+            history.append(entry)
+            with history_path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+            logger.info("dev at step %d (epoch %.2f): %s = %.4f", step, entry["epoch"], dev.metric, score)
+            if math.isfinite(score) and (best is None or score > best[0]):
+                best = (score, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        accelerator.wait_for_everyone()
+
+    def dev_due() -> bool:
+        every = args.eval_every or steps_per_epoch
+        return dev is not None and step % every == 0
     while step < max_steps and not stopped:
         for batch_idx in length_grouped_batches(lengths, args.batch_size, args.seed, epoch):
             mine = batch_idx[rank * per_process : (rank + 1) * per_process]
@@ -201,15 +260,36 @@ def finetune(
                 stopped = bool(over.item() > 0)
             if step >= max_steps or stopped:
                 break
+            if dev_due():
+                evaluate_dev()
         epoch += 1
     bar.close()
     if writer is not None:
         handle.close()
+    if dev is not None:
+        evaluate_dev()  # after the last step, whatever the schedule of the others
+    best_step = best_score = None
+    if best is not None:
+        best_score, best_step = best[0], best[1]
+        if args.select_best and best_step != step:
+            model.load_state_dict(best[2])
+            logger.info("kept the weights of step %d (dev %s %.4f)", best_step, dev.metric, best_score)
+        elif not args.select_best:
+            best_step, best_score = step, history[-1]["score"]
     model.eval()
     if model.config._attn_implementation != attn_before:
         model.set_attn_implementation(attn_before)
     accelerator.wait_for_everyone()
-    return FinetuneResult(step, step / steps_per_epoch, time.perf_counter() - start, last_loss, stopped and step < max_steps, metrics_path)
+    return FinetuneResult(step, step / steps_per_epoch, time.perf_counter() - start, last_loss, stopped and step < max_steps,
+                          metrics_path, history, best_step, best_score, dev.metric if dev is not None else None)
 
 
-__all__ = ["FinetuneArguments", "FinetuneResult", "finetune", "length_grouped_batches"]
+def selection_summary(result: FinetuneResult) -> dict:
+    """What a task's ``finetune_summary.json`` records of the dev selection (empty without one)."""
+    if result.selected_metric is None:
+        return {}
+    return {"selected_on_dev": {"metric": result.selected_metric, "step": result.best_step, "score": result.best_score,
+                                "evaluations": len(result.dev_history)}}
+
+
+__all__ = ["DevEvaluation", "FinetuneArguments", "FinetuneResult", "finetune", "length_grouped_batches", "selection_summary"]

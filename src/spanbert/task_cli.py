@@ -29,16 +29,22 @@ Dropout = Annotated[float | None, typer.Option(help="Dropout (default: the check
 TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many minutes.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
 Precision = Annotated[str, typer.Option(help="no (fp32), bf16 or auto (bf16 where native).")]
+EvalEvery = Annotated[int | None, typer.Option(
+    help="With --dev: evaluate on dev every N steps (default: at the end of every epoch) and after the last step.")]
+SelectBest = Annotated[bool, typer.Option(
+    "--select-best/--keep-last", help="With --dev: keep the weights of the best dev evaluation (default) or the last step's.")]
 
 
 def finetune_arguments(output: Path | str, *, epochs: float, batch_size: int, lr: float, warmup_ratio: float = 0.1,
                        head_lr: float | None = None, max_steps: int | None = None, mixed_precision: str = "auto", seed: int = 42,
-                       time_budget: float | None = None, progress: bool = True) -> FinetuneArguments:
+                       time_budget: float | None = None, progress: bool = True, eval_every: int | None = None,
+                       select_best: bool = True) -> FinetuneArguments:
     """The loop's settings from the shared options (``time_budget`` in minutes)."""
     return FinetuneArguments(
         output_dir=str(output), epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, warmup_ratio=warmup_ratio,
         max_steps=max_steps, mixed_precision=mixed_precision, seed=seed,
         time_budget_s=None if time_budget is None else time_budget * 60, progress=progress,
+        eval_every=eval_every, select_best=select_best,
     )
 
 
@@ -71,4 +77,4 @@ def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line:
 
 
 __all__ = ["finetune_arguments", "read_text_file", "texts_to_predict", "Epochs", "BatchSize", "LearningRate", "HeadLearningRate",
-           "WarmupRatio", "MaxSteps", "MixedPrecision", "Seed", "Dropout", "TimeBudget", "Progress", "Precision"]
+           "WarmupRatio", "MaxSteps", "EvalEvery", "SelectBest", "MixedPrecision", "Seed", "Dropout", "TimeBudget", "Progress", "Precision"]

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, Seed,
+from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, SelectBest, Seed,
                         TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
 
 
@@ -40,6 +40,8 @@ def finetune_ner_command(
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
     max_train_sentences: Annotated[int | None, typer.Option(help="Use only the first N training sentences.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a span NER model (enumerated spans, endpoint + width + cross-attention, negative sampling)."""
@@ -54,7 +56,7 @@ def finetune_ner_command(
         windows=WindowConfig(max_seq_length),
         args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
                                 max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress),
+                                progress=progress, eval_every=eval_every, select_best=select_best),
         scheme=scheme, fit_dev_threshold=fit_threshold, max_train_sentences=max_train_sentences, dropout=dropout,
     )
     if "train" not in summary:  # not the main process of a multi-process run

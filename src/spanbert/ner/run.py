@@ -20,14 +20,14 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import model_card, set_dropout
 from .data import NerCorpus, read_ner, write_conll
 from .decoding import DecodeConfig, decode_spans, fit_threshold, spans_to_entities
 from .features import TrainingCollator, WindowConfig, encode_sentences
 from .inference import sentence_probabilities
 from .model import NerSettings, label_maps, load_ner_model, save_ner_model
-from .scoring import score_tags
+from .scoring import score_spans, score_tags
 from .tags import spans_to_tags
 
 logger = logging.getLogger(__name__)
@@ -115,23 +115,40 @@ def finetune_ner(
                 train.summary(), len(encoded), too_wide, head.max_span_width, encoded.gold_cut_by_windows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collate = TrainingCollator(encoded, head.max_span_width, head.negative_ratio, pad, seed=args.seed)
-    result = finetune(model, encoded.lengths(), collate, args)
+    settings = NerSettings(windows, DecodeConfig(), "IOB2")
+    dev_data, dev = None, None
+    if dev_source is not None:
+        dev_data = read_ner(dev_source, split="validation", scheme=scheme)
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+
+        def dev_f1(m) -> dict[str, float]:
+            """Micro F1 on dev: at the threshold fitted there (``fit_dev_threshold``) or argmax decoding."""
+            candidates = sentence_probabilities(m, tokenizer, [s.tokens for s in dev_data.sentences], settings,
+                                                precision=eval_precision)
+            gold_spans = [s.spans for s in dev_data.sentences]
+            if fit_dev_threshold:
+                threshold, f1 = fit_threshold(candidates, gold_spans, id2label)
+                return {"f1": f1, "threshold": float("nan") if threshold is None else threshold}
+            predicted = [spans_to_entities(decode_spans(sp, pr, None), id2label) for sp, pr in candidates]
+            return {"f1": score_spans(gold_spans, predicted).f1}
+
+        dev = DevEvaluation(dev_f1, "f1")
+    result = finetune(model, encoded.lengths(), collate, args, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
         return {"steps": result.steps, "final_loss": result.last_loss}
-    settings = NerSettings(windows, DecodeConfig(), "IOB2")
     summary: dict = {
         "model": str(model_path), "train": str(train_source), "train_sentences": len(sentences),
         "train_entities": sum(len(g) for g in gold), "train_windows": len(encoded), "scheme_read": train.scheme,
         "labels": types, "not_trained_wider_than_max": too_wide, "not_trained_cut_by_windows": encoded.gold_cut_by_windows,
         "head": {k: v for k, v in fields.items() if k not in ("id2label", "label2id")},
         "steps": result.steps, "epochs": round(result.epochs_done, 3), "train_seconds": round(result.elapsed_s, 1),
-        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget,
+        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
     }
     save_ner_model(out, model, tokenizer, settings, _card(summary))
-    if dev_source is not None:
-        dev = read_ner(dev_source, split="validation", scheme=scheme)
+    if dev_data is not None:
+        dev = dev_data
         if fit_dev_threshold:
             id2label = {int(k): v for k, v in model.config.id2label.items()}
             candidates = sentence_probabilities(model, tokenizer, [s.tokens for s in dev.sentences], settings,

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
                         TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
 
 
@@ -43,6 +43,8 @@ def finetune_qa_command(
     time_budget: TimeBudget = None,
     max_train_questions: Annotated[int | None, typer.Option(help="Use only the first N training questions.")] = None,
     max_dev_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N dev questions.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
@@ -54,7 +56,7 @@ def finetune_qa_command(
         decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens),
         args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
                                 max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress),
+                                progress=progress, eval_every=eval_every, select_best=select_best),
         max_train_questions=max_train_questions, max_dev_questions=max_dev_questions, eval_precision=mixed_precision,
         dropout=dropout,
     )

@@ -17,7 +17,7 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import model_card, set_dropout
 from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
@@ -144,8 +144,23 @@ def finetune_qa(
         raise ConfigError(f"{train_source}: no usable training questions")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logger.info("%s; %d training windows", report.summary(), len(feats))
+    dev = None
+    if dev_source is not None:
+        dev_examples, dev_gold = read_with_gold(dev_source)
+        if max_dev_questions:
+            dev_examples = dev_examples[:max_dev_questions]
+            keep = {ex.id for ex in dev_examples}
+            dev_gold = SquadGold(tuple(q for q in dev_gold.questions if q.qid in keep), dev_gold.version, dev_gold.source)
+
+        def dev_f1(m) -> dict[str, float]:
+            """Official F1/EM on dev (SQuAD 2.0: at the threshold fitted on dev)."""
+            predictions = list(predict_examples(m, tokenizer, dev_examples, settings, precision=eval_precision))
+            metrics, _, _ = evaluate_predictions(predictions, dev_gold, version, fit_threshold=version == "2.0")
+            return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+        dev = DevEvaluation(dev_f1, "f1")
     result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args,
-                      loss_fn=span_loss)
+                      loss_fn=span_loss, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -154,7 +169,7 @@ def finetune_qa(
         "model": str(model_path), "train": str(train_source), "train_questions": len(examples),
         "train_windows": len(feats), "squad_version": version, "steps": result.steps,
         "epochs": round(result.epochs_done, 3), "train_seconds": round(result.elapsed_s, 1),
-        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget,
+        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
     }
     save_qa_model(out, model, tokenizer, settings, _card(summary))
     if dev_source is not None:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
                         TimeBudget, WarmupRatio, finetune_arguments)
 
 
@@ -39,6 +39,8 @@ def finetune_relations_command(
     time_budget: TimeBudget = None,
     max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training examples.")] = None,
     max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev examples.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."""
@@ -49,7 +51,7 @@ def finetune_relations_command(
         no_relation_label=no_relation_label, max_seq_length=max_seq_length,
         args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
                                 max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress),
+                                progress=progress, eval_every=eval_every, select_best=select_best),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
         dropout=dropout,
     )

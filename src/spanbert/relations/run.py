@@ -21,7 +21,7 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import set_dropout
 from .data import check_labels, entity_types, guess_no_relation_label, is_semeval_labels, label_set, read_relations
 from .features import MarkerScheme, collate, encode_examples
@@ -121,7 +121,17 @@ def finetune_relations(
     counts = np.bincount(np.asarray(feats.labels), minlength=len(labels))
     logger.info("%d training sentences, %d labels (most frequent %s: %d), %d cut to %d tokens", len(feats), len(labels),
                 labels[int(counts.argmax())], int(counts.max()), feats.truncated, max_seq_length)
-    result = finetune(model, feats.lengths(), lambda idx: collate(feats, idx, pad, labels=True), args)
+    dev = None
+    if dev_examples is not None:
+        def dev_scores(m) -> dict[str, float]:
+            """The dev metrics (official SemEval macro-F1, or micro F1 without the no-relation label)."""
+            ev = evaluate_relations(m, tokenizer, dev_source, precision=eval_precision, progress=False, examples=dev_examples)
+            scores = {k: float(v) for k, v in ev.metrics.items() if isinstance(v, (int, float))}
+            scores["f1"] = scores["official_macro_f1"] if ev.scoring == "semeval" else scores["micro_f1"]
+            return scores
+
+        dev = DevEvaluation(dev_scores, "f1")
+    result = finetune(model, feats.lengths(), lambda idx: collate(feats, idx, pad, labels=True), args, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -132,7 +142,7 @@ def finetune_relations(
         "marker_tokens": scheme.tokens(), "max_seq_length": max_seq_length, "train_truncated": feats.truncated,
         "steps": result.steps, "epochs": round(result.epochs_done, 3), "batch_size": args.batch_size, "lr": args.lr,
         "seed": args.seed, "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget, "torch_threads": torch.get_num_threads(),
+        "stopped_by_budget": result.stopped_by_budget, "torch_threads": torch.get_num_threads(), **selection_summary(result),
     }
     save_relation_model(out, model, tokenizer, relation_card(summary))
     if dev_source is not None:
