@@ -276,6 +276,16 @@ def _register_convert_commands() -> None:
 _register_convert_commands()
 
 
+def _register_ablation_commands() -> None:
+    """``spanbert ablate run|status|report`` (:mod:`spanbert.ablation.cli`)."""
+    from .ablation.cli import register
+
+    register(app, _quiet)
+
+
+_register_ablation_commands()
+
+
 @app.command()
 def version() -> None:
     """Print the versions of spanbert and its main libraries."""

@@ -1,0 +1,342 @@
+"""The grid's cells, their folders, and a runner that does the missing ones and skips the rest.
+
+Layout under the grid's output folder::
+
+    config.json                                   the resolved config of the last run
+    prepare/                                      logs of the [[prepare]] commands
+    pretrain/<objective>/run/                     a `spanbert pretrain` run folder (checkpoints, model)
+    pretrain/<objective>/cell.json                written last: the cell is done
+    finetune/<task>/<objective>/seed-<s>/model/   the fine-tuned model (weights dropped unless keep_models)
+    finetune/<task>/<objective>/seed-<s>/test/    test predictions and metrics, scored once
+    finetune/<task>/<objective>/seed-<s>/cell.json
+
+Every cell runs in its own process (``python -m spanbert ...``) with its output in ``log.txt``.
+A cell is done when its ``cell.json`` exists (written atomically after everything else); a
+rerun skips done cells, resumes a pre-training cell from its newest checkpoint, and starts an
+unfinished fine-tuning cell over. ``cell.json`` records a fingerprint of what decides the
+cell's result, so a changed config never silently reuses an old cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..atomic import atomic_write_json
+from ..errors import ConfigError, SpanBertError
+from .config import OBJECTIVES, AblationConfig, TaskSpec
+
+logger = logging.getLogger(__name__)
+
+CELL_FILE = "cell.json"
+
+
+class CellFailed(SpanBertError):
+    """A cell's command ended with a non-zero exit status."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a pre-training run of an objective, or one fine-tune + test of (task, objective, seed)."""
+
+    kind: str  # "pretrain" or "finetune"
+    objective: str
+    task: TaskSpec | None = None
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind == "pretrain":
+            return f"pretrain/{self.objective}"
+        return f"finetune/{self.task.name}/{self.objective}/seed-{self.seed}"
+
+    def folder(self, config: AblationConfig) -> Path:
+        return config.output / self.name
+
+    def fingerprint(self, config: AblationConfig) -> str:
+        """A hash of everything that decides this cell's result."""
+        parts = {"objective": self.objective}
+        if self.kind == "pretrain" or self.objective != "none":
+            parts["pretrain"] = config.pretrain_fingerprint()
+        elif self.objective == "none":
+            parts["start"] = config.pretrain.init_from or f"{config.pretrain.preset}:{config.pretrain.seed}"
+        if self.kind == "finetune":
+            parts.update(task=asdict(self.task), seed=self.seed)
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cells(config: AblationConfig) -> list[Cell]:
+    """Every cell in run order: objective by objective, its pre-training then its fine-tuning cells,
+    so that a grid stopped part-way has whole objectives done."""
+    out = []
+    for objective in config.objectives:
+        if OBJECTIVES[objective] is not None or config.pretrain.init_from is None:
+            out.append(Cell("pretrain", objective))
+        for task in config.tasks:
+            for seed in config.seeds:
+                out.append(Cell("finetune", objective, task, seed))
+    return out
+
+
+def read_cell(cell: Cell, config: AblationConfig) -> dict | None:
+    """The cell's record if it is done (and was made by this config), else None."""
+    path = cell.folder(config) / CELL_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("fingerprint") != cell.fingerprint(config):
+        raise ConfigError(f"{path}: this cell was made with another config (fingerprint {record.get('fingerprint')} != "
+                          f"{cell.fingerprint(config)}); use another output folder or delete the cell")
+    return record
+
+
+def encoder_folder(config: AblationConfig, objective: str) -> Path:
+    """The encoder the fine-tuning cells of ``objective`` start from."""
+    if objective == "none" and config.pretrain.init_from is not None:
+        return Path(config.pretrain.init_from)
+    return config.output / "pretrain" / objective / "run"
+
+
+# -- running commands -------------------------------------------------------------------------
+
+
+def _env(config: AblationConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    if config.threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(config.threads)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_DATASETS_OFFLINE", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def _run(argv: list[str], log_path: Path, config: AblationConfig, what: str) -> None:
+    """Run one command with its output appended to ``log_path``; a failure is one line."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n")
+        log.flush()
+        code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=_env(config))
+    if code != 0:
+        lines = [x for x in log_path.read_text(errors="replace").splitlines() if x.strip()]
+        raise CellFailed(f"{what} failed (exit {code}): {lines[-1] if lines else ''} (log: {log_path})")
+
+
+def spanbert_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "spanbert", *args]
+
+
+def run_prepare(config: AblationConfig, echo: Callable[[str], None]) -> None:
+    """The [[prepare]] commands whose ``creates`` path is missing."""
+    for i, step in enumerate(config.prepare):
+        if Path(step.creates).exists():
+            continue
+        echo(f"prepare[{i}]: {' '.join(step.run)}")
+        _run(list(step.run), config.output / "prepare" / f"step-{i}.log", config, f"prepare[{i}]")
+        if not Path(step.creates).exists():
+            raise CellFailed(f"prepare[{i}]: finished but did not create {step.creates}")
+
+
+def _last_metrics_row(run: Path) -> dict[str, str]:
+    with (run / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise CellFailed(f"{run / 'metrics.csv'}: no rows")
+    return rows[-1]
+
+
+def _pretrain_record(config: AblationConfig, objective: str, run: Path, seconds: float) -> dict:
+    """Steps, tokens, FLOPs, losses and held-out metrics of a finished pre-training run."""
+    from ..flops import pretraining_step_flops
+
+    last = _last_metrics_row(run)
+    steps, tokens = int(last["step"]), int(float(last["tokens"]))
+    cfg = json.loads((run / "config.json").read_text())
+    if last.get("flops"):
+        flops, flops_source = float(last["flops"]), "counted per step"
+    else:  # the loop did not count them: full-width batches, 15% masked, every masked token an SBO target
+        from transformers import BertConfig
+
+        bert = BertConfig(**{k: cfg[k] for k in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")})
+        shape = (config.pretrain.batch_size, config.pretrain.max_length)
+        masked = int(0.15 * shape[0] * shape[1])
+        flops, flops_source = steps * pretraining_step_flops(bert, shape, masked, masked), "estimated (full-width batches)"
+    record = {"steps": steps, "tokens": tokens, "token_slots": steps * config.pretrain.tokens_per_step, "flops": flops,
+              "flops_source": flops_source, "train_seconds": float(last["elapsed_s"]),
+              "final": {k: float(last[k]) for k in ("loss", "mlm_loss", "sbo_loss")}}
+    heldout = run / "heldout_summary.json"
+    if heldout.is_file():
+        record["heldout"] = json.loads(heldout.read_text())
+    return record
+
+
+def run_pretrain_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], None]) -> dict:
+    """Pre-train one objective (resuming its run if it has checkpoints), or save the random
+    initial weights for the from-scratch control."""
+    folder = cell.folder(config)
+    run = folder / "run"
+    start = time.perf_counter()
+    spec = config.pretrain
+    if OBJECTIVES[cell.objective] is None:  # from scratch, no pre-training: the seeded initial weights
+        save_initial_model(config, run)
+        record = {"steps": 0, "tokens": 0, "token_slots": 0, "flops": 0.0}
+    else:
+        scheme, sbo_weight = OBJECTIVES[cell.objective]
+        argv = spanbert_argv("pretrain", "--output", str(run), "--masking", scheme, "--sbo-weight", str(sbo_weight),
+                             "--max-length", str(spec.max_length), "--batch-size", str(spec.batch_size),
+                             "--max-steps", str(spec.steps), "--lr", str(spec.lr), "--seed", str(spec.seed),
+                             "--mixed-precision", spec.mixed_precision, "--save-every", str(spec.save_every),
+                             "--no-progress")
+        for c in spec.corpus:
+            argv += ["--corpus", c]
+        if spec.init_from:
+            argv += ["--init-from", spec.init_from]
+        else:
+            argv += ["--preset", spec.preset, "--tokenizer", spec.tokenizer]
+        if spec.warmup_steps is not None:
+            argv += ["--warmup-steps", str(spec.warmup_steps)]
+        if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+            argv.append("--resume")
+            echo(f"{cell.name}: resuming from its newest checkpoint")
+        argv += list(spec.args)
+        _run(argv, folder / "log.txt", config, cell.name)
+        record = _pretrain_record(config, cell.objective, run, time.perf_counter() - start)
+    record.update(cell=cell.name, kind="pretrain", objective=cell.objective, fingerprint=cell.fingerprint(config),
+                  seconds=round(time.perf_counter() - start, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    atomic_write_json(folder / CELL_FILE, record)
+    return record
+
+
+def save_initial_model(config: AblationConfig, folder: Path) -> None:
+    """The from-scratch control: the preset's initial weights under the pre-training seed (as
+    `spanbert pretrain` would start them) and the grid's tokenizer, saved as a model folder."""
+    import torch
+
+    from ..modeling import SpanBertForPreTraining, config_from_preset
+    from ..tokenizer import load_tokenizer
+    from ..train import save_final_model
+
+    spec = config.pretrain
+    tokenizer = load_tokenizer(spec.tokenizer)
+    torch.manual_seed(spec.seed)
+    model = SpanBertForPreTraining(config_from_preset(spec.preset, vocab_size=len(tokenizer),
+                                                      max_position_embeddings=max(512, spec.max_length),
+                                                      pad_token_id=tokenizer.pad_token_id))
+    folder.mkdir(parents=True, exist_ok=True)
+    save_final_model(folder, model, tokenizer)
+
+
+# headline test metric of each task kind, read from the evaluation's metrics.json, in percent
+def headline_metric(kind: str, metrics: dict) -> float:
+    """The number a task is compared on: SQuAD F1, entity micro F1 (seqeval), SemEval official macro-F1
+    (micro F1 without no-relation for TACRED-style data); all in percent."""
+    if kind == "qa":
+        return float(metrics["f1"])
+    if kind == "ner":
+        return 100.0 * float(metrics["f1"])
+    return float(metrics.get("official_macro_f1", metrics.get("micro_f1")))
+
+
+def run_finetune_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], None]) -> dict:
+    """Fine-tune the objective's encoder on the task with dev selection, then score test once."""
+    folder = cell.folder(config)
+    if folder.exists():  # an unfinished earlier attempt: start over
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    task = cell.task
+    encoder = encoder_folder(config, cell.objective)
+    if not (encoder / "config.json").is_file():
+        raise CellFailed(f"{cell.name}: the encoder {encoder} is missing (its pre-training cell has not run)")
+    model_dir, test_dir = folder / "model", folder / "test"
+    argv = spanbert_argv("finetune", task.kind, "--model", str(encoder), "--train", task.train, "--dev", task.dev,
+                         "--output", str(model_dir), "--seed", str(cell.seed), "--no-progress", *task.args)
+    _run(argv, folder / "log.txt", config, f"{cell.name} (finetune)")
+    eval_argv = spanbert_argv("evaluate", task.kind, "--model", str(model_dir), "--data", task.test,
+                              "--output", str(test_dir), *task.eval_args)
+    _run(eval_argv, folder / "log.txt", config, f"{cell.name} (test)")
+    summary = json.loads((model_dir / "finetune_summary.json").read_text())
+    test = json.loads((test_dir / "metrics.json").read_text())
+    if not config.keep_models:
+        for weights in model_dir.glob("*.safetensors"):
+            weights.unlink()
+    record = {
+        "cell": cell.name, "kind": "finetune", "objective": cell.objective, "task": task.name, "task_kind": task.kind,
+        "seed": cell.seed, "fingerprint": cell.fingerprint(config), "encoder": str(encoder),
+        "selected_on_dev": summary.get("selected_on_dev"), "dev_metrics": summary.get("dev_metrics"),
+        "steps": summary.get("steps"), "train_seconds": summary.get("train_seconds"),
+        "test_score": headline_metric(task.kind, test["metrics"]), "test_metrics": _scalars(test["metrics"]),
+        "seconds": round(time.perf_counter() - start, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(folder / CELL_FILE, record)
+    return record
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+
+def run_grid(config: AblationConfig, echo: Callable[[str], None] = print, only_objectives: set[str] | None = None,
+             max_cells: int | None = None) -> int:
+    """Run every missing cell in order (``only_objectives``: those objectives only; ``max_cells``:
+    stop after running that many). Returns the number of cells run."""
+    config.output.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config.output / "config.json", _resolved(config))
+    run_prepare(config, echo)
+    todo = [c for c in cells(config) if only_objectives is None or c.objective in only_objectives]
+    ran = 0
+    for cell in todo:
+        if read_cell(cell, config) is not None:
+            continue
+        if max_cells is not None and ran >= max_cells:
+            break
+        if cell.kind == "finetune" and (cell.objective != "none" or config.pretrain.init_from is None):
+            pre = Cell("pretrain", cell.objective)
+            if read_cell(pre, config) is None:
+                raise CellFailed(f"{cell.name}: its pre-training cell {pre.name} is not done")
+            if not (encoder_folder(config, cell.objective) / "model.safetensors").is_file():
+                echo(f"{pre.name}: its weights are gone; pre-training again (the run is seeded)")
+                shutil.rmtree(pre.folder(config))
+                run_pretrain_cell(pre, config, echo)
+        echo(f"{cell.name}: running")
+        record = (run_pretrain_cell if cell.kind == "pretrain" else run_finetune_cell)(cell, config, echo)
+        ran += 1
+        done = f"test {record['test_score']:.2f}" if cell.kind == "finetune" else f"{record.get('tokens', 0):,} tokens"
+        echo(f"{cell.name}: done in {record['seconds']:.0f} s ({done})")
+    return ran
+
+
+def _resolved(config: AblationConfig) -> dict:
+    out = asdict(config)
+    out["output"], out["source"] = str(config.output), str(config.source)
+    out["pretrain_fingerprint"] = config.pretrain_fingerprint()
+    return out
+
+
+def grid_status(config: AblationConfig) -> list[dict]:
+    """One row per cell: name, state (done / started / pending), seconds and result when done."""
+    rows = []
+    for cell in cells(config):
+        folder = cell.folder(config)
+        record = read_cell(cell, config)
+        if record is not None:
+            result = (f"test {record['test_score']:.2f}" if cell.kind == "finetune"
+                      else f"{record.get('tokens', 0):,} tokens, {record.get('steps', 0)} steps")
+            rows.append({"cell": cell.name, "state": "done", "seconds": record["seconds"], "result": result})
+        else:
+            rows.append({"cell": cell.name, "state": "started" if folder.exists() else "pending", "seconds": None,
+                         "result": ""})
+    return rows
+
+
+__all__ = ["Cell", "CellFailed", "cells", "encoder_folder", "grid_status", "headline_metric", "read_cell", "run_grid"]
