@@ -183,3 +183,26 @@ def test_real_files(shared_data):
     key = [line.split("\t") for line in (root / "TEST_FILE_KEY.TXT").read_text().splitlines()]
     assert [(e.id, re.sub(r"\(e[12],e[12]\)$", "", e.label)) for e in test] == [(i, lab) for i, lab in key]
     assert all(e.subject_span[1] < e.object_span[0] for e in train + test)  # e1 always precedes e2 here
+
+
+def test_split_semeval_file_keeps_every_block_once(tmp_path):
+    """The seeded split puts the asked number of blocks in dev, the rest in train, each read back
+    unchanged (ids, words, entities, labels), and the same seed gives the same split."""
+    from pathlib import Path
+
+    from spanbert.relations.data import read_semeval, split_semeval_file
+
+    source = Path(__file__).parent / "data" / "relations" / "semeval_train_sample.txt"
+    original = read_semeval(source)
+    assert split_semeval_file(source, 5, 3, tmp_path / "a") == (len(original) - 5, 5)
+    train, dev = read_semeval(tmp_path / "a" / "train.txt"), read_semeval(tmp_path / "a" / "dev.txt")
+    key = lambda e: (e.id, e.words, e.subject_span, e.object_span, e.label)  # noqa: E731
+    assert sorted(map(key, train + dev)) == sorted(map(key, original)) and len(dev) == 5
+    assert [e.id for e in train] == [e.id for e in original if e.id not in {d.id for d in dev}]  # file order kept
+    split_semeval_file(source, 5, 3, tmp_path / "b")
+    assert (tmp_path / "b" / "dev.txt").read_bytes() == (tmp_path / "a" / "dev.txt").read_bytes()
+    import pytest
+
+    from spanbert.errors import CorpusError
+    with pytest.raises(CorpusError, match="cannot put"):
+        split_semeval_file(source, len(original), 0, tmp_path / "c")

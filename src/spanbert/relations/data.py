@@ -389,8 +389,50 @@ def to_dataset(examples: Sequence[RelationExample]):
     return datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in TACRED_FIELDS}, features=features)
 
 
+def split_semeval_file(path: str | Path, dev_count: int, seed: int, out_dir: str | Path) -> tuple[int, int]:
+    """Split a SemEval-2010 Task 8 file into ``train.txt`` and ``dev.txt`` in ``out_dir``:
+    ``dev_count`` blocks drawn with a seeded RNG go to dev, the rest (in file order) to train.
+    The blocks are copied as they are (same lines, CRLF kept), so both read like the original.
+    Returns (train, dev) sizes."""
+    import random
+
+    from ..atomic import atomic_write_text
+
+    path = Path(path)
+    examples = read_semeval(path)  # validates the file and counts its blocks
+    if not 0 < dev_count < len(examples):
+        raise CorpusError(f"{path}: cannot put {dev_count} of {len(examples)} examples into dev")
+    with _open_text(path) as f:
+        text = f.read()
+    newline = "\r\n" if "\r\n" in text else "\n"
+    blocks = [b.strip("\r\n") for b in re.split(r"(?:\r?\n){2,}", text) if b.strip()]
+    if len(blocks) != len(examples):
+        raise CorpusError(f"{path}: {len(blocks)} blank-line blocks for {len(examples)} examples; cannot split it by blocks")
+    dev_ids = set(random.Random(seed).sample(range(len(blocks)), dev_count))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, keep in (("train.txt", lambda i: i not in dev_ids), ("dev.txt", lambda i: i in dev_ids)):
+        atomic_write_text(out / name, "".join(b + newline * 2 for i, b in enumerate(blocks) if keep(i)))
+    return len(blocks) - dev_count, dev_count
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``split FILE DEV_COUNT SEED OUT_DIR``: :func:`split_semeval_file`."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 5 or args[0] != "split":
+        raise SystemExit("usage: python -m spanbert.relations.data split FILE DEV_COUNT SEED OUT_DIR")
+    train, dev = split_semeval_file(args[1], int(args[2]), int(args[3]), args[4])
+    print(f"train: {train} examples; dev: {dev} examples -> {args[4]}")
+
+
 __all__ = [
     "RelationExample", "parse_marked_sentence", "read_semeval", "read_marked_sentences", "read_tacred",
     "read_dataset_folder", "read_relations", "example_from_tacred", "label_set", "check_labels",
-    "guess_no_relation_label", "entity_types", "is_semeval_labels", "to_dataset", "to_rows", "SEMEVAL_RELATIONS",
+    "guess_no_relation_label", "entity_types", "is_semeval_labels", "to_dataset", "to_rows", "SEMEVAL_RELATIONS", "split_semeval_file",
 ]
+
+
+if __name__ == "__main__":
+    main()
