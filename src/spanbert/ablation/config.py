@@ -124,10 +124,19 @@ class AblationConfig:
     keep_models: bool = False  # keep fine-tuned weights after their test is scored
     bootstrap_samples: int = 1000
     source: Path | None = field(default=None, compare=False)
+    # the [pretrain] and [[tasks]] tables as written (placeholders unexpanded), for fingerprints
+    # that stay the same on another machine or in another clone
+    raw_pretrain: dict = field(default_factory=dict, compare=False)
+    raw_tasks: dict = field(default_factory=dict, compare=False)
 
     def pretrain_fingerprint(self) -> str:
         """A hash of what decides the pre-trained weights: a changed recipe never reuses old cells."""
-        blob = json.dumps(asdict(self.pretrain), sort_keys=True, default=str)
+        blob = json.dumps(self.raw_pretrain or asdict(self.pretrain), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def task_fingerprint(self, task: TaskSpec) -> str:
+        """A hash of what decides a task's fine-tuning and test (data, options)."""
+        blob = json.dumps(self.raw_tasks.get(task.name) or asdict(task), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -311,7 +320,7 @@ def load_config(path: str | os.PathLike, output: str | os.PathLike | None = None
     return AblationConfig(name=name, output=out_dir, objectives=objectives, seeds=seeds, pretrain=pretrain,
                           tasks=tuple(tasks), prepare=tuple(steps), threads=threads,
                           keep_models=_get(raw, "keep_models", bool, w, False), bootstrap_samples=samples,
-                          source=path)
+                          source=path, raw_pretrain=dict(p), raw_tasks={t["name"]: dict(t) for t in raw_tasks})
 
 
 __all__ = ["AblationConfig", "BASELINE", "OBJECTIVES", "OBJECTIVE_LABELS", "PrepareStep", "PretrainSpec", "TaskSpec",

@@ -5,10 +5,15 @@ Layout under the grid's output folder::
     config.json                                   the resolved config of the last run
     prepare/                                      logs of the [[prepare]] commands
     pretrain/<objective>/run/                     a `spanbert pretrain` run folder (checkpoints, model)
-    pretrain/<objective>/cell.json                written last: the cell is done
-    finetune/<task>/<objective>/seed-<s>/model/   the fine-tuned model (weights dropped unless keep_models)
-    finetune/<task>/<objective>/seed-<s>/test/    test predictions and metrics, scored once
-    finetune/<task>/<objective>/seed-<s>/cell.json
+    pretrain/<objective>/cell.json                written last: the cell is done (+ metrics.csv, held-out metrics)
+    finetune/<task>/<objective>/seed-<s>/model/   the fine-tuned model (removed when done, unless keep_models)
+    finetune/<task>/<objective>/seed-<s>/test/    test metrics and gzipped predictions, scored once
+    finetune/<task>/<objective>/seed-<s>/cell.json (+ finetune_summary.json, dev_history.jsonl, log.txt)
+
+A finished grid folder without the ``pretrain/*/run/`` folders is small (a few MB) and holds all
+the report needs, so it can be kept in version control and a grid can go on in another session
+on another machine: a pre-training cell whose weights are gone is run again (it is seeded) when
+fine-tuning cells still need it.
 
 Every cell runs in its own process (``python -m spanbert ...``) with its output in ``log.txt``.
 A cell is done when its ``cell.json`` exists (written atomically after everything else); a
@@ -66,12 +71,14 @@ class Cell:
     def fingerprint(self, config: AblationConfig) -> str:
         """A hash of everything that decides this cell's result."""
         parts = {"objective": self.objective}
-        if self.kind == "pretrain" or self.objective != "none":
+        if self.objective != "none":
             parts["pretrain"] = config.pretrain_fingerprint()
-        elif self.objective == "none":
-            parts["start"] = config.pretrain.init_from or f"{config.pretrain.preset}:{config.pretrain.seed}"
+        else:  # the starting point only
+            raw = config.raw_pretrain
+            parts["start"] = {k: raw.get(k) for k in ("init_from", "preset", "tokenizer", "seed")} if raw else \
+                (config.pretrain.init_from or f"{config.pretrain.preset}:{config.pretrain.seed}")
         if self.kind == "finetune":
-            parts.update(task=asdict(self.task), seed=self.seed)
+            parts.update(task=config.task_fingerprint(self.task), seed=self.seed)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -211,6 +218,9 @@ def run_pretrain_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
         argv += list(spec.args)
         _run(argv, folder / "log.txt", config, cell.name)
         record = _pretrain_record(config, cell.objective, run, time.perf_counter() - start)
+        for name in ("metrics.csv", "heldout_metrics.jsonl", "heldout_summary.json", "training_args.json"):
+            if (run / name).is_file():  # the run folder is large and local; these stay with the cell
+                shutil.copy2(run / name, folder / name)
     record.update(cell=cell.name, kind="pretrain", objective=cell.objective, fingerprint=cell.fingerprint(config),
                   seconds=round(time.perf_counter() - start, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     atomic_write_json(folder / CELL_FILE, record)
@@ -267,9 +277,7 @@ def run_finetune_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
     _run(eval_argv, folder / "log.txt", config, f"{cell.name} (test)")
     summary = json.loads((model_dir / "finetune_summary.json").read_text())
     test = json.loads((test_dir / "metrics.json").read_text())
-    if not config.keep_models:
-        for weights in model_dir.glob("*.safetensors"):
-            weights.unlink()
+    trim_finetune_cell(folder, keep_model=config.keep_models)
     record = {
         "cell": cell.name, "kind": "finetune", "objective": cell.objective, "task": task.name, "task_kind": task.kind,
         "seed": cell.seed, "fingerprint": cell.fingerprint(config), "encoder": str(encoder),
@@ -280,6 +288,32 @@ def run_finetune_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
     }
     atomic_write_json(folder / CELL_FILE, record)
     return record
+
+
+# what a finished fine-tuning cell keeps (small enough to commit): the report's inputs and the summaries
+KEPT_TEST_FILES = ("metrics.json", "predictions.json", "predictions.conll", "predictions.jsonl")
+KEPT_MODEL_FILES = ("finetune_summary.json", "dev_history.jsonl", "finetune_metrics.csv")
+
+
+def trim_finetune_cell(folder: Path, keep_model: bool = False) -> None:
+    """Drop what the report does not read: the model folder (unless ``keep_model``; its summary,
+    dev history and training curve move up into the cell), the n-best and scorer copies of the
+    test predictions; the predictions themselves are gzipped."""
+    import gzip
+
+    model_dir, test_dir = folder / "model", folder / "test"
+    for name in KEPT_MODEL_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, folder / name)
+    if not keep_model:
+        shutil.rmtree(model_dir)
+    for path in test_dir.iterdir():
+        if path.name not in KEPT_TEST_FILES:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        elif path.name.startswith("predictions."):
+            with path.open("rb") as src, gzip.open(path.with_name(path.name + ".gz"), "wb", compresslevel=9, mtime=0) as dst:
+                shutil.copyfileobj(src, dst)
+            path.unlink()
 
 
 def _scalars(metrics: dict) -> dict:

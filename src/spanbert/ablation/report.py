@@ -49,12 +49,22 @@ class ExampleCounts:
         return float(self.metric(self.counts.sum(0)))
 
 
+def _read_text(path: Path) -> str:
+    """A prediction file's text, from ``path`` or its gzipped copy ``path.gz``."""
+    import gzip
+
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    with gzip.open(path.with_name(path.name + ".gz"), "rt", encoding="utf-8") as f:
+        return f.read()
+
+
 def _qa_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
     from ..qa.run import read_with_gold
     from ..qa.scoring import f1_score
 
     _, gold = read_with_gold(task.test)
-    predictions = json.loads((test_dir / "predictions.json").read_text())
+    predictions = json.loads(_read_text(test_dir / "predictions.json"))
     ids, values = [], []
     for q in gold.questions:
         prediction = predictions.get(q.qid, "")
@@ -68,7 +78,7 @@ def _ner_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
     from ..ner.scoring import extract_spans
 
     # predictions.conll: "token<TAB>gold<TAB>predicted" lines, a blank line after each sentence
-    text = (test_dir / "predictions.conll").read_text(encoding="utf-8")
+    text = _read_text(test_dir / "predictions.conll")
     rows, ids = [], []
     for i, block in enumerate(b for b in text.split("\n\n") if b.strip()):
         fields = [line.split("\t") for line in block.splitlines() if line.strip()]
@@ -88,7 +98,7 @@ def _ner_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
 def _relation_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
     from ..relations.scoring import OTHER, undirected
 
-    rows = [json.loads(line) for line in (test_dir / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in _read_text(test_dir / "predictions.jsonl").splitlines() if line.strip()]
     metrics = json.loads((test_dir / "metrics.json").read_text())
     ids = [str(r["id"]) for r in rows]
     if metrics.get("scoring") == "semeval":
