@@ -126,6 +126,38 @@ def test_classifier_learns_its_training_sentences(sst2_model):
     assert len(lines) == 60 and json.loads(lines[0])["gold"] == "1"
 
 
+def test_dev_accuracy_chooses_the_kept_weights(tiny_tokenizer, tmp_path):
+    """A tiny random BERT on the 60 sentences (73 windows of 64 tokens, 20 a step: 3 steps an
+    epoch): dev accuracy is scored at every epoch end and after the last step, one
+    dev_history.jsonl line each, and the saved model is the best one (its dev evaluation gives
+    the best score again); --keep-last with --eval-every keeps the last step's weights."""
+    from transformers import BertConfig, BertModel
+
+    base = tmp_path / "base"
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
+    tiny_tokenizer.save_pretrained(base)
+    common = ["finetune", "classify", "--model", str(base), "--train", str(SAMPLE), "--dev", str(SAMPLE), "--max-steps", "29",
+              "--batch-size", "20", "--lr", "1e-2", "--dropout", "0", "--max-seq-length", "64", "--window-overlap", "8",
+              "--mixed-precision", "no", "--no-progress"]
+    assert main([*common, "--output", str(tmp_path / "best")]) == 0
+    history = [json.loads(line) for line in (tmp_path / "best" / "dev_history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [*range(3, 28, 3), 29]  # 9 epoch ends and the last step
+    assert [h["epoch"] for h in history[-2:]] == [9.0, 9.6667]
+    assert all(h["metric"] == "accuracy" and set(h["metrics"]) == {"accuracy", "macro_f1"} for h in history)
+    summary = json.loads((tmp_path / "best" / "finetune_summary.json").read_text())
+    best = max(history, key=lambda h: h["score"])  # the first of the best
+    assert summary["selected_on_dev"] == {"metric": "accuracy", "step": best["step"], "score": best["score"], "evaluations": 10}
+    assert summary["dev_metrics"]["accuracy"] == best["score"] > history[0]["score"]  # it learned on the way
+
+    assert main([*common, "--output", str(tmp_path / "last"), "--keep-last", "--eval-every", "10"]) == 0
+    history = [json.loads(line) for line in (tmp_path / "last" / "dev_history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [10, 20, 29]
+    summary = json.loads((tmp_path / "last" / "finetune_summary.json").read_text())
+    assert summary["selected_on_dev"]["step"] == 29 and summary["dev_metrics"]["accuracy"] == history[-1]["score"]
+
+
 def test_saved_model_is_plain_transformers_and_reloads_identically(sst2_model):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -47,11 +47,17 @@ def tiny_bert(tmp_path_factory, tiny_tokenizer):
 
 @pytest.fixture(scope="module")
 def coref_model(tiny_bert, train_files):
-    """200 steps (one document each) on the two documents, ~2 s; dev = the same documents."""
+    """200 steps (one document each) on the two documents, ~2 s; dev = the same documents.
+
+    ``--keep-last``: the tests below check what 200 steps learned (the singleton test needs the
+    fully trained mention probabilities; an earlier step reaches the same linking F1 and would
+    be the one kept). Dev is scored every 50 steps only, to keep the run short.
+    """
     out = tiny_bert.parent / "model"
     rc = main(["finetune", "coref", "--model", str(tiny_bert), "--train", str(train_files[0]), "--train", str(train_files[1]),
                "--dev", str(train_files[0].parent), "--output", str(out), *HEAD, "--mention-loss-weight", "1",
-               "--max-steps", "200", "--lr", "3e-3", "--dropout", "0", "--mixed-precision", "no", "--no-progress"])
+               "--max-steps", "200", "--lr", "3e-3", "--dropout", "0", "--mixed-precision", "no", "--no-progress",
+               "--keep-last", "--eval-every", "50"])
     assert rc == 0
     return out
 
@@ -70,6 +76,27 @@ def test_training_learns_the_training_documents(coref_model):
     assert config["model_type"] == "spanbert_coref" and config["max_span_width"] == 10
     assert json.loads((coref_model / "coref_settings.json").read_text()) == {"max_segment_length": 64,
                                                                              "singleton_threshold": None}
+
+
+def test_dev_conll_f1_chooses_the_kept_weights(tiny_bert, train_files, tmp_path):
+    """With dev data, the CoNLL F1 is scored at every epoch end (2 documents: every 2 steps) and
+    after the last step, one dev_history.jsonl line each; the model saved is the best one (the
+    final dev evaluation of the saved weights gives the best score again)."""
+    out = tmp_path / "model"
+    assert main(["finetune", "coref", "--model", str(tiny_bert), "--train", str(train_files[0]), "--train", str(train_files[1]),
+                 "--dev", str(train_files[0].parent), "--output", str(out), *HEAD, "--mention-loss-weight", "1",
+                 "--max-steps", "41", "--lr", "3e-3", "--dropout", "0", "--mixed-precision", "no", "--no-progress"]) == 0
+    history = [json.loads(line) for line in (out / "dev_history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [*range(2, 41, 2), 41]  # 20 epoch ends and the final step
+    assert [h["epoch"] for h in history[-2:]] == [20.0, 20.5]
+    assert all(h["metric"] == "conll_f1" and h["score"] == h["metrics"]["conll_f1"] for h in history)
+    assert set(history[0]["metrics"]) == {"conll_f1", "muc_f1", "bcub_f1", "ceafe_f1"}
+    summary = json.loads((out / "finetune_summary.json").read_text())
+    selected = summary["selected_on_dev"]
+    best = max(history, key=lambda h: h["score"])  # the first of the best
+    assert selected == {"metric": "conll_f1", "step": best["step"], "score": best["score"], "evaluations": 21}
+    assert selected["score"] > history[0]["score"]  # it learned something on the way
+    assert summary["dev_conll_f1"] == pytest.approx(selected["score"])
 
 
 def test_singletons_flag_adds_the_unlinked_mentions(coref_model, train_files, tmp_path, capsys):

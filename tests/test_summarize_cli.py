@@ -35,12 +35,17 @@ def base_dir(tmp_path_factory, tiny_tokenizer):
 
 @pytest.fixture(scope="module")
 def trained(base_dir, tmp_path_factory):
-    """60 steps on the first 8 sample abstracts, oracle labels of one sentence each (~2 s)."""
+    """60 steps on the first 8 sample abstracts, oracle labels of one sentence each (~2 s).
+
+    ``--keep-last``: the tests below check what 60 steps learned of the training abstracts (dev
+    selection is tested on its own); dev is scored every 20 steps only, to keep the run short.
+    """
     out = tmp_path_factory.mktemp("extsum") / "model"
     rc = main(["finetune", "summarize", "--model", str(base_dir), "--train", str(TRAIN), "--dev", str(DEV),
                "--output", str(out), "--max-train-examples", "8", "--max-steps", "60", "--batch-size", "4",
                "--lr", "3e-3", "--warmup-ratio", "0", "--dropout", "0", "--max-seq-length", "64",
-               "--cross-attention-heads", "2", "--oracle-sentences", "1", "--mixed-precision", "no", "--no-progress"])
+               "--cross-attention-heads", "2", "--oracle-sentences", "1", "--mixed-precision", "no", "--no-progress",
+               "--keep-last", "--eval-every", "20"])
     assert rc == 0
     return out
 
@@ -68,6 +73,24 @@ def test_tiny_model_learns_the_oracle_sentences(trained, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["metrics"] == {k: v for k, v in metrics["oracle"].items() if k != "max_sentences"}  # same picks
     assert metrics["metrics"]["rouge1"] > metrics["lead"]["rouge1"]
+
+
+def test_dev_rouge1_chooses_the_kept_weights(base_dir, tmp_path):
+    """8 training abstracts, 4 a step (2 steps an epoch), 9 steps: the dev ROUGE-1 F1 is scored at
+    every epoch end and after the last step, one dev_history.jsonl line each, and the saved
+    model is the best one (the final dev evaluation of the saved weights gives the best score)."""
+    out = tmp_path / "model"
+    assert main(["finetune", "summarize", "--model", str(base_dir), "--train", str(TRAIN), "--dev", str(DEV),
+                 "--output", str(out), "--max-train-examples", "8", "--max-steps", "9", "--batch-size", "4",
+                 "--lr", "3e-3", "--warmup-ratio", "0", "--dropout", "0", "--max-seq-length", "64",
+                 "--cross-attention-heads", "2", "--oracle-sentences", "1", "--mixed-precision", "no", "--no-progress"]) == 0
+    history = [json.loads(line) for line in (out / "dev_history.jsonl").read_text().splitlines()]
+    assert [(h["step"], h["epoch"]) for h in history] == [(2, 1.0), (4, 2.0), (6, 3.0), (8, 4.0), (9, 4.5)]
+    assert all(h["metric"] == "rouge1" and set(h["metrics"]) >= {"rouge1", "rouge2", "rougeL"} for h in history)
+    summary = json.loads((out / "finetune_summary.json").read_text())
+    best = max(history, key=lambda h: h["score"])  # the first of the best
+    assert summary["selected_on_dev"] == {"metric": "rouge1", "step": best["step"], "score": best["score"], "evaluations": 5}
+    assert summary["dev_metrics"]["rouge1"] == pytest.approx(best["score"])  # measured: step 8 best, 9 lower
 
 
 def test_evaluate_files_score_the_same_and_reload_is_identical(trained, tmp_path, capsys):

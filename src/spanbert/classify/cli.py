@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
                         TimeBudget, WarmupRatio, finetune_arguments, texts_to_predict)
 
 TEXT_FIELD = typer.Option(help="Column holding the text.")
@@ -21,7 +21,7 @@ def finetune_classify_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: .tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT].")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training.")] = None,
+    dev: Annotated[str | None, typer.Option(help="Dev data: scored by accuracy at every epoch end (the best keeps its weights, see --select-best) and evaluated after training.")] = None,
     text_field: Annotated[str, TEXT_FIELD] = "sentence",
     label_field: Annotated[str, LABEL_FIELD] = "label",
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
@@ -39,6 +39,8 @@ def finetune_classify_command(
     time_budget: TimeBudget = None,
     max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training rows.")] = None,
     max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev rows.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."""
@@ -50,7 +52,7 @@ def finetune_classify_command(
         fields=Fields(text_field, label_field, text_pair_field),
         args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
                                 max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress),
+                                progress=progress, eval_every=eval_every, select_best=select_best),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
         dropout=dropout,
     )

@@ -2,7 +2,8 @@
 
 ``evaluate`` writes ``predictions.jsonl`` (one line per input: index, gold, label, probability)
 and ``metrics.json`` (accuracy, macro-F1, per-class P/R/F1, and the majority-class baseline of
-the training labels when the model knows it).
+the training labels when the model knows it). ``finetune`` with dev data scores dev accuracy
+(the headline, as GLUE reports SST-2) at every epoch end and keeps the best weights.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import model_card, save_task_model, set_dropout
-from .data import check_labels, label_set, read_classification
-from .features import ClassifySettings, build_windows, collate
-from .inference import SETTINGS_FILE, _softmax, load_classifier, predict_texts, settings_to_json
+from .data import ClassificationData, check_labels, label_set, read_classification
+from .features import ClassifySettings, aggregate_logits, build_windows, collate
+from .inference import SETTINGS_FILE, _softmax, load_classifier, predict_texts, settings_to_json, window_logits
 from .scoring import classification_metrics, majority_baseline
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,13 @@ class ClassifyEvaluation:
 
 def evaluate_classify(model, tokenizer, source: str | os.PathLike, settings: ClassifySettings, output_dir=None, *,
                       fields: Fields = Fields(), batch_size: int = 64, precision: str = "auto", progress: bool = True,
-                      max_examples: int | None = None, majority_label: str | None = None) -> ClassifyEvaluation:
-    """Classify every labelled item of ``source`` and score it; files go to ``output_dir`` when given."""
-    data = read_classification(source, fields.text, fields.label, fields.text_pair)
+                      max_examples: int | None = None, majority_label: str | None = None,
+                      data: ClassificationData | None = None) -> ClassifyEvaluation:
+    """Classify every labelled item of ``source`` and score it; files go to ``output_dir`` when given.
+
+    ``data``: the items of ``source`` already read (then the file is not read again).
+    """
+    data = data if data is not None else read_classification(source, fields.text, fields.label, fields.text_pair)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     gold = check_labels(data, {name: i for i, name in enumerate(labels)})
     texts, pairs = data.texts, data.text_pairs
@@ -88,7 +93,9 @@ def finetune_classify(
     """Fine-tune any BERT-family checkpoint as a [CLS] classifier of the training labels and save it.
 
     Every window of a long training text carries the text's label. Returns a summary (also
-    written as ``finetune_summary.json``); with ``dev_source`` it holds the dev metrics.
+    written as ``finetune_summary.json``); with ``dev_source``, dev accuracy is scored at every
+    epoch end (or ``args.eval_every`` steps), the best evaluation's weights are kept when
+    ``args.select_best``, and the summary holds the selection and the dev metrics.
     """
     args = args or FinetuneArguments(output_dir=str(output_dir))
     out = Path(output_dir)
@@ -110,7 +117,22 @@ def finetune_classify(
     window_labels = label_ids[windows.doc]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logger.info("%d training texts, %d windows, labels %s", len(texts), len(windows), names)
-    result = finetune(model, windows.lengths(), lambda idx: collate(windows, idx, pad, window_labels), args)
+    dev_data, dev = None, None
+    if dev_source is not None:
+        dev_data = read_classification(dev_source, fields.text, fields.label, fields.text_pair)
+        dev_gold = check_labels(dev_data, {n: i for i, n in enumerate(names)})[:max_dev_examples or None]
+        dev_pairs = dev_data.text_pairs[: len(dev_gold)] if dev_data.text_pairs is not None else None
+        dev_windows = build_windows(tokenizer, dev_data.texts[: len(dev_gold)], settings, dev_pairs)
+
+        def dev_accuracy(m: torch.nn.Module) -> dict[str, float]:
+            """Accuracy on dev in percent (the headline, as GLUE reports SST-2), with macro-F1."""
+            logits = window_logits(m, dev_windows, pad, precision=eval_precision)
+            predicted = aggregate_logits(logits, dev_windows.doc, len(dev_gold), settings.aggregation).argmax(axis=1)
+            metrics = classification_metrics(dev_gold, predicted, names)
+            return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+        dev = DevEvaluation(dev_accuracy, "accuracy")
+    result = finetune(model, windows.lengths(), lambda idx: collate(windows, idx, pad, window_labels), args, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -122,12 +144,13 @@ def finetune_classify(
         "model": str(model_path), "train": str(train_source), "train_examples": len(texts), "train_windows": len(windows),
         "labels": names, "steps": result.steps, "epochs": round(result.epochs_done, 3),
         "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget,
+        "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
     }
     save_task_model(out, model, tokenizer, {SETTINGS_FILE: saved}, _card(summary))
-    if dev_source is not None:
+    if dev_data is not None:
         ev = evaluate_classify(model, tokenizer, dev_source, settings, out / "dev", fields=fields, precision=eval_precision,
-                               progress=args.progress, max_examples=max_dev_examples, majority_label=majority)
+                               progress=args.progress, max_examples=max_dev_examples, majority_label=majority,
+                               data=dev_data)
         summary.update({"dev": str(dev_source), "dev_examples": ev.examples, "dev_seconds": round(ev.seconds, 1),
                         "dev_metrics": {k: v for k, v in ev.metrics.items() if k != "per_class"}})
         atomic_write_text(out / "README.md", _card(summary))

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, CorpusError
-from ..task_cli import (Dropout, Epochs, HeadLearningRate, LearningRate, MaxSteps, MixedPrecision, Progress, Seed, TimeBudget,
-                        WarmupRatio, finetune_arguments)
+from ..task_cli import (Dropout, EvalEvery, Epochs, HeadLearningRate, LearningRate, MaxSteps, MixedPrecision, Progress, SelectBest,
+                        Seed, TimeBudget, WarmupRatio, finetune_arguments)
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -62,7 +62,7 @@ def finetune_coref_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): evaluated after training.")] = None,
+    dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): scored by CoNLL F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training.")] = None,
     max_segment_length: Annotated[int, typer.Option(help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
     max_training_segments: Annotated[int | None, typer.Option(help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
     max_span_width: Annotated[int, typer.Option(help="Widest candidate mention, in subword tokens.")] = 30,
@@ -86,6 +86,8 @@ def finetune_coref_command(
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
     max_train_documents: Annotated[int | None, typer.Option(help="Use only the first N training documents.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a coarse-to-fine coreference model (one document per step; --head-lr for a faster head)."""
@@ -98,7 +100,8 @@ def finetune_coref_command(
                        higher_order=higher_order, mention_loss_weight=mention_loss_weight, non_crossing=non_crossing),
         max_segment_length=max_segment_length, max_training_segments=max_training_segments or None,
         args=finetune_arguments(output, epochs=epochs, batch_size=1, lr=lr, head_lr=head_lr, warmup_ratio=warmup_ratio, max_steps=max_steps,
-                                mixed_precision=mixed_precision, seed=seed, time_budget=time_budget, progress=progress),
+                                mixed_precision=mixed_precision, seed=seed, time_budget=time_budget, progress=progress,
+                                eval_every=eval_every, select_best=select_best),
         max_train_documents=max_train_documents, dropout=dropout, singletons=singletons,
     )
     if "train" not in summary:  # not the main process of a multi-process run

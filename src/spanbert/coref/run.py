@@ -4,7 +4,8 @@
 by the reference scorer and by ``spanbert score coref``) and ``metrics.json`` (MUC, B-cubed,
 CEAF-m, CEAF-e, BLANC and the CoNLL F1, in percent). ``finetune`` trains one document per
 optimizer step and saves the model, ``coref_settings.json``, ``finetune_summary.json`` and a
-model card; with dev data it evaluates there.
+model card; with dev data it scores the dev CoNLL F1 at every epoch end (or every
+``eval_every`` steps), keeps the best weights (``select_best``) and evaluates there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, CorpusError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import model_card, save_task_model, set_dropout
 from .conll import CorefDocument, read_conll, write_conll
 from .features import SegmentConfig, TrainingCollator, encode_document
@@ -109,7 +110,9 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
     window of that many segments per step (None: whole documents). ``singletons``: the model
     will also output unlinked spans with mention probability above 1/2 as one-mention
     clusters (needs ``head.mention_loss_weight > 0``, which trains those probabilities).
-    Returns a summary (also ``finetune_summary.json``)."""
+    With ``dev_source``, the dev CoNLL F1 is scored at every epoch end (or ``args.eval_every``
+    steps) and the best evaluation's weights are kept when ``args.select_best``. Returns a
+    summary (also ``finetune_summary.json``)."""
     args = args or FinetuneArguments(output_dir=str(output_dir), batch_size=1)
     if args.batch_size != 1:
         raise ConfigError(f"batch_size: coreference trains one document per step, got {args.batch_size}")
@@ -133,7 +136,24 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
         raise ConfigError(f"{train_sources}: no document with candidate spans to learn from")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collate = TrainingCollator(encoded, pad, max_training_segments, seed=args.seed)
-    result = finetune(model, collate.lengths(), collate, args)
+    dev_docs, dev = None, None
+    if dev_source is not None:
+        from .metrics import score_corpus
+
+        dev_docs = read_coref_documents(dev_source)
+        if not dev_docs:
+            raise ConfigError(f"dev: no documents in {', '.join(_names(dev_source))}")
+        dev_key = {d.name: d.clusters for d in dev_docs}
+
+        def dev_conll_f1(m: torch.nn.Module) -> dict[str, float]:
+            """CoNLL F1 on dev (the mean F1 of MUC, B-cubed and CEAF-e, percent), with those three F1s."""
+            predicted = predict_documents(m, tokenizer, dev_docs, segments, eval_precision, threshold)
+            scores = score_corpus(dev_key, {d.name: p for d, p in zip(dev_docs, predicted)}, ("muc", "bcub", "ceafe"))
+            f1s = {f"{name}_f1": 100 * float(counts.f1) for name, counts in scores.metrics.items()}
+            return {"conll_f1": 100 * float(scores.conll_f1), **f1s}
+
+        dev = DevEvaluation(dev_conll_f1, "conll_f1")
+    result = finetune(model, collate.lengths(), collate, args, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -148,12 +168,12 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
         "max_training_segments": max_training_segments, "head": asdict(head), "steps": result.steps, "epochs": round(result.epochs_done, 3),
         "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
         "stopped_by_budget": result.stopped_by_budget, "lr": args.lr, "head_lr": args.head_lr,
-        "singleton_threshold": threshold,
+        "singleton_threshold": threshold, **selection_summary(result),
     }
     save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length,
                                                             "singleton_threshold": threshold}}, _card(summary))
-    if dev_source is not None:
-        ev = evaluate_coref(model, tokenizer, dev_source, segments, out / "dev", precision=eval_precision,
+    if dev_docs is not None:
+        ev = evaluate_coref(model, tokenizer, dev_docs, segments, out / "dev", precision=eval_precision,
                             singleton_threshold=threshold)
         summary.update({"dev": _names(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
                         "dev_conll_f1": ev.metrics.get("conll_f1")})

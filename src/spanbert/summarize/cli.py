@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, Seed,
+from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
                         TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
 
 
@@ -26,7 +26,7 @@ def finetune_summarize_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: SciTLDR-style JSONL(.gz) (source/target), generic JSONL (text/summary) or a saved dataset folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training (ROUGE, with lead-k and the oracle).")] = None,
+    dev: Annotated[str | None, typer.Option(help="Dev data: scored by ROUGE-1 F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (ROUGE, with lead-k and the oracle).")] = None,
     epochs: Epochs = 3.0,
     batch_size: BatchSize = 16,
     lr: LearningRate = 5e-5,
@@ -48,6 +48,8 @@ def finetune_summarize_command(
     time_budget: TimeBudget = None,
     max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training documents.")] = None,
     max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev documents.")] = None,
+    eval_every: EvalEvery = None,
+    select_best: SelectBest = True,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a model to pick summary sentences (sentences as spans, greedy ROUGE oracle labels)."""
@@ -58,7 +60,7 @@ def finetune_summarize_command(
         budget=_budget(max_sentences, max_words, block_trigrams),
         args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
                                 max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress),
+                                progress=progress, eval_every=eval_every, select_best=select_best),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
         eval_precision=mixed_precision, max_segment_length=max_seq_length, span_representation=span_representation,
         use_cross_attention=cross_attention, cross_attention_heads=cross_attention_heads, pos_weight=pos_weight,

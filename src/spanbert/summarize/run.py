@@ -3,7 +3,9 @@
 ``evaluate`` writes ``predictions.jsonl`` (one ``{"id", "summary", "sentence_indices",
 "scores"}`` line per document) and ``metrics.json``: ROUGE of the model's summaries, of the
 lead-k baseline under the same budget, and of the greedy oracle choosing as many sentences
-(the extractive upper bound), all under the same multi-reference rule.
+(the extractive upper bound), all under the same multi-reference rule. ``finetune`` with dev
+data scores the model's dev ROUGE-1 F1 (the headline, as SciTLDR reports it) at every epoch end
+and keeps the best weights.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, CorpusError
-from ..finetune import FinetuneArguments, finetune
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
 from ..task_model import model_card, save_task_model, set_dropout
 from .data import SummaryExample, read_summaries
 from .decoding import Budget, join_summary, lead_sentences, select_sentences
@@ -69,6 +71,16 @@ def oracle_agreement(examples: list[SummaryExample]) -> float | None:
     return round(float(np.mean(agree)), 4) if agree else None
 
 
+def summarize_examples(model, tokenizer, examples: list[SummaryExample], budget: Budget = Budget(), *,
+                       batch_size: int = 8, precision: str = "auto", progress: bool = False
+                       ) -> tuple[list[np.ndarray], list[list[int]], list[str]]:
+    """The model's sentence scores, chosen sentence indices and summary text of every document."""
+    scores = list(iter_sentence_scores(model, tokenizer, [ex.sentences for ex in examples], batch_size=batch_size,
+                                       precision=precision, progress=progress))
+    chosen = [select_sentences(s, ex.sentences, budget) for s, ex in zip(scores, examples)]
+    return scores, chosen, [join_summary(ex.sentences, c) for ex, c in zip(examples, chosen)]
+
+
 def evaluate_summarize(model, tokenizer, source: str | os.PathLike, output_dir: str | os.PathLike | None = None, *,
                        budget: Budget = Budget(), multi_reference: MultiReference = "max", batch_size: int = 8,
                        precision: str = "auto", progress: bool = True, max_examples: int | None = None,
@@ -76,12 +88,9 @@ def evaluate_summarize(model, tokenizer, source: str | os.PathLike, output_dir: 
     """Summarise every document of ``source`` and score the summaries, lead-k and the oracle."""
     examples = examples if examples is not None else read_summaries(source, max_examples=max_examples)
     start = time.perf_counter()
-    documents = [ex.sentences for ex in examples]
-    scores = list(iter_sentence_scores(model, tokenizer, documents, batch_size=batch_size, precision=precision,
-                                       progress=progress))
+    scores, chosen, summaries = summarize_examples(model, tokenizer, examples, budget, batch_size=batch_size,
+                                                   precision=precision, progress=progress)
     seconds = time.perf_counter() - start
-    chosen = [select_sentences(s, ex.sentences, budget) for s, ex in zip(scores, examples)]
-    summaries = [join_summary(ex.sentences, c) for ex, c in zip(examples, chosen)]
     references = [ex.references for ex in examples]
     metrics = rouge_corpus(summaries, references, multi_reference)
     lead = rouge_corpus([join_summary(ex.sentences, lead_sentences(ex.sentences, budget)) for ex in examples],
@@ -116,7 +125,9 @@ def finetune_summarize(
     ``head_fields`` set :class:`~spanbert.summarize.model.ExtractiveSummarizerConfig` fields of
     a new head (``max_segment_length``, ``span_representation``, ``use_cross_attention``,
     ``cross_attention_heads``, ``pos_weight``, ...). Returns a summary, also written as
-    ``finetune_summary.json``.
+    ``finetune_summary.json``. With ``dev_source``, the model's dev ROUGE-1 F1 under ``budget`` is
+    scored at every epoch end (or ``args.eval_every`` steps) and the best evaluation's weights are
+    kept when ``args.select_best``.
     """
     from .model import load_summarizer
 
@@ -135,8 +146,19 @@ def finetune_summarize(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     positives = [int(sum(y)) for y in targets]
     logger.info("%s: %d documents, %.2f oracle sentences each", train_source, len(examples), float(np.mean(positives)))
+    dev_examples, dev = None, None
+    if dev_source is not None:
+        dev_examples = read_summaries(dev_source, max_examples=max_dev_examples)
+        dev_references = [ex.references for ex in dev_examples]
+
+        def dev_rouge(m: torch.nn.Module) -> dict[str, float]:
+            """The model's ROUGE-1/2/L (F1, precision, recall; percent) on dev; ROUGE-1 F1 is the headline."""
+            _, _, summaries = summarize_examples(m, tokenizer, dev_examples, budget, precision=eval_precision)
+            return {k: float(v) for k, v in rouge_corpus(summaries, dev_references, multi_reference).items()}
+
+        dev = DevEvaluation(dev_rouge, "rouge1")
     result = finetune(model, [f.num_tokens for f in feats],
-                      lambda idx: collate_documents([feats[i] for i in idx], pad, labels=True), args)
+                      lambda idx: collate_documents([feats[i] for i in idx], pad, labels=True), args, dev=dev)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -151,14 +173,14 @@ def finetune_summarize(
                                                         "cross_attention_heads", "max_sentence_positions", "pos_weight")},
         "budget": asdict(budget), "steps": result.steps, "epochs": round(result.epochs_done, 3),
         "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget,
+        "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
     }
     if labels == "oracle" and all(ex.oracle_labels is not None for ex in examples):
         summary["oracle_agreement_with_file_labels"] = oracle_agreement(examples)
     save_task_model(out, model, tokenizer, {SETTINGS_FILE: settings_json(budget)}, _card(summary))
-    if dev_source is not None:
+    if dev_examples is not None:
         ev = evaluate_summarize(model, tokenizer, dev_source, out / "dev", budget=budget, multi_reference=multi_reference,
-                                precision=eval_precision, progress=args.progress, max_examples=max_dev_examples)
+                                precision=eval_precision, progress=args.progress, examples=dev_examples)
         summary.update({"dev": str(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
                         "dev_metrics": ev.metrics, "dev_lead": ev.lead, "dev_oracle": ev.oracle})
         atomic_write_text(out / "README.md", _card(summary))
@@ -176,4 +198,5 @@ def _card(summary: dict) -> str:
         "`transformers.AutoModel.from_pretrained(dir)` loads the model.", summary)
 
 
-__all__ = ["finetune_summarize", "evaluate_summarize", "training_labels", "oracle_agreement", "EvaluationResult"]
+__all__ = ["finetune_summarize", "evaluate_summarize", "summarize_examples", "training_labels", "oracle_agreement",
+           "EvaluationResult"]
