@@ -203,3 +203,147 @@ def test_written_files_have_normal_permissions(tiny_tokenizer, packed, tmp_path)
                  tmp_path / "checkpoints" / "step-00000002" / "trainer_state.json"]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o777 if path.is_dir() else 0o666) & ~umask, (path, oct(mode))
+
+
+# -- continued pre-training recipe: head learning rate, head warm-up, held-out evaluation ------------
+
+
+@pytest.fixture(scope="module")
+def split(tiny_tokenizer):
+    from spanbert.heldout import split_by_document
+
+    docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")])
+    return split_by_document(pack_documents(docs, tiny_tokenizer, max_length=48, with_doc_ids=True), 0.3, seed=0)
+
+
+def run_recipe(tokenizer, split, out, *, resume=False, stop_at_step=None, **kw):
+    train, heldout = split
+    args = PretrainArguments(output_dir=str(out), progress=False, **{
+        "batch_size": 4, "max_steps": 6, "lr": 3e-3, "head_lr": 1e-2, "head_warmup_steps": 3, "warmup_steps": 1,
+        "save_every": 1, "log_every": 1, "eval_every": 2, **kw})
+    collator = SpanMaskingCollator(tokenizer, seed=1)
+    unigram = np.bincount(np.concatenate([np.asarray(r) for r in train["input_ids"]]), minlength=len(tokenizer))
+    return pretrain(make_model(tokenizer), tokenizer, train, collator, args, resume=resume, stop_at_step=stop_at_step,
+                    heldout=heldout, heldout_unigram=unigram / unigram.sum())
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("stop", [2, 3, 5])  # inside the head warm-up, at its end, after it
+def test_head_warmup_resumes_exactly_with_heldout_log(tiny_tokenizer, split, tmp_path, stop):
+    full = run_recipe(tiny_tokenizer, split, tmp_path / "full")
+    first = run_recipe(tiny_tokenizer, split, tmp_path / "split", stop_at_step=stop)
+    assert first.state.step == stop
+    second = run_recipe(tiny_tokenizer, split, tmp_path / "split", resume=True)
+    a, b = read_metrics(full.metrics_csv), read_metrics(second.metrics_csv)
+    assert len(a) == len(b) == 6
+    for ra, rb in zip(a, b):
+        for key in ("loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens"):
+            assert float(ra[key]) == float(rb[key]), (ra["step"], key)
+    wa = load_file(str(tmp_path / "full" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "split" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # one line per evaluation, none repeated, identical to the uninterrupted run's
+    la, lb = read_jsonl(tmp_path / "full" / "heldout_metrics.jsonl"), read_jsonl(tmp_path / "split" / "heldout_metrics.jsonl")
+    assert [r["step"] for r in la] == [0, 2, 4, 6] and la == lb
+    summary = json.loads((tmp_path / "split" / "heldout_summary.json").read_text())
+    assert summary == {"before": la[0], "after": la[-1]}
+    assert la[-1]["mlm_loss"] < la[0]["mlm_loss"] and la[0]["unigram_top1"] is not None
+
+
+def test_head_warmup_freezes_the_encoder_then_trains_it(tiny_tokenizer, split, tmp_path):
+    initial = make_model(tiny_tokenizer).state_dict()
+    result = run_recipe(tiny_tokenizer, split, tmp_path, eval_every=0, keep_checkpoints=10)
+    rows = read_metrics(result.metrics_csv)
+    # "lr" (after each step's scheduler step) is the encoder's: 0 through the 3 head-only steps and the
+    # 1-step warm-up that follows them, then a decay from 3e-3 to 0
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0, 0, 0, 3e-3, 1.5e-3, 0])
+    ckpt = load_file(str(tmp_path / "checkpoints" / "step-00000003" / "model.safetensors"))
+    encoder = [k for k in ckpt if k.startswith("bert.") and not k.startswith("bert.pooler.")]
+    heads = [k for k in ckpt if not k.startswith("bert.")]
+    assert encoder and heads
+    assert all(torch.equal(ckpt[k], initial[k]) for k in encoder)  # frozen for 3 steps
+    assert not all(torch.equal(ckpt[k], initial[k]) for k in heads)  # the heads trained
+    final = load_file(str(tmp_path / "model.safetensors"))
+    assert not torch.equal(final["bert.encoder.layer.0.attention.self.query.weight"],
+                           initial["bert.encoder.layer.0.attention.self.query.weight"])
+    # the heads' optimizer groups ran at head_lr: their Adam state exists from step 1, the encoder's from step 4
+    opt = json.loads((tmp_path / "checkpoints" / "step-00000006" / "trainer_state.json").read_text())["optimizer"]
+    assert sorted({g["lr"] for g in opt["param_groups"]}) == [0.0]  # everything decayed to 0 at the last step
+    assert {round(g["initial_lr"], 9) for g in opt["param_groups"]} == {3e-3, 1e-2}
+    # only the heads of the session that stopped inside the warm-up: the model is left trainable
+    model = make_model(tiny_tokenizer)
+    pretrain(model, tiny_tokenizer, split[0], SpanMaskingCollator(tiny_tokenizer, seed=1),
+             PretrainArguments(output_dir=str(tmp_path / "again"), progress=False, batch_size=4, max_steps=6,
+                               head_warmup_steps=3, save_every=0), stop_at_step=2)
+    assert all(p.requires_grad for n, p in model.named_parameters() if not n.startswith("bert.pooler."))
+
+
+def test_head_warmup_by_discarded_gradients_equals_no_encoder_backward(tiny_tokenizer, split, tmp_path, monkeypatch):
+    """What DDP/FSDP runs (full backward, encoder gradients dropped before clipping) gives the updates
+    of the single-process freeze (no encoder backward at all)."""
+    import spanbert.train as train
+
+    fast = run_recipe(tiny_tokenizer, split, tmp_path / "fast", save_every=0, eval_every=0)
+    monkeypatch.setattr(train, "freeze_without_backward", lambda world, fsdp: False)
+    ddp_like = run_recipe(tiny_tokenizer, split, tmp_path / "ddp", save_every=0, eval_every=0)
+    a, b = read_metrics(fast.metrics_csv), read_metrics(ddp_like.metrics_csv)
+    for ra, rb in zip(a, b):
+        for key in ("loss", "mlm_loss", "sbo_loss", "lr", "grad_norm"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-5), (ra["step"], key)
+    wa = load_file(str(tmp_path / "fast" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "ddp" / "model.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+def test_head_lr_alone_keeps_one_schedule(tiny_tokenizer, packed, tmp_path):
+    result = run(tiny_tokenizer, packed, tmp_path, head_lr=1e-2, warmup_steps=2, save_every=0)
+    state = json.loads((tmp_path / "checkpoints" / "step-00000006" / "trainer_state.json").read_text())
+    assert {round(g["initial_lr"], 9) for g in state["optimizer"]["param_groups"]} == {3e-3, 1e-2}
+    assert [float(r["lr"]) for r in read_metrics(result.metrics_csv)] == pytest.approx([1.5e-3, 3e-3, 2.25e-3, 1.5e-3, 7.5e-4, 0])
+
+
+def test_recipe_options_are_checked(tiny_tokenizer, packed, tmp_path):
+    for field, value in (("head_lr", 0.0), ("head_lr", float("nan")), ("head_warmup_steps", -1),
+                         ("head_warmup_steps", 1.5), ("eval_every", -1)):
+        with pytest.raises(ConfigError, match="--" + field.replace("_", "-")) as info:
+            PretrainArguments(output_dir="x", **{field: value})
+        assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"\(--head-warmup-steps\): must be fewer than the run.s 6 steps"):
+        run(tiny_tokenizer, packed, tmp_path, head_warmup_steps=6)
+
+
+@pytest.mark.slow
+def test_head_warmup_under_ddp_matches_one_process(tiny_tokenizer_dir, tmp_path):
+    """Two gloo processes (full backward, encoder gradients dropped in the warm-up) give the losses,
+    gradient norms and held-out metrics of one process (no encoder backward in the warm-up)."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["pretrain", "--corpus", str(DATA / "sotu_1790_washington.txt"), "--corpus", str(DATA / "tiny_corpus.txt"),
+              "--tokenizer", str(tiny_tokenizer_dir), "--preset", "tiny", "--max-length", "48", "--dropout", "0",
+              "--max-steps", "4", "--save-every", "0", "--no-progress", "--head-warmup-steps", "2", "--head-lr", "1e-3",
+              "--heldout-fraction", "0.3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    one = subprocess.run([sys.executable, "-m", "spanbert", *common, "--batch-size", "4", "--output", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "spanbert", *common, "--batch-size", "2", "--output", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = read_metrics(tmp_path / "one" / "metrics.csv"), read_metrics(tmp_path / "two" / "metrics.csv")
+    assert len(a) == len(b) == 4
+    for ra, rb in zip(a, b):
+        for key in ("loss", "mlm_loss", "sbo_loss", "grad_norm", "lr"):
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-6), (ra["step"], key)
+    ha, hb = read_jsonl(tmp_path / "one" / "heldout_metrics.jsonl"), read_jsonl(tmp_path / "two" / "heldout_metrics.jsonl")
+    assert [r["step"] for r in ha] == [r["step"] for r in hb] == [0, 4]
+    for ra, rb in zip(ha, hb):
+        assert ra.keys() == rb.keys()
+        for key, value in ra.items():
+            assert rb[key] == pytest.approx(value, rel=1e-6), key

@@ -99,6 +99,10 @@ def pretrain(
     num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the model (minutes of warm-up on CPU).")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    head_lr: Annotated[float | None, typer.Option(help="Peak learning rate of the MLM/SBO heads (everything outside the encoder; default: --lr).")] = None,
+    head_warmup_steps: Annotated[int, typer.Option(help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
+    heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl and heldout_summary.json (0: off).")] = 0.0,
+    eval_every: Annotated[int, typer.Option(help="With --heldout-fraction: also evaluate every N steps (0: only before and after).")] = 0,
 ) -> None:
     """Pre-train SpanBERT (span masking + span boundary objective) on your corpus."""
     _quiet_libraries()
@@ -123,12 +127,14 @@ def pretrain(
         sbo_loss_weight=sbo_weight,
         resume=resume,
         dropout=dropout,
+        heldout_fraction=heldout_fraction,
         train=PretrainArguments(
             output_dir=str(output), batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
             epochs=epochs, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
             mixed_precision=mixed_precision.value, seed=seed, save_every=save_every,
             time_budget_s=None if time_budget is None else time_budget * 60, num_workers=num_workers,
-            compile=compile, progress=progress,
+            compile=compile, progress=progress, head_lr=head_lr, head_warmup_steps=head_warmup_steps,
+            eval_every=eval_every,
         ),
     )
     result = run_pretrain_job(job)

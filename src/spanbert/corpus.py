@@ -63,6 +63,8 @@ PACKED_FEATURES = datasets.Features(
         "example_id": datasets.Value("int64"),
     }
 )
+# Column added by pack_documents(..., with_doc_ids=True).
+DOC_ID = "doc_id"
 _TEXT_FEATURES = datasets.Features({"text": datasets.Value("string")})
 
 
@@ -485,6 +487,7 @@ def _special_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
 
 def _pack_batch(
     batch: dict[str, list[Any]],
+    indices: list[int] | None = None,
     *,
     tokenizer: Any,
     max_length: int,
@@ -492,11 +495,18 @@ def _pack_batch(
     sentence_mode: SentenceMode,
     pre_segmenter: Callable[[str], list[tuple[int, int]]] | None,
 ) -> dict[str, list[list[int]]]:
-    """``datasets.map`` function: a batch of documents -> a batch of packed segments."""
+    """``datasets.map`` function: a batch of documents -> a batch of packed segments.
+
+    With ``indices`` (the documents' row indices, ``with_indices=True``) each segment also gets
+    a ``doc_id``: the index of the document it comes from.
+    """
     prefix, suffix = _special_ids(tokenizer)
     room = max_length - len(prefix) - len(suffix)
-    texts = [t for t in batch["text"] if isinstance(t, str) and t.strip()]
-    out: dict[str, list[list[int]]] = {"input_ids": [], "word_starts": []}
+    kept = [i for i, t in enumerate(batch["text"]) if isinstance(t, str) and t.strip()]
+    texts = [batch["text"][i] for i in kept]
+    out: dict[str, list[Any]] = {"input_ids": [], "word_starts": []}
+    if indices is not None:
+        out["doc_id"] = []
     if not texts:
         return out
     encoding = tokenizer(
@@ -511,7 +521,7 @@ def _pack_batch(
     starts = batch_word_starts(encoding, texts, pre_segmenter)
     head = np.asarray(prefix, dtype=np.int32)
     tail = np.asarray(suffix, dtype=np.int32)
-    for text, ids, offsets, is_start in zip(texts, encoding["input_ids"], encoding["offset_mapping"], starts):
+    for row, text, ids, offsets, is_start in zip(kept, texts, encoding["input_ids"], encoding["offset_mapping"], starts):
         ids = np.asarray(ids, dtype=np.int32)  # (T,)
         offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)  # (T, 2)
         # Token t belongs to the sentence holding its first character.
@@ -528,6 +538,8 @@ def _pack_batch(
             out["word_starts"].append(
                 np.concatenate((np.zeros(len(head), np.int8), seg_starts, np.zeros(len(tail), np.int8))).tolist()
             )
+            if indices is not None:
+                out["doc_id"].append(int(indices[row]))
     return out
 
 
@@ -545,6 +557,7 @@ def pack_documents(
     sentence_mode: SentenceMode = "regex",
     pre_segmenter: Callable[[str], list[tuple[int, int]]] | None = None,
     num_proc: int | None = None,
+    with_doc_ids: bool = False,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Tokenize documents and pack whole sentences into segments of at most ``max_length`` tokens.
 
@@ -560,6 +573,8 @@ def pack_documents(
         pre_segmenter: optional word segmenter ``text -> [(start, end), ...]`` passed to
             :func:`spanbert.words.batch_word_starts` (e.g. for Chinese words).
         num_proc: worker processes for ``Dataset.map`` (ignored when streaming).
+        with_doc_ids: add a ``doc_id`` column (see below), e.g. to hold documents out with
+            :func:`spanbert.heldout.split_by_document`.
 
     Returns:
         a Dataset (IterableDataset when the input streams) with columns
@@ -570,6 +585,8 @@ def pack_documents(
         * ``word_starts`` list[int8] (L,): 1 where a token begins a word; the first token
           after the opening special token is always 1; special tokens are 0;
         * ``example_id`` int64: running index of the segment, 0, 1, 2, ...
+        * ``doc_id`` int64, only ``with_doc_ids``: row index in ``dataset`` of the document the
+          segment comes from (non-decreasing along the rows).
 
     Raises:
         TokenizerError: the tokenizer is not a fast tokenizer.
@@ -587,11 +604,15 @@ def pack_documents(
     columns = dataset.column_names
     if columns is not None and "text" not in columns:
         raise CorpusError(f"the dataset has no 'text' column (columns: {', '.join(columns)})")
+    out_features = {k: PACKED_FEATURES[k] for k in ("input_ids", "word_starts")}
+    if with_doc_ids:
+        out_features[DOC_ID] = datasets.Value("int64")
     map_kwargs: dict[str, Any] = dict(
         batched=True,
         batch_size=batch_size,
+        with_indices=with_doc_ids,
         remove_columns=columns or ["text"],
-        features=datasets.Features({k: PACKED_FEATURES[k] for k in ("input_ids", "word_starts")}),
+        features=datasets.Features(out_features),
         fn_kwargs=dict(
             tokenizer=tokenizer,
             max_length=max_length,
@@ -603,7 +624,8 @@ def pack_documents(
     if isinstance(dataset, datasets.IterableDataset):
         packed = dataset.map(_pack_batch, **map_kwargs)
         # Indices of a batched map over the packed stream run over its rows: 0, 1, 2, ...
-        return packed.map(_add_example_ids, with_indices=True, batched=True, features=PACKED_FEATURES)
+        return packed.map(_add_example_ids, with_indices=True, batched=True,
+                          features=datasets.Features({**PACKED_FEATURES, **out_features}))
     packed = dataset.map(_pack_batch, num_proc=num_proc, desc="Packing segments", **map_kwargs)
     example_ids = np.arange(len(packed), dtype=np.int64)
     return packed.add_column("example_id", example_ids, feature=PACKED_FEATURES["example_id"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from .collator import SpanMaskingCollator
 from .corpus import corpus_stats, load_corpus, pack_documents, unigram_distribution
 from .errors import ConfigError
+from .heldout import DOC_ID_COLUMN, split_by_document
 from .masking import MaskingConfig
 from .segmenters import get_segmenter
 from .modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_for_pretraining
@@ -77,6 +78,7 @@ class PretrainJob:
     unigram_replacements: bool = True
     resume: bool = False
     dropout: float | None = None  # None: the checkpoint's / preset's (0.1)
+    heldout_fraction: float = 0.0  # documents held out of training and scored before/after (0: none)
 
     def __post_init__(self) -> None:
         """Refuse option values that cannot give a sensible run, naming the option."""
@@ -93,6 +95,11 @@ class PretrainJob:
             raise ConfigError(f"--num-proc {self.num_proc}: need at least 1 process")
         if self.num_proc is not None and self.num_proc > 1 and self.streaming:
             raise ConfigError("--num-proc: a streamed corpus is tokenised as it is read, in the training process")
+        fraction = self.heldout_fraction
+        if not _is_number(fraction) or not 0 <= fraction < 1:
+            raise ConfigError(f"--heldout-fraction {fraction!r}: must be a share of the documents in [0, 1) (0: none)")
+        if fraction > 0 and self.streaming:
+            raise ConfigError("--heldout-fraction: a streamed corpus cannot be split by document (drop --streaming)")
 
 
 def _tokenizer_for(job: PretrainJob, out: Path):
@@ -133,7 +140,11 @@ def build_model(job: PretrainJob, tokenizer) -> SpanBertForPreTraining:
 
 
 def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> PretrainResult:
-    """Tokenise and pack the corpus, build model and collator, and pre-train."""
+    """Tokenise and pack the corpus, build model and collator, and pre-train.
+
+    With ``job.heldout_fraction`` a seeded share of the documents is kept out of training (and
+    out of the unigram counts) and scored before, during and after training (see ``pretrain``).
+    """
     import torch
     from accelerate import PartialState
 
@@ -148,14 +159,21 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
         tokenizer = _tokenizer_for(job, out)
         docs = load_corpus(job.corpus, text_field=job.text_field, streaming=job.streaming, doc_per=job.doc_per)
         packed = pack_documents(docs, tokenizer, max_length=job.max_length,
-                                pre_segmenter=segmenter, num_proc=job.num_proc)
+                                pre_segmenter=segmenter, num_proc=job.num_proc, with_doc_ids=job.heldout_fraction > 0)
         if not job.streaming and len(packed) == 0:
             raise ConfigError(f"--corpus: no segment of {MIN_SEGMENT_TOKENS} tokens or more at --max-length "
                               f"{job.max_length} (shorter documents and tails are dropped: raise --max-length or add text)")
+        heldout = heldout_unigram = None
+        if job.heldout_fraction > 0:
+            packed, heldout = split_by_document(packed, job.heldout_fraction, seed=job.train.seed)
+            logger.info("held out %d documents (%d segments) of %d", len(set(heldout[DOC_ID_COLUMN])), len(heldout),
+                        len(set(heldout[DOC_ID_COLUMN])) + len(set(packed[DOC_ID_COLUMN])))
         unigram = None
         if job.unigram_replacements and not job.streaming:
             unigram = unigram_distribution(packed, len(tokenizer))
             logger.info("corpus: %s", corpus_stats(packed))
+        if heldout is not None:  # the training split's token frequencies: the baseline knows no held-out text
+            heldout_unigram = unigram if unigram is not None else unigram_distribution(packed, len(tokenizer))
     torch.manual_seed(job.train.seed)  # the same initial weights in every process and every run
     model = build_model(job, tokenizer)
     # Batch widths rounded up to a multiple of 32 tokens: a handful of GEMM shapes instead of
@@ -163,4 +181,5 @@ def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> Pretr
     multiple = 32 if model.config.max_position_embeddings % 32 == 0 else None
     collator = SpanMaskingCollator(tokenizer, job.masking, seed=job.train.seed, unigram=unigram,
                                    pad_to_multiple_of=multiple)
-    return pretrain(model, tokenizer, packed, collator, job.train, resume=job.resume, stop_at_step=stop_at_step)
+    return pretrain(model, tokenizer, packed, collator, job.train, resume=job.resume, stop_at_step=stop_at_step,
+                    heldout=heldout, heldout_unigram=heldout_unigram)

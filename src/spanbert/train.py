@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
 PLOT_FILE = "loss_curve.png"
+HELDOUT_FILE = "heldout_metrics.jsonl"
+HELDOUT_SUMMARY = "heldout_summary.json"
 METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s"]
 
 
@@ -86,6 +88,9 @@ class PretrainArguments:
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (see spanbert.dropout); GPUs keep torch's
     progress: bool = True
     stream_shuffle_buffer: int = 10_000
+    head_lr: float | None = None  # peak lr of the parameters outside the encoder (`bert.`); None: lr
+    head_warmup_steps: int = 0  # first N optimizer steps: encoder frozen, only the heads train
+    eval_every: int = 0  # held-out evaluation every N steps besides before and after (0: only those)
 
     def __post_init__(self) -> None:
         """Refuse values that cannot give a sensible run; each message names the field and its
@@ -122,6 +127,10 @@ class PretrainArguments:
         require(number("num_workers") >= 0, "num_workers", ">= 0")
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
+        if self.head_lr is not None:
+            require(math.isfinite(number("head_lr")) and self.head_lr > 0, "head_lr", "a finite number > 0")
+        for name in ("head_warmup_steps", "eval_every"):
+            require(isinstance(getattr(self, name), int) and number(name) >= 0, name, "a whole number >= 0")
 
 
 @dataclass
@@ -300,8 +309,58 @@ def adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], lr: float,
 
 
 def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:
-    """:func:`adamw` over the parameters pre-training updates (all but the unused pooler)."""
-    return adamw(model.trainable_parameters(), args.lr, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_eps)
+    """:func:`adamw` over the parameters pre-training updates (all but the unused pooler).
+
+    With ``head_lr`` or ``head_warmup_steps`` the heads (everything outside ``bert.``) get
+    their own parameter groups, at ``head_lr`` (default ``lr``).
+    """
+    head_lr = args.head_lr if args.head_lr is not None else (args.lr if args.head_warmup_steps else None)
+    return adamw(model.trainable_parameters(), args.lr, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_eps,
+                 head_lr=head_lr, encoder_prefix=ENCODER_PREFIX)
+
+
+# Names of the encoder's parameters start with this; the heads' do not.
+ENCODER_PREFIX = "bert."
+
+
+def linear_schedule(start: int, warmup: int, end: int):
+    """LR factor of a step: 0 before ``start``, then a linear warm-up over ``warmup`` steps and a
+    linear decay to 0 at ``end`` (``transformers.get_linear_schedule_with_warmup`` shifted to ``start``)."""
+
+    def factor(step: int) -> float:
+        done = step - start
+        if done < 0:
+            return 0.0
+        if done < warmup:
+            return done / max(1, warmup)
+        return max(0.0, (end - step) / max(1, end - start - warmup))
+
+    return factor
+
+
+def build_scheduler(opt: torch.optim.Optimizer, args: PretrainArguments, warmup: int,
+                    encoder_groups: list[bool]) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up + linear decay over ``args.max_steps``; ``encoder_groups[i]``: group i holds encoder parameters.
+
+    Without a head warm-up every group follows one schedule (``warmup`` steps up, then down). With
+    ``head_warmup_steps`` = N the heads follow that schedule from step 0, while the encoder's
+    groups stay at 0 for N steps and then have their own warm-up (``warmup_steps`` if given, else
+    6% of the remaining steps) and decay to 0 at the last step.
+    """
+    if not args.head_warmup_steps:
+        return get_linear_schedule_with_warmup(opt, warmup, args.max_steps)
+    start = args.head_warmup_steps
+    encoder_warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * (args.max_steps - start))
+    heads, encoder = linear_schedule(0, warmup, args.max_steps), linear_schedule(start, encoder_warmup, args.max_steps)
+    return torch.optim.lr_scheduler.LambdaLR(opt, [encoder if e else heads for e in encoder_groups])
+
+
+def freeze_without_backward(world: int, fsdp: bool) -> bool:
+    """How the encoder is frozen during a head warm-up: True, by ``requires_grad=False`` (no encoder
+    backward at all: faster), in one unsharded process; False, by discarding the encoder's
+    gradients before clipping, under DDP/FSDP, whose gradient hooks are fixed when the model is
+    wrapped. Both give the same updates."""
+    return world == 1 and not fsdp
 
 
 # -- FSDP2 ----------------------------------------------------------------------------------------
@@ -474,6 +533,59 @@ def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
 # -- metrics ---------------------------------------------------------------------------------------
 
 
+class HeldoutLog:
+    """``heldout_metrics.jsonl`` (one JSON line per evaluation, with its step) and ``heldout_summary.json``.
+
+    The whole file is rewritten atomically on every evaluation (it has a few lines); a resumed
+    run keeps the lines up to the step it resumes from and drops later ones, so no step is
+    written twice. Only the main process writes; every process keeps the records.
+    """
+
+    def __init__(self, output_dir: Path, resume_step: int, write: bool):
+        self.path = output_dir / HELDOUT_FILE
+        self.summary_path = output_dir / HELDOUT_SUMMARY
+        self.write = write
+        self.records: dict[int, dict[str, Any]] = {}
+        if resume_step and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a damaged line: that evaluation is lost, the others stay
+                if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= resume_step:
+                    self.records[record["step"]] = record
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.write:
+            lines = [json.dumps(self.records[s]) + "\n" for s in sorted(self.records)]
+            atomic_write_text(self.path, "".join(lines))
+
+    def add(self, step: int, result) -> None:
+        """Record the :class:`spanbert.heldout.HeldoutMetrics` of ``step`` (replacing an earlier one of that step)."""
+        self.records[step] = {"step": step, **result.to_json()}
+        self._flush()
+        if self.write:
+            logger.info("held-out, step %d: %s", step, result.summary())
+
+    def finish(self, step: int) -> None:
+        """Write ``heldout_summary.json`` {"before": step 0, "after": ``step``} and log the change in one line."""
+        before, after = self.records.get(0), self.records.get(step)
+        if not self.write:
+            return
+        atomic_write_json(self.summary_path, {"before": before, "after": after})
+        if before is None or after is None:
+            return
+
+        def change(key: str, spec: str) -> str:
+            a, b = before.get(key), after.get(key)
+            return "n/a" if a is None or b is None else f"{format(a, spec)} -> {format(b, spec)}"
+
+        logger.info("held-out, step 0 -> %d: MLM loss %s, top-1 %s; SBO loss %s, top-1 %s; joint top-1 %s",
+                    step, change("mlm_loss", ".4f"), change("mlm_top1", ".2%"), change("sbo_loss", ".4f"),
+                    change("sbo_top1", ".2%"), change("joint_top1", ".2%"))
+
+
 class MetricsWriter:
     """Appends one CSV row per step (and a TensorBoard scalar when tensorboard is installed)."""
 
@@ -571,6 +683,8 @@ def pretrain(
     *,
     resume: bool = False,
     stop_at_step: int | None = None,
+    heldout=None,
+    heldout_unigram: np.ndarray | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` on the packed ``dataset`` (columns input_ids, word_starts, example_id).
 
@@ -578,6 +692,12 @@ def pretrain(
     ends this session early (after checkpointing) without changing the schedule, which is
     how a run is split over several sessions. Runs under ``accelerate launch``/``torchrun``
     as one process of many.
+
+    ``heldout``: packed segments kept out of training (see :func:`spanbert.heldout.split_by_document`);
+    they are scored with :func:`spanbert.heldout.evaluate_heldout` before the first step, every
+    ``args.eval_every`` steps and after the last, into ``heldout_metrics.jsonl`` (one line per
+    evaluation) and ``heldout_summary.json`` (before/after). ``heldout_unigram``: the training
+    corpus's (V,) unigram distribution, for the unigram baseline in those metrics.
     """
     from accelerate import Accelerator
 
@@ -597,6 +717,9 @@ def pretrain(
             raise ConfigError("--max-steps is required with a streaming corpus")
         args = replace(args, max_steps=steps_for_epochs(len(dataset), args, world))  # the caller's stays as it was
     warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * args.max_steps)
+    if args.head_warmup_steps >= args.max_steps:
+        raise ConfigError(f"head_warmup_steps (--head-warmup-steps): must be fewer than the run's {args.max_steps} "
+                          f"steps, got {args.head_warmup_steps}")
 
     model.to(device)
     if device.type == "cpu":
@@ -614,8 +737,13 @@ def pretrain(
         if is_main:
             logger.info("FSDP2: %d units sharded over %d processes", units, world)
     opt = build_optimizer(model, args)
-    scheduler = get_linear_schedule_with_warmup(opt, warmup, args.max_steps)
+    encoder_ids = {id(p) for n, p in model.trainable_parameters() if n.startswith(ENCODER_PREFIX)}
+    scheduler = build_scheduler(opt, args, warmup, [id(g["params"][0]) in encoder_ids if g["params"] else False
+                                                    for g in opt.param_groups])
     ddp_model, opt = accelerator.prepare(model, opt)
+    # After prepare: FSDP2 has replaced the parameters by sharded ones.
+    encoder_params = [p for n, p in model.trainable_parameters() if n.startswith(ENCODER_PREFIX)]
+    freeze_by_grad = freeze_without_backward(world, fsdp)
     scaler = getattr(accelerator, "scaler", None)
     forward = torch.compile(ddp_model) if args.compile else ddp_model
 
@@ -631,6 +759,21 @@ def pretrain(
     if is_main:
         atomic_write_json(output_dir / "training_args.json", asdict(args))
         metrics = MetricsWriter(output_dir, state.step)
+    heldout_log = HeldoutLog(output_dir, state.step, is_main) if heldout is not None else None
+    eval_precision = precision if precision in ("no", "bf16") else "no"
+
+    def evaluate(step: int) -> float:
+        """Score the held-out set at ``step`` (every process: FSDP needs them all); returns the seconds it took."""
+        from .heldout import evaluate_heldout
+
+        began = time.perf_counter()
+        result = evaluate_heldout(model, heldout, collator, batch_size=args.batch_size, precision=eval_precision,
+                                  unigram=heldout_unigram)
+        heldout_log.add(step, result)
+        return time.perf_counter() - began
+
+    if heldout_log is not None and state.step == 0:
+        evaluate(0)
     weight = float(model.config.sbo_loss_weight)
     last_step = args.max_steps if stop_at_step is None else min(args.max_steps, stop_at_step)
     batches = _local_micro_batches(dataset, collator, args, rank, world, state)
@@ -642,6 +785,12 @@ def pretrain(
     flops_done = 0.0
 
     while state.step < last_step:
+        frozen = state.step < args.head_warmup_steps  # head warm-up: only the heads train
+        if freeze_by_grad and encoder_params and encoder_params[0].requires_grad == frozen:
+            for p in encoder_params:
+                p.requires_grad_(not frozen)
+        if args.head_warmup_steps and state.step == args.head_warmup_steps and is_main:
+            logger.info("step %d: head warm-up done, the encoder trains from now on", state.step)
         micro = [next(batches) for _ in range(args.grad_accum)]
         epoch_after, batch_after = micro[-1][0], micro[-1][1]
         local_counts = torch.tensor(
@@ -664,6 +813,9 @@ def pretrain(
             accelerator.backward(loss)
             sums += torch.stack([out.mlm_loss_sum.detach().double(), out.sbo_loss_sum.detach().double()])
             flops_done += pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets), int(out.num_sbo_targets))
+        if frozen and not freeze_by_grad:  # DDP/FSDP computed them (and reduced them): drop them
+            for p in encoder_params:
+                p.grad = None
         grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
         opt.step()
         scheduler.step()
@@ -699,6 +851,12 @@ def pretrain(
                 over = accelerator.reduce(over, reduction="sum")
             stopped_by_budget = bool(over.item() > 0)
         done = state.step >= last_step or stopped_by_budget
+        if heldout_log is not None and (state.step >= args.max_steps or stopped_by_budget
+                                        or (args.eval_every and state.step % args.eval_every == 0)):
+            # before the checkpoint of this step: a run resumed from it never repeats this evaluation
+            paused = evaluate(state.step)
+            session_start += paused  # evaluation time is not training time
+            window_start += paused
         if (args.save_every and state.step % args.save_every == 0) or done:
             rngs = _gather_rng(accelerator, device)
             full = _full_states(accelerator, model, opt) if fsdp else None
@@ -710,11 +868,17 @@ def pretrain(
         if state.step % TRIM_EVERY == 0 and device.type == "cpu":
             trim_heap()
     bar.close()
+    for p in encoder_params:  # a session that ends inside the head warm-up leaves the model trainable
+        p.requires_grad_(True)
 
     session_time = time.perf_counter() - session_start
     plot = None
     final = state.step >= args.max_steps or stopped_by_budget
     final_state = _full_weights(accelerator, model) if final and fsdp else None  # collective
+    if heldout_log is not None and final:
+        if state.step not in heldout_log.records:  # a finished run resumed: the loop did not run
+            evaluate(state.step)
+        heldout_log.finish(state.step)
     if is_main:
         metrics.close()
         if final:
