@@ -240,8 +240,11 @@ def test_head_warmup_resumes_exactly_with_heldout_log(tiny_tokenizer, split, tmp
     a, b = read_metrics(full.metrics_csv), read_metrics(second.metrics_csv)
     assert len(a) == len(b) == 6
     for ra, rb in zip(a, b):
-        for key in ("loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens"):
+        for key in ("loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "flops"):
             assert float(ra[key]) == float(rb[key]), (ra["step"], key)
+    # FLOPs are counted per step: a head-only step (no encoder backward) costs less than a full one
+    spent = np.diff([0.0] + [float(r["flops"]) for r in a])
+    assert all(spent > 0) and max(spent[:3]) < min(spent[3:])
     wa = load_file(str(tmp_path / "full" / "model.safetensors"))
     wb = load_file(str(tmp_path / "split" / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

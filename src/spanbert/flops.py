@@ -28,11 +28,17 @@ def heads_forward_flops(config: BertConfig, num_mlm: int, num_sbo: int, sbo_posi
     return 2.0 * (mlm + sbo)
 
 
-def pretraining_step_flops(config: BertConfig, input_shape: tuple[int, int], num_mlm: int, num_sbo: int) -> float:
-    """Forward + backward FLOPs of one pre-training micro-batch (heads on masked positions only)."""
+def pretraining_step_flops(config: BertConfig, input_shape: tuple[int, int], num_mlm: int, num_sbo: int,
+                           encoder_backward: bool = True) -> float:
+    """Forward + backward FLOPs of one pre-training micro-batch (heads on masked positions only).
+
+    ``encoder_backward=False``: the encoder is frozen without gradients (a head warm-up), so it
+    runs forward only while the heads still run forward and backward.
+    """
     batch, seq_len = input_shape
     position = getattr(config, "sbo_position_size", 200)
-    return 3.0 * (encoder_forward_flops(config, batch, seq_len) + heads_forward_flops(config, num_mlm, num_sbo, position))
+    encoder = encoder_forward_flops(config, batch, seq_len) * (3.0 if encoder_backward else 1.0)
+    return encoder + 3.0 * heads_forward_flops(config, num_mlm, num_sbo, position)
 
 
 def dense_mlm_step_flops(config: BertConfig, input_shape: tuple[int, int]) -> float:

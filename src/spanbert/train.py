@@ -58,7 +58,8 @@ METRICS_FILE = "metrics.csv"
 PLOT_FILE = "loss_curve.png"
 HELDOUT_FILE = "heldout_metrics.jsonl"
 HELDOUT_SUMMARY = "heldout_summary.json"
-METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s"]
+METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s",
+                 "flops"]
 
 
 @dataclass
@@ -142,6 +143,7 @@ class TrainState:
     batch_in_epoch: int = 0  # index of the next global micro-batch within that epoch
     tokens: int = 0  # non-padding tokens seen, all processes
     elapsed_s: float = 0.0  # training time, summed over sessions
+    flops: float = 0.0  # matrix-product FLOPs of the steps done, all processes (spanbert.flops)
     last: dict[str, float] = field(default_factory=dict)  # last logged metrics
 
 
@@ -812,7 +814,10 @@ def pretrain(
                 loss = (out.mlm_loss_sum / n_mlm + weight * out.sbo_loss_sum / n_sbo) * world
             accelerator.backward(loss)
             sums += torch.stack([out.mlm_loss_sum.detach().double(), out.sbo_loss_sum.detach().double()])
-            flops_done += pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets), int(out.num_sbo_targets))
+            micro_flops = pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets),
+                                                 int(out.num_sbo_targets), encoder_backward=not (frozen and freeze_by_grad))
+            flops_done += micro_flops
+            state.flops += micro_flops * world  # the other processes' batches are counted as the same size
         if frozen and not freeze_by_grad:  # DDP/FSDP computed them (and reduced them): drop them
             for p in encoder_params:
                 p.grad = None
@@ -837,7 +842,7 @@ def pretrain(
             "step": state.step, "epoch": state.epoch, "loss": mlm_loss + weight * sbo_loss,
             "mlm_loss": mlm_loss, "sbo_loss": sbo_loss, "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm), "tokens": state.tokens, "tokens_per_s": tok_s,
-            "elapsed_s": state.elapsed_s,
+            "elapsed_s": state.elapsed_s, "flops": state.flops,
         }
         state.last = {k: float(v) for k, v in row.items()}
         if is_main:
