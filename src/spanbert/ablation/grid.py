@@ -311,7 +311,8 @@ def trim_finetune_cell(folder: Path, keep_model: bool = False) -> None:
         if path.name not in KEPT_TEST_FILES:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         elif path.name.startswith("predictions."):
-            with path.open("rb") as src, gzip.open(path.with_name(path.name + ".gz"), "wb", compresslevel=9, mtime=0) as dst:
+            with path.open("rb") as src, path.with_name(path.name + ".gz").open("wb") as raw, \
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as dst:  # same bytes every run
                 shutil.copyfileobj(src, dst)
             path.unlink()
 
