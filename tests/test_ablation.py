@@ -226,3 +226,24 @@ def test_shipped_configs_load(name):
     assert config.objectives == ("none", "token", "whole_word", "span", "span_sbo")
     assert {t.kind for t in config.tasks} == {"qa", "ner", "relations"} and len(config.seeds) >= 3
     assert len(cells(config)) == 4 + 5 * 3 * len(config.seeds)  # no pre-training cell for "none"
+
+
+def test_prepare_steps_run_once_and_a_changed_one_is_refused(tmp_path):
+    """A [[prepare]] command runs when its output is missing, is skipped when present, and a
+    changed command whose old output exists is an error (its cells would mix two data sets);
+    it also changes the fine-tuning cells' fingerprints."""
+    from spanbert.ablation.grid import cells, run_prepare
+
+    step = f'\n[[prepare]]\nrun = ["{{python}}", "-c", "open(\'{tmp_path}/made.txt\', \'w\').write(\'1\')"]\ncreates = "{tmp_path}/made.txt"\n'
+    config = load_config(_write(tmp_path, TINY + step), output=tmp_path / "grid")
+    said = []
+    run_prepare(config, said.append)
+    assert (tmp_path / "made.txt").read_text() == "1" and len(said) == 1
+    run_prepare(config, said.append)
+    assert len(said) == 1  # skipped
+    changed = load_config(_write(tmp_path, TINY + step.replace("'1'", "'2'")), output=tmp_path / "grid")
+    with pytest.raises(ConfigError, match=r"prepare\[0\]: the command changed"):
+        run_prepare(changed, said.append)
+    fa = {c.name: c.fingerprint(config) for c in cells(config)}
+    fb = {c.name: c.fingerprint(changed) for c in cells(changed)}
+    assert fa["pretrain/span_sbo"] == fb["pretrain/span_sbo"] and fa["finetune/ner/none/seed-1"] != fb["finetune/ner/none/seed-1"]

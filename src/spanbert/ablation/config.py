@@ -128,6 +128,7 @@ class AblationConfig:
     # that stay the same on another machine or in another clone
     raw_pretrain: dict = field(default_factory=dict, compare=False)
     raw_tasks: dict = field(default_factory=dict, compare=False)
+    raw_prepare: list = field(default_factory=list, compare=False)
 
     def pretrain_fingerprint(self) -> str:
         """A hash of what decides the pre-trained weights: a changed recipe never reuses old cells."""
@@ -135,8 +136,10 @@ class AblationConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def task_fingerprint(self, task: TaskSpec) -> str:
-        """A hash of what decides a task's fine-tuning and test (data, options)."""
-        blob = json.dumps(self.raw_tasks.get(task.name) or asdict(task), sort_keys=True, default=str)
+        """A hash of what decides a task's fine-tuning and test: its data, options and the
+        [[prepare]] commands (which may make its data)."""
+        blob = json.dumps([self.raw_tasks.get(task.name) or asdict(task), self.raw_prepare or
+                           [asdict(p) for p in self.prepare]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -320,7 +323,8 @@ def load_config(path: str | os.PathLike, output: str | os.PathLike | None = None
     return AblationConfig(name=name, output=out_dir, objectives=objectives, seeds=seeds, pretrain=pretrain,
                           tasks=tuple(tasks), prepare=tuple(steps), threads=threads,
                           keep_models=_get(raw, "keep_models", bool, w, False), bootstrap_samples=samples,
-                          source=path, raw_pretrain=dict(p), raw_tasks={t["name"]: dict(t) for t in raw_tasks})
+                          source=path, raw_pretrain=dict(p), raw_tasks={t["name"]: dict(t) for t in raw_tasks},
+                          raw_prepare=[dict(x) for x in _get(raw, "prepare", list, w, [])])
 
 
 __all__ = ["AblationConfig", "BASELINE", "OBJECTIVES", "OBJECTIVE_LABELS", "PrepareStep", "PretrainSpec", "TaskSpec",

@@ -146,12 +146,18 @@ def spanbert_argv(*args: str) -> list[str]:
 def run_prepare(config: AblationConfig, echo: Callable[[str], None]) -> None:
     """The [[prepare]] commands whose ``creates`` path is missing."""
     for i, step in enumerate(config.prepare):
+        stamp = config.output / "prepare" / f"step-{i}.json"
+        command = {"run": list(step.run), "creates": step.creates}
         if Path(step.creates).exists():
+            if stamp.is_file() and json.loads(stamp.read_text()) != command:
+                raise ConfigError(f"prepare[{i}]: the command changed since it made {step.creates}; delete that "
+                                  "(and the cells that used it) to make it again")
             continue
         echo(f"prepare[{i}]: {' '.join(step.run)}")
         _run(list(step.run), config.output / "prepare" / f"step-{i}.log", config, f"prepare[{i}]")
         if not Path(step.creates).exists():
             raise CellFailed(f"prepare[{i}]: finished but did not create {step.creates}")
+        atomic_write_json(stamp, command)
 
 
 def _last_metrics_row(run: Path) -> dict[str, str]:
