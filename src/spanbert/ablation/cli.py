@@ -52,9 +52,12 @@ def status_command(config: ConfigPath, output: Output = None) -> None:
 def report_command(config: ConfigPath, output: Output = None) -> None:
     """Write results.md/.csv/.json/.png from the finished cells and print the Markdown."""
     from .config import load_config
+    from .grid import run_prepare
     from .report import write_report
 
-    paths = write_report(load_config(config, output))
+    cfg = load_config(config, output)
+    run_prepare(cfg, typer.echo)  # the test data the report re-reads may have to be made again (a fresh clone)
+    paths = write_report(cfg)
     typer.echo(paths["markdown"].read_text())
     typer.echo(f"plot: {paths['plot']}")
 
