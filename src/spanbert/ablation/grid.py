@@ -147,7 +147,8 @@ def run_prepare(config: AblationConfig, echo: Callable[[str], None]) -> None:
     """The [[prepare]] commands whose ``creates`` path is missing."""
     for i, step in enumerate(config.prepare):
         stamp = config.output / "prepare" / f"step-{i}.json"
-        command = {"run": list(step.run), "creates": step.creates}
+        # as written in the config (placeholders unexpanded): another clone or interpreter is not a change
+        command = config.raw_prepare[i] if i < len(config.raw_prepare) else {"run": list(step.run), "creates": step.creates}
         if Path(step.creates).exists():
             if stamp.is_file() and json.loads(stamp.read_text()) != command:
                 raise ConfigError(f"prepare[{i}]: the command changed since it made {step.creates}; delete that "
