@@ -106,11 +106,35 @@ def test_time_cap_cutting_training_short_is_reported(tmp_path, capsys):
 def test_threads_follow_free_cores_unless_omp_num_threads_is_set(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for busy, expected in ((0.1, 2), (0.4, 2), (0.6, 1), (1.0, 1), (5.0, 1)):  # measured now
+        monkeypatch.setattr(demo, "busy_cpus", lambda busy=busy: busy)
+        assert demo.choose_threads()[0] == expected, busy
+    monkeypatch.setattr(demo, "busy_cpus", lambda: None)  # no /proc/stat: the load average decides
     for load, expected in ((0.1, 2), (0.4, 2), (0.6, 1), (1.0, 1), (5.0, 1)):
         monkeypatch.setattr(demo.os, "getloadavg", lambda load=load: (load, load, load))
         assert demo.choose_threads()[0] == expected, load
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert demo.choose_threads()[1] == "OMP_NUM_THREADS"
+
+
+def test_busy_cpus_sees_a_busy_core():
+    """A spinning child process shows up as about one busy CPU; an idle machine shows less."""
+    import subprocess
+    import sys
+
+    busy = demo.busy_cpus(0.5)
+    if busy is None:
+        pytest.skip("no /proc/stat on this platform")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        loaded = demo.busy_cpus(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert loaded >= 0.8 and loaded >= busy + 0.5 - 1.0  # the spinner's core (others may come and go)
 
 
 @pytest.mark.slow

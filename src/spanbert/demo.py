@@ -260,20 +260,53 @@ def score_splits(model: SpanBertForPreTraining, tokenizer: PreTrainedTokenizerBa
 # -- threads -------------------------------------------------------------------------------------------
 
 
+def busy_cpus(seconds: float = 1.0) -> float | None:
+    """How many CPUs other work keeps busy right now: the machine's non-idle share over
+    ``seconds`` (from ``/proc/stat``) while this process sleeps; None where there is no /proc/stat.
+
+    Unlike the 1-minute load average, this does not count work that has just ended (a ``pip
+    install`` right before the demo made the load average pick 1 thread on an idle 2-core machine).
+    """
+    import time
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = sample()
+    total, idle = second[0] - first[0], second[1] - first[1]
+    if total <= 0:
+        return None
+    return (os.cpu_count() or 1) * (total - idle) / total
+
+
 def choose_threads() -> tuple[int, str]:
     """Intra-op threads for training, and why: ``$OMP_NUM_THREADS`` when set; otherwise the CPUs
-    this process may use less those other work keeps busy (1-minute load average), at least 1.
+    this process may use less those other work keeps busy now (:func:`busy_cpus`; the 1-minute
+    load average where that cannot be measured), at least 1.
 
     More threads than free cores is very costly on CPU: each parallel op waits for its slowest
     thread, and a descheduled one makes it wait a whole time slice. Measured here (2 cores, one
-    busy with another process, MiniLM at 32 x 64 tokens): 6-7.6 s a step with 2 threads, 0.6-0.7 s
-    with 1.
+    busy with another process, all-MiniLM-L6-v2 at 32 x 64 tokens): 6-7.6 s a step with 2
+    threads, 0.6-0.7 s with 1.
     """
     import torch
 
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads(), "OMP_NUM_THREADS"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = busy_cpus()
+    if busy is not None:
+        return max(1, min(cpus, int(cpus - busy + 0.5))), f"{cpus} CPUs, {busy:.1f} busy with other work; OMP_NUM_THREADS overrides"
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
