@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 
 import pytest
 
 from .conftest import DATA
+from .ddp_runs import one_and_two_processes
 
 
 def _metrics(path):
@@ -24,14 +22,7 @@ def test_two_processes_match_one_process_on_the_full_batch(tiny_tokenizer_dir, t
         "--tokenizer", str(tiny_tokenizer_dir), "--preset", "tiny", "--max-length", "48", "--dropout", "0",
         "--max-steps", "2", "--save-every", "0", "--no-progress",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    one = subprocess.run([sys.executable, "-m", "spanbert", *common, "--batch-size", "4", "--output", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "spanbert", *common, "--batch-size", "2", "--output", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert two.returncode == 0, two.stderr[-3000:]
+    one, two = one_and_two_processes(common, tmp_path)
     assert two.stdout.count("model:") == 1  # one summary, from rank 0
     a, b = _metrics(tmp_path / "one" / "metrics.csv"), _metrics(tmp_path / "two" / "metrics.csv")
     assert len(a) == len(b) == 2

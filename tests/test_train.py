@@ -323,22 +323,13 @@ def test_recipe_options_are_checked(tiny_tokenizer, packed, tmp_path):
 def test_head_warmup_under_ddp_matches_one_process(tiny_tokenizer_dir, tmp_path):
     """Two gloo processes (full backward, encoder gradients dropped in the warm-up) give the losses,
     gradient norms and held-out metrics of one process (no encoder backward in the warm-up)."""
-    import os
-    import subprocess
-    import sys
+    from .ddp_runs import one_and_two_processes
 
     common = ["pretrain", "--corpus", str(DATA / "sotu_1790_washington.txt"), "--corpus", str(DATA / "tiny_corpus.txt"),
               "--tokenizer", str(tiny_tokenizer_dir), "--preset", "tiny", "--max-length", "48", "--dropout", "0",
               "--max-steps", "4", "--save-every", "0", "--no-progress", "--head-warmup-steps", "2", "--head-lr", "1e-3",
               "--heldout-fraction", "0.3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    one = subprocess.run([sys.executable, "-m", "spanbert", *common, "--batch-size", "4", "--output", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "spanbert", *common, "--batch-size", "2", "--output", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert two.returncode == 0, two.stderr[-3000:]
+    one, two = one_and_two_processes(common, tmp_path)
     a, b = read_metrics(tmp_path / "one" / "metrics.csv"), read_metrics(tmp_path / "two" / "metrics.csv")
     assert len(a) == len(b) == 4
     for ra, rb in zip(a, b):

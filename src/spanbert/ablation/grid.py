@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -40,8 +39,6 @@ from pathlib import Path
 from ..atomic import atomic_write_json
 from ..errors import ConfigError, SpanBertError
 from .config import OBJECTIVES, AblationConfig, TaskSpec
-
-logger = logging.getLogger(__name__)
 
 CELL_FILE = "cell.json"
 
@@ -169,7 +166,7 @@ def _last_metrics_row(run: Path) -> dict[str, str]:
     return rows[-1]
 
 
-def _pretrain_record(config: AblationConfig, objective: str, run: Path, seconds: float) -> dict:
+def _pretrain_record(config: AblationConfig, run: Path) -> dict:
     """Steps, tokens, FLOPs, losses and held-out metrics of a finished pre-training run."""
     from ..flops import pretraining_step_flops
 
@@ -224,7 +221,7 @@ def run_pretrain_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
             echo(f"{cell.name}: resuming from its newest checkpoint")
         argv += list(spec.args)
         _run(argv, folder / "log.txt", config, cell.name)
-        record = _pretrain_record(config, cell.objective, run, time.perf_counter() - start)
+        record = _pretrain_record(config, run)
         for name in ("metrics.csv", "heldout_metrics.jsonl", "heldout_summary.json", "training_args.json"):
             if (run / name).is_file():  # the run folder is large and local; these stay with the cell
                 shutil.copy2(run / name, folder / name)

@@ -148,16 +148,15 @@ def finetune_ner(
     }
     save_ner_model(out, model, tokenizer, settings, _card(summary))
     if dev_data is not None:
-        dev = dev_data
         if fit_dev_threshold:
             id2label = {int(k): v for k, v in model.config.id2label.items()}
-            candidates = sentence_probabilities(model, tokenizer, [s.tokens for s in dev.sentences], settings,
+            candidates = sentence_probabilities(model, tokenizer, [s.tokens for s in dev_data.sentences], settings,
                                                 precision=eval_precision)
-            threshold, f1 = fit_threshold(candidates, [s.spans for s in dev.sentences], id2label)
+            threshold, f1 = fit_threshold(candidates, [s.spans for s in dev_data.sentences], id2label)
             settings = replace(settings, decoding=DecodeConfig(threshold))
             save_ner_model(out, model, tokenizer, settings)
             summary["threshold"] = threshold
-        ev = evaluate_ner(model, tokenizer, dev, settings, out / "dev", precision=eval_precision)
+        ev = evaluate_ner(model, tokenizer, dev_data, settings, out / "dev", precision=eval_precision)
         summary.update({"dev": str(dev_source), "dev_sentences": ev.sentences, "dev_seconds": round(ev.seconds, 1),
                         "dev_metrics": {k: ev.metrics[k] for k in ("precision", "recall", "f1")}})
         atomic_write_text(out / "README.md", _card(summary))
