@@ -183,7 +183,7 @@ def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tm
                             capture_output=True, text=True, env=env)
     assert status.returncode == 0 and "2 of 4 cells done" in status.stdout
 
-    rerun = subprocess.run(argv, capture_output=True, text=True, env=env)
+    rerun = subprocess.run(argv + ["--threads", "2"], capture_output=True, text=True, env=env)  # overrides `threads = 1`
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "finetune/ner/none/seed-1: running" not in rerun.stdout
     after = _cells_json(out)
@@ -191,6 +191,7 @@ def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tm
     assert all(after[k] == before[k] for k in before)  # finished cells: same file, same time
     pre = json.loads((out / "pretrain" / "span_sbo" / "cell.json").read_text())
     assert pre["steps"] == 6 and pre["tokens"] > 0 and pre["flops"] > 0
+    assert pre["threads"] == 2 and json.loads(before["finetune/ner/none/seed-1"][1])["threads"] == 1 and pre["cpu"]
     cell = json.loads((out / "finetune" / "ner" / "span_sbo" / "seed-1" / "cell.json").read_text())
     assert cell["selected_on_dev"]["metric"] == "f1" and 0 <= cell["test_score"] <= 100
     done = out / "finetune" / "ner" / "span_sbo" / "seed-1"
@@ -198,6 +199,7 @@ def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tm
     assert sorted(p.name for p in (done / "test").iterdir()) == ["metrics.json", "predictions.conll.gz"]
     results = json.loads((out / "results.json").read_text())
     assert {(r["objective"], r["seeds_done"]) for r in results["rows"]} == {("none", 1), ("span_sbo", 1)}
+    assert results["machines"] == {f"{pre['cpu']}, 1 thread(s)": 2, f"{pre['cpu']}, 2 thread(s)": 2}
     for name in ("results.md", "results.csv", "results.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,8 @@ def run_command(
     output: Output = None,
     objective: Annotated[list[str] | None, typer.Option(help="Run only this objective's cells (repeatable).")] = None,
     max_cells: Annotated[int | None, typer.Option(help="Stop after running this many cells (a piece of the grid).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads of every cell run now (overrides the config's "
+                                                "`threads`; not part of any fingerprint, recorded in each cell.json).")] = None,
 ) -> None:
     """Run the grid's missing cells in order (finished cells are skipped, a stopped pre-training resumes), then write the report."""
     from ..errors import ConfigError
@@ -24,6 +27,10 @@ def run_command(
     from .report import write_report
 
     cfg = load_config(config, output)
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads {threads}: must be >= 1")
+        cfg = dataclasses.replace(cfg, threads=threads)
     if objective:
         unknown = [o for o in objective if o not in cfg.objectives]
         if unknown:

@@ -28,6 +28,7 @@ import csv
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,17 @@ def _env(config: AblationConfig) -> dict[str, str]:
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
+
+
+def machine(config: AblationConfig) -> dict:
+    """Where a cell ran: the CPU's model name (from /proc/cpuinfo where there is one) and its torch threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": config.threads}
 
 
 def _run(argv: list[str], log_path: Path, config: AblationConfig, what: str) -> None:
@@ -226,7 +238,7 @@ def run_pretrain_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
             if (run / name).is_file():  # the run folder is large and local; these stay with the cell
                 shutil.copy2(run / name, folder / name)
     record.update(cell=cell.name, kind="pretrain", objective=cell.objective, fingerprint=cell.fingerprint(config),
-                  seconds=round(time.perf_counter() - start, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                  **machine(config), seconds=round(time.perf_counter() - start, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     atomic_write_json(folder / CELL_FILE, record)
     return record
 
@@ -288,6 +300,7 @@ def run_finetune_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
         "selected_on_dev": summary.get("selected_on_dev"), "dev_metrics": summary.get("dev_metrics"),
         "steps": summary.get("steps"), "train_seconds": summary.get("train_seconds"),
         "test_score": headline_metric(task.kind, test["metrics"]), "test_metrics": _scalars(test["metrics"]),
+        **machine(config),
         "seconds": round(time.perf_counter() - start, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_json(folder / CELL_FILE, record)

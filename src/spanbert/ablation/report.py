@@ -218,8 +218,13 @@ def collect(config: AblationConfig) -> dict:
             diff, low, high = paired_bootstrap([mine[s] for s in common], [base[s] for s in common],
                                                config.bootstrap_samples)
             row.update(diff_vs_token=diff, ci_low=low, ci_high=high, paired_seeds=len(common))
+    machines: dict[str, int] = {}  # "cpu, N thread(s)" -> cells (cells from before threads were recorded: "not recorded")
+    for r in done.values():
+        where = f"{r['cpu']}, {r['threads']} thread(s)" if "cpu" in r else "not recorded"
+        machines[where] = machines.get(where, 0) + 1
     return {"name": config.name, "objectives": list(config.objectives), "tasks": [t.name for t in config.tasks],
-            "seeds": list(config.seeds), "pretrain": pretrain, "rows": rows, "bootstrap_samples": config.bootstrap_samples}
+            "seeds": list(config.seeds), "pretrain": pretrain, "rows": rows, "bootstrap_samples": config.bootstrap_samples,
+            "machines": machines}
 
 
 def _fmt(x: float | None, digits: int = 1) -> str:
@@ -268,6 +273,8 @@ def to_markdown(results: dict) -> str:
     if times:
         out.write("\nMean wall time of a fine-tuning cell (fine-tune with dev selection + one test evaluation): "
                   + "; ".join(f"{t}/{o} {s / 60:.1f} min" for t, o, s in times) + ".\n")
+    if results.get("machines"):
+        out.write("\nWhere the cells ran: " + "; ".join(f"{m}: {n} cell(s)" for m, n in results["machines"].items()) + ".\n")
     return out.getvalue()
 
 
