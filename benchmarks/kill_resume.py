@@ -2,7 +2,8 @@
 
 One reference run trains a tiny model to the end without interruption. Then the same run
 (same seed, CPU) is started, killed with SIGKILL after a random delay, and resumed with
-``--resume`` (started afresh when no checkpoint exists yet), over and over. After every kill:
+``--resume`` (started afresh with ``--overwrite`` when no checkpoint exists yet), over and
+over. After every kill:
 
 * every checkpoint under ``checkpoints/`` is complete and readable: ``trainer_state.json``
   parses, and each ``.safetensors`` file loads (a half-written file fails its header check);
@@ -43,7 +44,7 @@ def pretrain_command(out: Path, tokenizer: Path, steps: int, save_every: int, re
            "--corpus", str(DATA / "tiny_corpus.txt"), "--tokenizer", str(tokenizer), "--preset", "tiny",
            "--max-length", "48", "--batch-size", "4", "--max-steps", str(steps), "--save-every", str(save_every),
            "--lr", "3e-3", "--seed", "7", "--output", str(out), "--no-progress"]
-    return cmd + (["--resume"] if resume else [])
+    return cmd + (["--resume"] if resume else ["--overwrite"])  # afresh: over what a run killed early left
 
 
 def metrics(path: Path) -> list[dict]:

@@ -35,6 +35,30 @@ def _umask() -> int:
     return mask
 
 
+def normal_mode(path: Path) -> None:
+    """Give a file we wrote the mode the user's umask asks for: some writers (safetensors,
+    ``tempfile``) create files readable by their owner only, so another account (one running
+    ``spanbert serve``, say) could read a model's config but not its weights."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def publish_files(staging: str | os.PathLike, output_dir: str | os.PathLike) -> list[Path]:
+    """Move each file of ``staging`` (written whole there, e.g. by ``save_pretrained``) into
+    ``output_dir`` by an atomic rename, with the umask's mode and its bytes on disk first; returns
+    the new paths. Used where a folder is updated file by file rather than replaced whole."""
+    out = Path(output_dir)
+    moved = []
+    for f in sorted(Path(staging).iterdir()):
+        if f.is_file():
+            normal_mode(f)
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(f, out / f.name)
+            moved.append(out / f.name)
+    _fsync_dir(out)
+    return moved
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     path = Path(path)
@@ -45,7 +69,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
+        normal_mode(Path(tmp))  # mkstemp makes it private
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -78,6 +102,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         for f in tmp.rglob("*"):
             if f.is_file():
+                normal_mode(f)
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         if path.exists():

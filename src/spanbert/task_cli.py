@@ -17,19 +17,19 @@ from .errors import ConfigError
 from .finetune import FinetuneArguments
 
 Epochs = Annotated[float, typer.Option(help="Passes over the training data.")]
-BatchSize = Annotated[int, typer.Option(help="Items per optimizer step (all processes together).")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Items per optimizer step (all processes together).")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warm-up, then linear decay).")]
 WarmupRatio = Annotated[float, typer.Option(help="Share of the steps spent warming up.")]
-MaxSteps = Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")]
+MaxSteps = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (overrides --epochs).")]
 MixedPrecision = Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")]
 HeadLearningRate = Annotated[float | None, typer.Option(
     "--head-lr", help="Peak learning rate of the task head (parameters outside the encoder); default: --lr.")]
-Seed = Annotated[int, typer.Option(help="Seed of the new head, batch order and dropout.")]
+Seed = Annotated[int, typer.Option(min=0, help="Seed of the new head, batch order and dropout.")]
 Dropout = Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's).")]
 TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many minutes.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
 Precision = Annotated[str, typer.Option(help="no (fp32), bf16 or auto (bf16 where native).")]
-EvalEvery = Annotated[int | None, typer.Option(
+EvalEvery = Annotated[int | None, typer.Option(min=1, 
     help="With --dev: evaluate on dev every N steps (default: at the end of every epoch) and after the last step.")]
 SelectBest = Annotated[bool, typer.Option(
     "--select-best/--keep-last", help="With --dev: keep the weights of the best dev evaluation (default) or the last step's.")]

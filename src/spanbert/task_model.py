@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_json, atomic_write_text, publish_files
 from .errors import CheckpointError, ConfigError
 
 
@@ -31,7 +31,8 @@ def bert_config_from_spanbert(path: str | os.PathLike, **overrides):
 
 
 # Where a model folder's weights may be; transformers 5 writes model.safetensors (or shards).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # the only weights we load
+PICKLED_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # never unpickled
 # Integer sizes of a BERT-family config that must be >= 1 where the config has them.
 _POSITIVE_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                    "max_position_embeddings", "type_vocab_size", "sbo_max_span_tokens", "sbo_position_size")
@@ -147,11 +148,16 @@ def check_model_config(config, where: str) -> None:
 
 
 def check_weights_file(folder: Path) -> None:
-    """A local model folder must hold weights, and a ``model.safetensors`` must be readable
-    (its header is parsed; a garbage or truncated file is a one-line CheckpointError)."""
+    """A local model folder must hold safetensors weights (a pickled ``pytorch_model.bin`` alone is
+    refused, never unpickled), and a ``model.safetensors`` must be readable (its header is
+    parsed; a garbage or truncated file is a one-line CheckpointError)."""
     from safetensors import SafetensorError, safe_open
 
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        pickled = next((name for name in PICKLED_WEIGHT_FILES if (folder / name).is_file()), None)
+        if pickled:
+            raise CheckpointError(f"{folder}: only {pickled}, a pickle, which spanbert never loads; save the model "
+                                  "as model.safetensors (transformers' save_pretrained does) and try again")
         raise CheckpointError(f"{folder}: no model.safetensors (the model's weights are missing)")
     file = folder / "model.safetensors"
     if file.is_file():
@@ -211,13 +217,21 @@ def load_checked(model_class, path: str | os.PathLike, what: str, config, *, dty
     transformers.logging.set_verbosity_error()  # the load report: what matters in it is raised below
     try:
         model, info = model_class.from_pretrained(str(path), config=config, output_loading_info=True,
-                                                  ignore_mismatched_sizes=True, **kwargs)
+                                                  ignore_mismatched_sizes=True, use_safetensors=True, **kwargs)
     except _load_errors() as e:
         raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
     _check_loading_info(info, model, path, strict)
     return model, info
+
+
+def check_positions(config, length: int, option: str = "--max-seq-length") -> None:
+    """Refuse a sequence length the encoder has no position embeddings for (a model fine-tuned so
+    would fail on every longer input later): one line naming ``option``."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and length > limit:
+        raise ConfigError(f"{option} {length}: the encoder has only {limit} positions")
 
 
 def check_tokenizer_fits(tokenizer, config, path: str | os.PathLike) -> None:
@@ -230,7 +244,13 @@ def check_tokenizer_fits(tokenizer, config, path: str | os.PathLike) -> None:
         )
 
 
-def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, dtype=None, **config_overrides):
+def _not_trained(path: str | os.PathLike, what: str, saved_as: str) -> str:
+    return (f"{path}: not a fine-tuned {what} model (it was saved as {saved_as}); "
+            f"fine-tune one first with `spanbert finetune`")
+
+
+def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, dtype=None, *, trained: bool = False,
+                    **config_overrides):
     """``(model, tokenizer)`` of ``auto_class`` (e.g. ``AutoModelForQuestionAnswering``) from a
     local folder or hub id; SpanBERT folders become ``bert_class`` (e.g. ``BertForQuestionAnswering``).
 
@@ -239,7 +259,9 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     training get reduced precision from autocast, which needs float32 parameters on a CPU).
     Errors are one :class:`CheckpointError` line naming the path; ``what`` names the task in it.
     A folder saved as ``bert_class`` must hold all of its tensors; any other folder must hold
-    the encoder's (the task head is then created fresh). See :func:`load_checked`.
+    the encoder's (the task head is then created fresh), unless ``trained``: for prediction and
+    evaluation the folder must be one fine-tuned for this task (its ``architectures`` name a
+    ``*For<Task>`` class, and every tensor is there), never a random head. See :func:`load_checked`.
     """
     import transformers
 
@@ -261,6 +283,11 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
         transformers.logging.set_verbosity(level)
     architectures = data.get("architectures")
     strict = isinstance(architectures, list) and bert_class.__name__ in architectures  # a folder saved as this class
+    if trained:
+        suffix = bert_class.__name__.removeprefix("Bert")  # e.g. ForQuestionAnswering, any model family
+        if isinstance(architectures, list) and not any(str(a).endswith(suffix) for a in architectures):
+            raise CheckpointError(_not_trained(path, what, ", ".join(map(str, architectures)) or "no architecture"))
+        strict = True  # every tensor, the head's included, must come from the file
     model, _ = load_checked(model_class, source, what, config, dtype=torch.float32 if dtype is None else dtype,
                             strict=strict)  # reduced precision comes from autocast
     # Any fast or slow tokenizer (a classifier needs no mask token); loading failures are errors.
@@ -269,14 +296,15 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     return model, tokenizer
 
 
-def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, **fields):
+def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, *, trained: bool = False, **fields):
     """``(model, tokenizer)`` of one of our task heads (a ``BertPreTrainedModel`` subclass whose
     config class subclasses ``BertConfig``) from a local folder or hub id.
 
     A folder already saved as this head loads as it is (``fields`` override its config) and
     must hold all its tensors; any other BERT-family folder (``bert``, our ``spanbert``
     pre-training runs) gives its encoder weights and config, and the head is created fresh
-    with ``fields`` (e.g. ``id2label``). Damaged folders are one-line :class:`CheckpointError`s
+    with ``fields`` (e.g. ``id2label``), unless ``trained`` (prediction, evaluation): then only a
+    folder saved as this head is accepted. Damaged folders are one-line :class:`CheckpointError`s
     (see :func:`load_checked`).
     """
     import transformers
@@ -294,6 +322,9 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
         else:
             data = transformers.AutoConfig.from_pretrained(source).to_dict()
         saved_head = data.get("model_type") == config_class.model_type
+        if trained and not saved_head:
+            saved_as = data.get("architectures") or [f"model_type {data.get('model_type')!r}"]
+            raise CheckpointError(_not_trained(path, what, ", ".join(map(str, saved_as))))
         if saved_head:
             config = config_class.from_pretrained(source, **fields)
         else:
@@ -340,9 +371,7 @@ def save_task_model(output_dir: str | os.PathLike, model, tokenizer, settings: d
     with tempfile.TemporaryDirectory(dir=out, prefix=".save.") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        for f in Path(tmp).iterdir():
-            if f.is_file():
-                os.replace(f, out / f.name)
+        publish_files(tmp, out)
     for name, obj in (settings or {}).items():
         atomic_write_json(out / name, obj)
     if card:

@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -60,6 +61,15 @@ HELDOUT_FILE = "heldout_metrics.jsonl"
 HELDOUT_SUMMARY = "heldout_summary.json"
 METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s",
                  "flops"]
+TRAINING_ARGS_FILE = "training_args.json"
+TENSORBOARD_DIR = "tensorboard"
+# What a run writes at the top of its folder besides the final model (MODEL_FILES, MODEL_CARD).
+RUN_FILES = (CHECKPOINT_DIR, METRICS_FILE, TENSORBOARD_DIR, TRAINING_ARGS_FILE, HELDOUT_FILE, HELDOUT_SUMMARY, PLOT_FILE)
+# The final model of save_final_model: weights, config, the tokenizer's files.
+MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json",
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt")
+MODEL_CARD = "README.md"
+MODEL_CARD_TITLE = "# SpanBERT model trained with the `spanbert` toolkit"
 
 
 @dataclass
@@ -241,6 +251,13 @@ def _shuffle_stream(dataset, seed: int, buffer_size: int):
     return dataset.shuffle(seed=seed, buffer_size=buffer_size)
 
 
+def _check_one_global_batch(num_examples: int, global_batch: int) -> None:
+    """Refuse a corpus of fewer segments than one global batch (no epoch would have a batch)."""
+    if num_examples < global_batch:
+        raise ConfigError(f"corpus: {num_examples} segments are fewer than one global batch of {global_batch}; "
+                          "lower --batch-size")
+
+
 def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, world: int,
                          state: TrainState) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
     """Yield (epoch, index of the next batch, this process's collated micro-batch), forever."""
@@ -266,12 +283,8 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
             if index == 0:
                 raise ConfigError("corpus: fewer segments than one batch; lower --batch-size")
         else:
+            _check_one_global_batch(len(dataset), args.batch_size * world)
             batches = epoch_batches(len(dataset), args.batch_size * world, args.seed, epoch)
-            if len(batches) == 0:
-                raise ConfigError(
-                    f"corpus: {len(dataset)} segments are fewer than one global batch of "
-                    f"{args.batch_size * world}; lower --batch-size"
-                )
             mine = [b[rank * args.batch_size : (rank + 1) * args.batch_size].tolist() for b in batches[start:]]
             # Its own generator: creating a loader must not draw from the global RNG, which
             # drives dropout and is restored exactly on --resume.
@@ -491,11 +504,12 @@ def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, t
 
 def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, scheduler, scaler, state: TrainState,
                     args: PretrainArguments, rng_states: list[torch.Tensor],
-                    full_states: tuple[dict, dict] | None = None) -> Path:
+                    full_states: tuple[dict, dict] | None = None, record: Mapping[str, Any] | None = None) -> Path:
     """Write ``checkpoints/step-N`` atomically (model, optimizer, schedule, RNG of every process).
 
     ``full_states``: (model state dict, optimizer state dict) already gathered whole, for a sharded
-    (FSDP2) model; the files are the same as those of an unsharded run.
+    (FSDP2) model; the files are the same as those of an unsharded run. ``record``: the run's
+    settings as in training_args.json, stored as the checkpoint's ``args`` (default: ``args``).
     """
     target = output_dir / CHECKPOINT_DIR / f"step-{state.step:08d}"
     with atomic_directory(target) as tmp:
@@ -508,7 +522,7 @@ def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, schedu
             "optimizer": opt_meta,
             "scheduler": {k: v for k, v in scheduler.state_dict().items() if not callable(v) and k != "lr_lambdas"},
             "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-            "args": asdict(args),
+            "args": dict(record) if record is not None else asdict(args),
         }
         # trainer_state.json is written last: its presence marks a complete checkpoint.
         atomic_write_json(tmp / "trainer_state.json", trainer_state)
@@ -530,6 +544,211 @@ def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
     torch.set_rng_state(blob[:cpu_len].clone())
     if device.type == "cuda" and blob.numel() > cpu_len:
         torch.cuda.set_rng_state(blob[cpu_len:].clone(), device)
+
+
+# -- the run folder -------------------------------------------------------------------------------
+#
+# A run folder belongs to one run. A fresh run refuses a folder that holds another one (unless
+# told to replace it), --resume continues only the run stored there (same settings), and
+# nothing is written into the folder before every check has passed.
+
+# PretrainArguments fields that change what a run computes, with the option that sets each: a
+# resumed run must keep the stored values. The batch size is checked as the global batch
+# (resume_batch_error), since fewer processes with a larger batch each continue the same data
+# order. The other fields (steps, checkpoints, logging, time budget, workers, compile, progress)
+# may change between sessions.
+TRAJECTORY_ARGS: dict[str, str] = {
+    "grad_accum": "--grad-accum", "lr": "--lr", "warmup_steps": "--warmup-steps",
+    "weight_decay": "--weight-decay", "adam_beta1": "adam_beta1", "adam_beta2": "adam_beta2", "adam_eps": "adam_eps",
+    "max_grad_norm": "max_grad_norm", "mixed_precision": "--mixed-precision", "seed": "--seed",
+    "hashed_dropout": "hashed_dropout", "stream_shuffle_buffer": "stream_shuffle_buffer", "head_lr": "--head-lr",
+    "head_warmup_steps": "--head-warmup-steps",
+}
+
+
+def previous_run_files(output_dir: str | os.PathLike) -> list[str]:
+    """Names of what shows that a run was trained in ``output_dir`` (checkpoints, metrics,
+    training_args.json, a final model, ...); empty when there is none."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    return [name for name in (*RUN_FILES, "model.safetensors", "config.json") if (out / name).exists()]
+
+
+def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse ``resume`` together with ``overwrite``, and a fresh run (neither) into a folder that
+    holds another run (:func:`previous_run_files`).
+
+    Raises:
+        ConfigError: one line naming the folder and what to do instead.
+    """
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite: choose one (--resume continues the run in --output, "
+                          "--overwrite deletes it and starts afresh)")
+    if resume or overwrite:
+        return
+    found = previous_run_files(output_dir)
+    if found:
+        resumable = "continue it with --resume, " if _checkpoints(Path(output_dir)) else "no checkpoint to resume from; "
+        raise ConfigError(f"--output {output_dir}: holds another run ({', '.join(found)}); {resumable}"
+                          "replace it with --overwrite, or choose another folder")
+
+
+def _is_model_card(path: Path) -> bool:
+    """Whether ``path`` is the README.md that :func:`save_final_model` wrote."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return MODEL_CARD_TITLE in f.read(4096)
+    except OSError:
+        return False
+
+
+def remove_run_files(output_dir: str | os.PathLike, extra: Iterable[str] = (), final_model: bool = True) -> list[str]:
+    """Delete what a run wrote into ``output_dir``: :data:`RUN_FILES`, temporary files of writes
+    cut short, the names in ``extra`` and, with ``final_model`` when the folder holds one (a
+    config.json or model.safetensors), the final model's :data:`MODEL_FILES` and model card.
+    Every other file stays. Returns the names removed, sorted."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    final_model = final_model and any((out / name).exists() for name in ("config.json", "model.safetensors"))
+    names = {*RUN_FILES, *(MODEL_FILES if final_model else ()), *extra}
+    removed = []
+    for path in out.iterdir():
+        name = path.name
+        ours = (name in names
+                or (final_model and re.fullmatch(r"model-\d+-of-\d+\.safetensors", name) is not None)
+                or (final_model and name == MODEL_CARD and _is_model_card(path))
+                or name.startswith(".final.")  # save_final_model's temporary folder
+                or (name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (*names, MODEL_CARD))))
+        if not ours:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(name)
+    return sorted(removed)
+
+
+def remove_empty_folders(folder: Path, stop: Path | None) -> None:
+    """Remove ``folder`` and then its parents while they are empty, up to (not including) ``stop``
+    (None: only ``folder``); for undoing the folders a failed run created."""
+    current = folder
+    while True:
+        try:
+            current.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+        if stop is None or current.parent == stop or current.parent == current:
+            return
+        current = current.parent
+
+
+def first_missing_folder(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (what ``mkdir(parents=True)``
+    creates first), or None when ``folder`` exists."""
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def stored_run_arguments(output_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings the run in ``output_dir`` was trained with: its training_args.json, else the
+    newest readable checkpoint's ``args``; None when neither can be read."""
+    out = Path(output_dir)
+    sources = [out / TRAINING_ARGS_FILE] + [ckpt / "trainer_state.json" for _, ckpt in reversed(_checkpoints(out))]
+    for path in sources:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path.name == "trainer_state.json":
+            data = data.get("args") if isinstance(data, dict) else None
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def flatten_settings(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"masking": {"scheme": "span"}}`` -> ``{"masking.scheme": "span"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def same_setting(a: Any, b: Any) -> bool:
+    """Equality as stored in JSON: tuples equal lists, 1 equals 1.0."""
+    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
+
+
+def show_setting(value: Any) -> str:
+    """A stored or given value as a resume error shows it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(show_setting(v) for v in value)
+    return repr(value)
+
+
+def resume_mismatch_error(output_dir: str | os.PathLike, option: str, stored: Any, given: Any) -> ConfigError:
+    """The one-line refusal of a resumed run whose ``option`` differs from the stored run's."""
+    keep = f"leave {option} out to use the stored value" if option.startswith("--") else "a resumed run must keep it"
+    return ConfigError(f"--resume: {option} is {show_setting(given)} here but {show_setting(stored)} in the run in "
+                       f"{output_dir} ({TRAINING_ARGS_FILE}); {keep}, or start a new run (another --output, or "
+                       "--overwrite to replace this one)")
+
+
+def stored_batch_size(stored: Mapping[str, Any], processes: int) -> int | None:
+    """The per-process batch size that gives the stored run's global batch with ``processes``
+    processes (the stored one when that does not divide); None when the run records none."""
+    batch, before = stored.get("batch_size"), stored.get("processes")
+    if not isinstance(batch, int):
+        return None
+    if isinstance(before, int) and before != processes and (batch * before) % processes == 0:
+        return batch * before // processes
+    return batch
+
+
+def resume_batch_error(output_dir: str | os.PathLike, stored: Mapping[str, Any], batch_size: int,
+                       processes: int) -> ConfigError | None:
+    """The refusal of a resumed run whose global batch (--batch-size x processes) differs from the
+    stored run's, or None. With as many processes as the stored run that is --batch-size itself."""
+    batch, before = stored.get("batch_size"), stored.get("processes")
+    if batch is None:
+        return None
+    if not isinstance(before, int) or before == processes:
+        return None if same_setting(batch, batch_size) else resume_mismatch_error(output_dir, "--batch-size", batch,
+                                                                                  batch_size)
+    if batch * before == batch_size * processes:
+        return None
+    return ConfigError(f"--resume: the global batch (--batch-size x processes) is {batch_size} x {processes} here but "
+                       f"{batch} x {before} in the run in {output_dir} ({TRAINING_ARGS_FILE}); keep {batch * before} "
+                       "sequences per step (fewer processes with a larger --batch-size continue the same data order), or "
+                       "start a new run (another --output, or --overwrite to replace this one)")
+
+
+def check_resume_settings(output_dir: str | os.PathLike, stored: Mapping[str, Any], current: Mapping[str, Any],
+                          options: Mapping[str, str]) -> None:
+    """Refuse to resume when a setting that changes the training differs from the stored run's.
+
+    ``stored``/``current``: flattened settings (:func:`flatten_settings`); ``options``: the
+    settings to compare, each with the option that sets it. A setting the stored run does not
+    record (a folder written by an older version) is not compared.
+
+    Raises:
+        ConfigError: one line naming the option, the stored and the given value.
+    """
+    for key, option in options.items():
+        if key in stored and key in current and not same_setting(stored[key], current[key]):
+            raise resume_mismatch_error(output_dir, option, stored[key], current[key])
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -589,26 +808,37 @@ class HeldoutLog:
 
 
 class MetricsWriter:
-    """Appends one CSV row per step (and a TensorBoard scalar when tensorboard is installed)."""
+    """Appends one CSV row per step (and a TensorBoard scalar when tensorboard is installed).
+
+    A resumed run keeps the rows up to the step it resumes from and drops later ones (and a
+    last row cut short by a kill); the file is replaced atomically, so a kill at that moment
+    loses no row.
+    """
 
     def __init__(self, output_dir: Path, resume_step: int):
         self.path = output_dir / METRICS_FILE
         rows = []
         if resume_step and self.path.exists():
-            # drop rows from beyond the checkpoint we resume from
             with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+                for r in csv.DictReader(f):
+                    try:
+                        step = int(r["step"])
+                    except (TypeError, ValueError):
+                        continue
+                    if step <= resume_step and None not in r.values() and (not rows or step > int(rows[-1]["step"])):
+                        rows.append(r)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.path, text.getvalue())
         self._file = open(self.path, "a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=METRIC_FIELDS)
         self._tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(output_dir / "tensorboard"))
+            self._tb = SummaryWriter(str(output_dir / TENSORBOARD_DIR))
         except ImportError:
             pass
 
@@ -620,9 +850,11 @@ class MetricsWriter:
                 self._tb.add_scalar(f"train/{k}", row[k], int(row["step"]))
 
     def close(self) -> None:
+        """Close the CSV file and the TensorBoard writer (a second call does nothing)."""
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
 
 
 def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
@@ -684,13 +916,26 @@ def pretrain(
     args: PretrainArguments,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     stop_at_step: int | None = None,
     heldout=None,
     heldout_unigram: np.ndarray | None = None,
+    run_settings: Mapping[str, Any] | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` on the packed ``dataset`` (columns input_ids, word_starts, example_id).
 
-    ``resume`` continues from the newest checkpoint in ``args.output_dir``. ``stop_at_step``
+    ``args.output_dir`` belongs to one run. A fresh run refuses a folder that holds another run
+    (:func:`check_run_folder`), unless ``overwrite``: then that run's files are deleted first
+    (:func:`remove_run_files`; other files stay). ``resume`` continues from the newest intact
+    checkpoint in it (a damaged newer one is skipped with a warning), and refuses settings that
+    differ from the stored run's (:data:`TRAJECTORY_ARGS`, ``run_settings``, the number of
+    processes). ``run_settings``: what the caller decided beyond ``args`` (corpus, model,
+    masking: see :func:`spanbert.pipeline.run_settings`), recorded with ``args`` in
+    training_args.json and in every checkpoint. Nothing is written before these checks have
+    passed, and a fresh run that fails before its first step removes what it wrote (and the
+    folder, if it created it and it is empty).
+
+    ``stop_at_step``
     ends this session early (after checkpointing) without changing the schedule, which is
     how a run is split over several sessions. Runs under ``accelerate launch``/``torchrun``
     as one process of many.
@@ -710,10 +955,9 @@ def pretrain(
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     output_dir = Path(args.output_dir)
     is_main = accelerator.is_main_process
-    if is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(args.seed + rank)
+    # Every check comes before anything is written into the run folder.
+    check_run_folder(output_dir, resume=resume, overwrite=overwrite)
     if args.max_steps is None:
         if not hasattr(dataset, "__len__"):
             raise ConfigError("--max-steps is required with a streaming corpus")
@@ -722,7 +966,35 @@ def pretrain(
     if args.head_warmup_steps >= args.max_steps:
         raise ConfigError(f"head_warmup_steps (--head-warmup-steps): must be fewer than the run's {args.max_steps} "
                           f"steps, got {args.head_warmup_steps}")
+    if hasattr(dataset, "__len__"):
+        _check_one_global_batch(len(dataset), args.batch_size * world)
+    record = {**asdict(args), **(run_settings or {}), "processes": world}  # training_args.json
+    resumed = None
+    if resume:
+        stored = stored_run_arguments(output_dir)
+        if stored is None:
+            if is_main and _checkpoints(output_dir):
+                logger.warning("--resume: %s has no readable %s; the settings of this session cannot be checked "
+                               "against the run's", output_dir, TRAINING_ARGS_FILE)
+        else:
+            options = {**TRAJECTORY_ARGS, **{k: k for k in flatten_settings(run_settings or {})}}
+            check_resume_settings(output_dir, flatten_settings(stored), flatten_settings(record), options)
+            error = resume_batch_error(output_dir, stored, args.batch_size, world)
+            if error is not None:
+                raise error
+        resumed = newest_intact_checkpoint(output_dir, warn=is_main)
+        if resumed is None and is_main:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one changes it
+    created = first_missing_folder(output_dir)
+    if is_main:
+        if overwrite:
+            removed = remove_run_files(output_dir)
+            if removed:
+                logger.info("--overwrite: removed the previous run's %s from %s", ", ".join(removed), output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
 
+    torch.manual_seed(args.seed + rank)
     model.to(device)
     if device.type == "cpu":
         tune_glibc_malloc()
@@ -750,154 +1022,163 @@ def pretrain(
     forward = torch.compile(ddp_model) if args.compile else ddp_model
 
     state = TrainState()
-    if resume:
-        ckpt = latest_checkpoint(output_dir)
-        if ckpt is None:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
-        else:
-            state = _load_checkpoint(ckpt, model, opt, scheduler, scaler, rank, device, sharded=fsdp)
-            logger.info("resumed from %s at step %d", ckpt, state.step)
+    if resumed is not None:
+        state = _apply_checkpoint(resumed, model, opt, scheduler, scaler, rank, device, sharded=fsdp)
+        logger.info("resumed from %s at step %d", resumed.path, state.step)
+        resumed = None  # its tensors are loaded: free them
+        if is_main:  # (every process read its checkpoint before the barrier above)
+            set_aside_checkpoints_after(output_dir, state.step)
 
-    if is_main:
-        atomic_write_json(output_dir / "training_args.json", asdict(args))
-        metrics = MetricsWriter(output_dir, state.step)
-    heldout_log = HeldoutLog(output_dir, state.step, is_main) if heldout is not None else None
-    eval_precision = precision if precision in ("no", "bf16") else "no"
-
-    def evaluate(step: int) -> float:
-        """Score the held-out set at ``step`` (every process: FSDP needs them all); returns the seconds it took."""
-        from .heldout import evaluate_heldout
-
-        began = time.perf_counter()
-        result = evaluate_heldout(model, heldout, collator, batch_size=args.batch_size, precision=eval_precision,
-                                  unigram=heldout_unigram)
-        heldout_log.add(step, result)
-        return time.perf_counter() - began
-
-    if heldout_log is not None and state.step == 0:
-        evaluate(0)
-    weight = float(model.config.sbo_loss_weight)
-    last_step = args.max_steps if stop_at_step is None else min(args.max_steps, stop_at_step)
-    batches = _local_micro_batches(dataset, collator, args, rank, world, state)
-    bar = tqdm(total=args.max_steps, initial=state.step, disable=not (is_main and args.progress),
-               desc="pretrain", unit="step", dynamic_ncols=True)
-    session_start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
-    elapsed_before = state.elapsed_s
-    stopped_by_budget = False
-    flops_done = 0.0
-
-    while state.step < last_step:
-        frozen = state.step < args.head_warmup_steps  # head warm-up: only the heads train
-        if freeze_by_grad and encoder_params and encoder_params[0].requires_grad == frozen:
-            for p in encoder_params:
-                p.requires_grad_(not frozen)
-        if args.head_warmup_steps and state.step == args.head_warmup_steps and is_main:
-            logger.info("step %d: head warm-up done, the encoder trains from now on", state.step)
-        micro = [next(batches) for _ in range(args.grad_accum)]
-        epoch_after, batch_after = micro[-1][0], micro[-1][1]
-        local_counts = torch.tensor(
-            [sum(int((b["labels"] != IGNORE_INDEX).sum()) for _, _, b in micro),
-             sum(int(b["sbo_labels"].numel()) for _, _, b in micro),
-             sum(int(b["attention_mask"].sum()) for _, _, b in micro)],
-            device=device, dtype=torch.float64,
-        )
-        counts = accelerator.reduce(local_counts, reduction="sum") if world > 1 else local_counts
-        n_mlm, n_sbo, n_tokens = (max(float(c), 1.0) for c in counts)
-        sums = torch.zeros(2, device=device, dtype=torch.float64)
-        for i, (_, _, batch) in enumerate(micro):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            sync = i == len(micro) - 1
-            ctx = accelerator.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
-            with ctx, accelerator.autocast():
-                out = forward(**batch)
-                # Global normalisation; x world because DDP averages gradients over processes.
-                loss = (out.mlm_loss_sum / n_mlm + weight * out.sbo_loss_sum / n_sbo) * world
-            accelerator.backward(loss)
-            sums += torch.stack([out.mlm_loss_sum.detach().double(), out.sbo_loss_sum.detach().double()])
-            micro_flops = pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets),
-                                                 int(out.num_sbo_targets), encoder_backward=not (frozen and freeze_by_grad))
-            flops_done += micro_flops
-            state.flops += micro_flops * world  # the other processes' batches are counted as the same size
-        if frozen and not freeze_by_grad:  # DDP/FSDP computed them (and reduced them): drop them
-            for p in encoder_params:
-                p.grad = None
-        grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
-        opt.step()
-        scheduler.step()
-        opt.zero_grad(set_to_none=True)
-
-        if world > 1:
-            sums = accelerator.reduce(sums, reduction="sum")
-        mlm_loss, sbo_loss = float(sums[0]) / n_mlm, float(sums[1]) / n_sbo
-        state.step += 1
-        state.epoch, state.batch_in_epoch = epoch_after, batch_after
-        state.tokens += int(n_tokens)
-        window_tokens += int(n_tokens)
-        now = time.perf_counter()
-        state.elapsed_s = elapsed_before + (now - session_start)
-        tok_s = window_tokens / max(now - window_start, 1e-9)
-        if state.step % args.log_every == 0:
-            window_start, window_tokens = now, 0
-        row = {
-            "step": state.step, "epoch": state.epoch, "loss": mlm_loss + weight * sbo_loss,
-            "mlm_loss": mlm_loss, "sbo_loss": sbo_loss, "lr": scheduler.get_last_lr()[0],
-            "grad_norm": float(grad_norm), "tokens": state.tokens, "tokens_per_s": tok_s,
-            "elapsed_s": state.elapsed_s, "flops": state.flops,
-        }
-        state.last = {k: float(v) for k, v in row.items()}
+    metrics: MetricsWriter | None = None
+    try:
         if is_main:
-            metrics.write(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
-                            tok_s=f"{tok_s:,.0f}", refresh=False)
-            bar.update(1)
-        if args.time_budget_s is not None:
-            over = torch.tensor([float(state.elapsed_s >= args.time_budget_s)], device=device)
-            if world > 1:  # every process stops at the same step, or the others would wait forever
-                over = accelerator.reduce(over, reduction="sum")
-            stopped_by_budget = bool(over.item() > 0)
-        done = state.step >= last_step or stopped_by_budget
-        if heldout_log is not None and (state.step >= args.max_steps or stopped_by_budget
-                                        or (args.eval_every and state.step % args.eval_every == 0)):
-            # before the checkpoint of this step: a run resumed from it never repeats this evaluation
-            paused = evaluate(state.step)
-            session_start += paused  # evaluation time is not training time
-            window_start += paused
-        if (args.save_every and state.step % args.save_every == 0) or done:
-            rngs = _gather_rng(accelerator, device)
-            full = _full_states(accelerator, model, opt) if fsdp else None
-            if is_main:
-                save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs, full)
-            accelerator.wait_for_everyone()
-        if stopped_by_budget:
-            break
-        if state.step % TRIM_EVERY == 0 and device.type == "cpu":
-            trim_heap()
-    bar.close()
-    for p in encoder_params:  # a session that ends inside the head warm-up leaves the model trainable
-        p.requires_grad_(True)
+            atomic_write_json(output_dir / TRAINING_ARGS_FILE, record)
+            metrics = MetricsWriter(output_dir, state.step)
+        heldout_log = HeldoutLog(output_dir, state.step, is_main) if heldout is not None else None
+        eval_precision = precision if precision in ("no", "bf16") else "no"
 
-    session_time = time.perf_counter() - session_start
-    plot = None
-    final = state.step >= args.max_steps or stopped_by_budget
-    final_state = _full_weights(accelerator, model) if final and fsdp else None  # collective
-    if heldout_log is not None and final:
-        if state.step not in heldout_log.records:  # a finished run resumed: the loop did not run
-            evaluate(state.step)
-        heldout_log.finish(state.step)
-    if is_main:
-        metrics.close()
-        if final:
-            save_final_model(output_dir, model, tokenizer, state_dict=final_state)
-        plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE)
-    accelerator.wait_for_everyone()
-    return PretrainResult(
-        state=state,
-        output_dir=output_dir,
-        metrics_csv=output_dir / METRICS_FILE,
-        loss_plot=plot,
-        stopped_by_budget=stopped_by_budget,
-        model_flops_per_s=flops_done * world / max(session_time, 1e-9),
-    )
+        def evaluate(step: int) -> float:
+            """Score the held-out set at ``step`` (every process: FSDP needs them all); returns the seconds it took."""
+            from .heldout import evaluate_heldout
+
+            began = time.perf_counter()
+            result = evaluate_heldout(model, heldout, collator, batch_size=args.batch_size, precision=eval_precision,
+                                      unigram=heldout_unigram)
+            heldout_log.add(step, result)
+            return time.perf_counter() - began
+
+        if heldout_log is not None and state.step == 0:
+            evaluate(0)
+        weight = float(model.config.sbo_loss_weight)
+        last_step = args.max_steps if stop_at_step is None else min(args.max_steps, stop_at_step)
+        batches = _local_micro_batches(dataset, collator, args, rank, world, state)
+        bar = tqdm(total=args.max_steps, initial=state.step, disable=not (is_main and args.progress),
+                   desc="pretrain", unit="step", dynamic_ncols=True)
+        session_start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
+        elapsed_before = state.elapsed_s
+        stopped_by_budget = False
+        flops_done = 0.0
+
+        while state.step < last_step:
+            frozen = state.step < args.head_warmup_steps  # head warm-up: only the heads train
+            if freeze_by_grad and encoder_params and encoder_params[0].requires_grad == frozen:
+                for p in encoder_params:
+                    p.requires_grad_(not frozen)
+            if args.head_warmup_steps and state.step == args.head_warmup_steps and is_main:
+                logger.info("step %d: head warm-up done, the encoder trains from now on", state.step)
+            micro = [next(batches) for _ in range(args.grad_accum)]
+            epoch_after, batch_after = micro[-1][0], micro[-1][1]
+            local_counts = torch.tensor(
+                [sum(int((b["labels"] != IGNORE_INDEX).sum()) for _, _, b in micro),
+                 sum(int(b["sbo_labels"].numel()) for _, _, b in micro),
+                 sum(int(b["attention_mask"].sum()) for _, _, b in micro)],
+                device=device, dtype=torch.float64,
+            )
+            counts = accelerator.reduce(local_counts, reduction="sum") if world > 1 else local_counts
+            n_mlm, n_sbo, n_tokens = (max(float(c), 1.0) for c in counts)
+            sums = torch.zeros(2, device=device, dtype=torch.float64)
+            for i, (_, _, batch) in enumerate(micro):
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                sync = i == len(micro) - 1
+                ctx = accelerator.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
+                with ctx, accelerator.autocast():
+                    out = forward(**batch)
+                    # Global normalisation; x world because DDP averages gradients over processes.
+                    loss = (out.mlm_loss_sum / n_mlm + weight * out.sbo_loss_sum / n_sbo) * world
+                accelerator.backward(loss)
+                sums += torch.stack([out.mlm_loss_sum.detach().double(), out.sbo_loss_sum.detach().double()])
+                micro_flops = pretraining_step_flops(model.config, batch["input_ids"].shape, int(out.num_mlm_targets),
+                                                     int(out.num_sbo_targets), encoder_backward=not (frozen and freeze_by_grad))
+                flops_done += micro_flops
+                state.flops += micro_flops * world  # the other processes' batches are counted as the same size
+            if frozen and not freeze_by_grad:  # DDP/FSDP computed them (and reduced them): drop them
+                for p in encoder_params:
+                    p.grad = None
+            grad_norm = accelerator.clip_grad_norm_(ddp_model.parameters(), args.max_grad_norm)
+            opt.step()
+            scheduler.step()
+            opt.zero_grad(set_to_none=True)
+
+            if world > 1:
+                sums = accelerator.reduce(sums, reduction="sum")
+            mlm_loss, sbo_loss = float(sums[0]) / n_mlm, float(sums[1]) / n_sbo
+            state.step += 1
+            state.epoch, state.batch_in_epoch = epoch_after, batch_after
+            state.tokens += int(n_tokens)
+            window_tokens += int(n_tokens)
+            now = time.perf_counter()
+            state.elapsed_s = elapsed_before + (now - session_start)
+            tok_s = window_tokens / max(now - window_start, 1e-9)
+            if state.step % args.log_every == 0:
+                window_start, window_tokens = now, 0
+            row = {
+                "step": state.step, "epoch": state.epoch, "loss": mlm_loss + weight * sbo_loss,
+                "mlm_loss": mlm_loss, "sbo_loss": sbo_loss, "lr": scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm), "tokens": state.tokens, "tokens_per_s": tok_s,
+                "elapsed_s": state.elapsed_s, "flops": state.flops,
+            }
+            state.last = {k: float(v) for k, v in row.items()}
+            if is_main:
+                metrics.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
+                                tok_s=f"{tok_s:,.0f}", refresh=False)
+                bar.update(1)
+            if args.time_budget_s is not None:
+                over = torch.tensor([float(state.elapsed_s >= args.time_budget_s)], device=device)
+                if world > 1:  # every process stops at the same step, or the others would wait forever
+                    over = accelerator.reduce(over, reduction="sum")
+                stopped_by_budget = bool(over.item() > 0)
+            done = state.step >= last_step or stopped_by_budget
+            if heldout_log is not None and (state.step >= args.max_steps or stopped_by_budget
+                                            or (args.eval_every and state.step % args.eval_every == 0)):
+                # before the checkpoint of this step: a run resumed from it never repeats this evaluation
+                paused = evaluate(state.step)
+                session_start += paused  # evaluation time is not training time
+                window_start += paused
+            if (args.save_every and state.step % args.save_every == 0) or done:
+                rngs = _gather_rng(accelerator, device)
+                full = _full_states(accelerator, model, opt) if fsdp else None
+                if is_main:
+                    save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs, full, record)
+                accelerator.wait_for_everyone()
+            if stopped_by_budget:
+                break
+            if state.step % TRIM_EVERY == 0 and device.type == "cpu":
+                trim_heap()
+        bar.close()
+        for p in encoder_params:  # a session that ends inside the head warm-up leaves the model trainable
+            p.requires_grad_(True)
+
+        session_time = time.perf_counter() - session_start
+        plot = None
+        final = state.step >= args.max_steps or stopped_by_budget
+        final_state = _full_weights(accelerator, model) if final and fsdp else None  # collective
+        if heldout_log is not None and final:
+            if state.step not in heldout_log.records:  # a finished run resumed: the loop did not run
+                evaluate(state.step)
+            heldout_log.finish(state.step)
+        if is_main:
+            metrics.close()
+            if final:
+                save_final_model(output_dir, model, tokenizer, state_dict=final_state)
+            plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE)
+        accelerator.wait_for_everyone()
+        return PretrainResult(
+            state=state,
+            output_dir=output_dir,
+            metrics_csv=output_dir / METRICS_FILE,
+            loss_plot=plot,
+            stopped_by_budget=stopped_by_budget,
+            model_flops_per_s=flops_done * world / max(session_time, 1e-9),
+        )
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        if is_main and not resume and state.step == 0:  # a fresh run that failed at start-up: leave nothing
+            remove_run_files(output_dir, final_model=False)
+            if created is not None:
+                remove_empty_folders(output_dir, stop=created.parent)
+        raise
 
 
 def _allow_new_precision(precision: str) -> None:
@@ -922,34 +1203,113 @@ def _gather_rng(accelerator, device: torch.device) -> list[torch.Tensor]:
     return list(gathered)
 
 
-def _load_checkpoint(ckpt: Path, model, opt, scheduler, scaler, rank: int, device: torch.device,
-                     sharded: bool = False) -> TrainState:
+@dataclass
+class CheckpointFiles:
+    """The contents of one checkpoint folder, read whole (:func:`read_checkpoint`)."""
+
+    path: Path
+    meta: dict[str, Any]  # trainer_state.json
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]
+    rngs: dict[str, torch.Tensor]
+
+
+def read_checkpoint(ckpt: Path) -> CheckpointFiles:
+    """Read every file of the checkpoint folder ``ckpt``, changing nothing.
+
+    Raises:
+        CheckpointError: a file is missing, truncated or malformed (one line naming the folder).
+    """
     try:
         meta = json.loads((ckpt / "trainer_state.json").read_text())
-        weights = load_file(str(ckpt / "model.safetensors"))
-        opt_tensors = load_file(str(ckpt / "optimizer.safetensors"))
-        rngs = load_file(str(ckpt / "rng.safetensors"))
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{ckpt}: unreadable checkpoint ({e})") from None
-    if sharded:  # FSDP2: each process keeps its shard of the whole weights; the ties hold by construction
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        TrainState(**meta["state"])
+        for key in ("optimizer", "scheduler"):
+            if not isinstance(meta[key], dict):
+                raise ValueError(f"trainer_state.json: {key} is not an object")
+        files = {}
+        for name in ("model", "optimizer", "rng"):
+            where = name + ".safetensors"
+            try:
+                files[name] = load_file(str(ckpt / where))
+            except (OSError, SafetensorError) as e:
+                raise ValueError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{ckpt}: damaged ({reason})") from None
+    return CheckpointFiles(ckpt, meta, files["model"], files["optimizer"], files["rng"])
 
-        missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
-    else:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
+
+# A damaged checkpoint skipped on --resume is renamed with this suffix: kept for a look, but no
+# longer a checkpoint (neither resumed from nor counted by keep_checkpoints).
+DAMAGED_SUFFIX = ".damaged"
+
+
+def set_aside_checkpoints_after(output_dir: Path, step: int) -> list[Path]:
+    """Rename the checkpoints newer than ``step`` (the damaged ones a resumed run skipped) to
+    ``step-N.damaged``; returns their new paths."""
+    moved = []
+    for found_step, ckpt in _checkpoints(output_dir):
+        if found_step > step:
+            target = ckpt.with_name(ckpt.name + DAMAGED_SUFFIX)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(ckpt, target)
+            moved.append(target)
+    return moved
+
+
+def newest_intact_checkpoint(output_dir: Path, warn: bool = True) -> CheckpointFiles | None:
+    """Read the newest checkpoint under ``output_dir`` that is whole, skipping damaged newer ones
+    (with a warning naming them and the one used when ``warn``); None when there is no checkpoint.
+
+    Raises:
+        CheckpointError: there are checkpoints, but none is intact.
+    """
+    damaged = []
+    for _, ckpt in reversed(_checkpoints(output_dir)):
+        try:
+            found = read_checkpoint(ckpt)
+        except CheckpointError as e:
+            damaged.append(str(e))
+            continue
+        if damaged and warn:
+            logger.warning("--resume: %s; continuing from %s, the newest intact checkpoint (the steps after it are "
+                           "trained again; the damaged folders are renamed *%s)", "; ".join(damaged), ckpt, DAMAGED_SUFFIX)
+        return found
+    if damaged:
+        raise CheckpointError(f"--resume: no intact checkpoint under {output_dir / CHECKPOINT_DIR}: {'; '.join(damaged)}")
+    return None
+
+
+def _apply_checkpoint(files: CheckpointFiles, model, opt, scheduler, scaler, rank: int, device: torch.device,
+                      sharded: bool = False) -> TrainState:
+    """Load a checkpoint read by :func:`read_checkpoint` into the model, optimizer, schedule, scaler
+    and this process's RNG; returns the state of the run at that checkpoint."""
+    ckpt, meta, weights = files.path, files.meta, files.weights
+    try:
+        if sharded:  # FSDP2: each process keeps its shard of the whole weights; the ties hold by construction
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+        else:
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # tensors of other shapes: another model size
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
+        raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model ({first})") from None
     missing = [k for k in missing if k not in model._tied_weights_keys]
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if not sharded:
         model.tie_weights()
-    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in opt_tensors.items()}, meta["optimizer"], sharded)
+    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in files.optimizer.items()},
+                                meta["optimizer"], sharded)
     scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
     key = f"rank{rank}"
-    if key not in rngs:
+    if key not in files.rngs:
         raise CheckpointError(f"{ckpt}: written by fewer processes than this run has (no RNG state for {key})")
-    _set_rng_state(rngs[key], device)
+    _set_rng_state(files.rngs[key], device)
     return TrainState(**meta["state"])
 
 
@@ -973,7 +1333,7 @@ def _model_card(model: SpanBertForPreTraining) -> str:
     c = model.config
     return (
         "---\nlibrary_name: transformers\ntags: [spanbert, fill-mask, span-boundary-objective]\n---\n\n"
-        "# SpanBERT model trained with the `spanbert` toolkit\n\n"
+        f"{MODEL_CARD_TITLE}\n\n"
         f"{c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, "
         f"vocabulary {c.vocab_size}. Pre-trained with span masking and the span boundary objective.\n\n"
         "- `transformers.BertModel.from_pretrained(dir)` loads the encoder (no `spanbert` import needed);\n"

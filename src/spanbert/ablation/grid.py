@@ -231,6 +231,8 @@ def run_pretrain_cell(cell: Cell, config: AblationConfig, echo: Callable[[str], 
         if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
             argv.append("--resume")
             echo(f"{cell.name}: resuming from its newest checkpoint")
+        else:  # afresh, over whatever an attempt killed before its first checkpoint left
+            argv.append("--overwrite")
         argv += list(spec.args)
         _run(argv, folder / "log.txt", config, cell.name)
         record = _pretrain_record(config, run)

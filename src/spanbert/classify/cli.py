@@ -30,15 +30,15 @@ def finetune_classify_command(
     lr: LearningRate = 5e-5,
     warmup_ratio: WarmupRatio = 0.1,
     max_steps: MaxSteps = None,
-    max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 128,
-    window_overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive windows of a long text.")] = 32,
+    max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per window, specials included.")] = 128,
+    window_overlap: Annotated[int, typer.Option(min=0, help="Tokens shared by consecutive windows of a long text.")] = 32,
     aggregation: Annotated[str, typer.Option(help="How window logits combine: mean, max or first.")] = "mean",
     mixed_precision: MixedPrecision = "auto",
     seed: Seed = 42,
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
-    max_train_examples: Annotated[int | None, typer.Option(help="Use only the first N training rows.")] = None,
-    max_dev_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N dev rows.")] = None,
+    max_train_examples: Annotated[int | None, typer.Option(min=1, help="Use only the first N training rows.")] = None,
+    max_dev_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev rows.")] = None,
     eval_every: EvalEvery = None,
     select_best: SelectBest = True,
     progress: Progress = True,
@@ -72,9 +72,9 @@ def evaluate_classify_command(
     text_field: Annotated[str | None, typer.Option(help="Column holding the text (default: the one trained on).")] = None,
     label_field: Annotated[str | None, typer.Option(help="Column holding the label (default: the one trained on).")] = None,
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 64,
     precision: Precision = "auto",
-    max_examples: Annotated[int | None, typer.Option(help="Evaluate only the first N rows.")] = None,
+    max_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N rows.")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."""
@@ -86,7 +86,7 @@ def evaluate_classify_command(
     saved = read_settings(model, SETTINGS_FILE) or {}
     fields = Fields(text_field or saved.get("text_field", "sentence"), label_field or saved.get("label_field", "label"),
                     text_pair_field or saved.get("text_pair_field"))
-    clf, tokenizer = load_classifier(model)
+    clf, tokenizer = load_classifier(model, trained=True)
     result = evaluate_classify(clf, tokenizer, data, load_settings(model), output, fields=fields, batch_size=batch_size,
                                precision=precision, progress=progress, max_examples=max_examples,
                                majority_label=saved.get("majority_label"))

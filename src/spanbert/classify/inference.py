@@ -36,13 +36,14 @@ class ClassPrediction:
     windows: int  # windows the text was cut into
 
 
-def load_classifier(path: str | os.PathLike, dtype=None, **config_overrides):
+def load_classifier(path: str | os.PathLike, dtype=None, *, trained: bool = False, **config_overrides):
     """``(model, tokenizer)`` for sequence classification from any BERT-family folder or hub id
-    (SpanBERT pre-training folders become plain ``bert`` classifiers)."""
+    (SpanBERT pre-training folders become plain ``bert`` classifiers).
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation)."""
     from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
     return load_task_model(path, AutoModelForSequenceClassification, BertForSequenceClassification,
-                           "classification", dtype=dtype, **config_overrides)
+                           "classification", dtype=dtype, trained=trained, **config_overrides)
 
 
 def settings_to_json(settings: ClassifySettings, **extra) -> dict:
@@ -98,7 +99,7 @@ class TextClassifier:
 
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 64,
                  precision: str = "auto"):
-        self.model, self.tokenizer = load_classifier(model_dir)
+        self.model, self.tokenizer = load_classifier(model_dir, trained=True)
         self.settings = load_settings(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device).eval()

@@ -21,7 +21,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import model_card, save_task_model, set_dropout
+from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .data import ClassificationData, check_labels, label_set, read_classification
 from .features import ClassifySettings, aggregate_logits, build_windows, collate
 from .inference import SETTINGS_FILE, _softmax, load_classifier, predict_texts, settings_to_json, window_logits
@@ -111,6 +111,7 @@ def finetune_classify(
     torch.manual_seed(args.seed)  # the new head's initial weights: the same in every process and run
     model, tokenizer = load_classifier(model_path, num_labels=len(names), id2label=dict(enumerate(names)),
                                        label2id={n: i for i, n in enumerate(names)})
+    check_positions(model.config, settings.max_seq_length)
     if dropout is not None:
         set_dropout(model, dropout)
     windows = build_windows(tokenizer, texts, settings, pairs)

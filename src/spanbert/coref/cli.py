@@ -63,16 +63,16 @@ def finetune_coref_command(
     train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
     dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): scored by CoNLL F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training.")] = None,
-    max_segment_length: Annotated[int, typer.Option(help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
-    max_training_segments: Annotated[int | None, typer.Option(help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
-    max_span_width: Annotated[int, typer.Option(help="Widest candidate mention, in subword tokens.")] = 30,
+    max_segment_length: Annotated[int, typer.Option(min=1, help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
+    max_training_segments: Annotated[int | None, typer.Option(min=0, help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
+    max_span_width: Annotated[int, typer.Option(min=1, help="Widest candidate mention, in subword tokens.")] = 30,
     top_span_ratio: Annotated[float, typer.Option(help="Spans kept after mention scoring, per word.")] = 0.4,
-    max_antecedents: Annotated[int, typer.Option(help="Antecedents per span kept by the coarse score.")] = 50,
-    ffnn_size: Annotated[int, typer.Option(help="Hidden size of the scoring FFNNs.")] = 1000,
-    feature_size: Annotated[int, typer.Option(help="Size of the width/distance/speaker/genre embeddings.")] = 20,
+    max_antecedents: Annotated[int, typer.Option(min=1, help="Antecedents per span kept by the coarse score.")] = 50,
+    ffnn_size: Annotated[int, typer.Option(min=1, help="Hidden size of the scoring FFNNs.")] = 1000,
+    feature_size: Annotated[int, typer.Option(min=1, help="Size of the width/distance/speaker/genre embeddings.")] = 20,
     coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine", help="Bilinear coarse antecedent scores.")] = True,
     genre: Annotated[bool, typer.Option("--genre/--no-genre", help="Genre feature (OntoNotes document name prefix).")] = False,
-    higher_order: Annotated[int, typer.Option(help="Higher-order refinement rounds (0: none).")] = 0,
+    higher_order: Annotated[int, typer.Option(min=0, help="Higher-order refinement rounds (0: none).")] = 0,
     mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
     non_crossing: Annotated[bool, typer.Option("--non-crossing/--allow-crossing", help="Skip kept spans that cross a better one (Lee et al.).")] = True,
     singletons: Annotated[bool, typer.Option("--singletons/--no-singletons", help="Also output unlinked spans with mention probability > 1/2 as one-mention clusters (data that annotates singletons, e.g. LitBank; needs --mention-loss-weight > 0).")] = False,
@@ -85,7 +85,7 @@ def finetune_coref_command(
     seed: Seed = 42,
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
-    max_train_documents: Annotated[int | None, typer.Option(help="Use only the first N training documents.")] = None,
+    max_train_documents: Annotated[int | None, typer.Option(min=1, help="Use only the first N training documents.")] = None,
     eval_every: EvalEvery = None,
     select_best: SelectBest = True,
     progress: Progress = True,
@@ -125,7 +125,7 @@ def evaluate_coref_command(
     from .model import load_coref_model
     from .run import evaluate_coref
 
-    coref_model, tokenizer = load_coref_model(model)
+    coref_model, tokenizer = load_coref_model(model, trained=True)
     segments = load_segment_config(model, coref_model.config.max_span_width)
     result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision,
                             singleton_threshold=singleton_threshold_for(model, singletons))
@@ -199,7 +199,7 @@ def evaluate_gap_command(
     data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
     precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
-    limit: Annotated[int | None, typer.Option(help="Only the first N examples.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
     at_most_one: Annotated[bool, typer.Option("--at-most-one/--any-match", help="When the pronoun's cluster matches both names, keep only the one mentioned nearest the pronoun (GAP's names are different people); --any-match keeps both.")] = True,
     progress: Progress = True,
 ) -> None:

@@ -110,7 +110,7 @@ class CorefResolver:
 
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, precision: str = "no",
                  singletons: bool | None = None):
-        self.model, self.tokenizer = load_coref_model(model_dir)
+        self.model, self.tokenizer = load_coref_model(model_dir, trained=True)
         self.segments = load_segment_config(model_dir, self.model.config.max_span_width)
         self.singleton_threshold = singleton_threshold_for(model_dir, singletons)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -304,12 +304,13 @@ AutoConfig.register(CorefConfig.model_type, CorefConfig, exist_ok=True)
 AutoModel.register(CorefConfig, BertForCoreference, exist_ok=True)
 
 
-def load_coref_model(path: str | os.PathLike, dtype=None, **fields):
+def load_coref_model(path: str | os.PathLike, dtype=None, *, trained: bool = False, **fields):
     """``(model, tokenizer)``: a saved coreference model as it is, or any BERT-family folder with
-    a fresh head made from ``fields`` (``max_span_width``, ``ffnn_size``, ...)."""
+    a fresh head made from ``fields`` (``max_span_width``, ``ffnn_size``, ...).
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation)."""
     from ..task_model import load_head_model
 
-    return load_head_model(path, BertForCoreference, "coreference", dtype=dtype, **fields)
+    return load_head_model(path, BertForCoreference, "coreference", dtype=dtype, trained=trained, **fields)
 
 
 __all__ = ["CorefConfig", "BertForCoreference", "CorefOutput", "distance_bucket", "load_coref_model",

@@ -22,7 +22,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, CorpusError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import model_card, save_task_model, set_dropout
+from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .conll import CorefDocument, read_conll, write_conll
 from .features import SegmentConfig, TrainingCollator, encode_document
 from .inference import SETTINGS_FILE, predict_documents
@@ -127,9 +127,7 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
     model, tokenizer = load_coref_model(model_path, **asdict(head))
     if dropout is not None:
         set_dropout(model, dropout)
-    limit = model.config.max_position_embeddings
-    if max_segment_length > limit:
-        raise ConfigError(f"max_segment_length: {max_segment_length} exceeds the model's {limit} positions")
+    check_positions(model.config, max_segment_length, "--max-segment-length")
     encoded = [encode_document(tokenizer, d, segments) for d in docs]
     encoded = [e for e in encoded if len(e.candidate_spans)]
     if not encoded:

@@ -21,25 +21,25 @@ def finetune_ner_command(
     train: Annotated[str, typer.Option(help="Training data: a CoNLL file (token ... tag), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
     dev: Annotated[str | None, typer.Option(help="Dev data: the decoding threshold is fitted on it, then it is evaluated.")] = None,
-    max_span_width: Annotated[int, typer.Option(help="Longest candidate entity, in words.")] = 8,
+    max_span_width: Annotated[int, typer.Option(min=1, help="Longest candidate entity, in words.")] = 8,
     cross_attention: Annotated[bool, typer.Option("--cross-attention/--no-cross-attention", help="Let spans attend over all tokens.")] = True,
-    negative_ratio: Annotated[float, typer.Option(help="Negative spans sampled per window = ceil(ratio x words); 0 = all spans.")] = 1.0,
+    negative_ratio: Annotated[float, typer.Option(min=0.0, help="Negative spans sampled per window = ceil(ratio x words); 0 = all spans.")] = 1.0,
     span_combination: Annotated[str, typer.Option(help="Endpoint combination: x,y or x,y,x*y (x start, y end).")] = "x,y",
-    width_embedding_dim: Annotated[int, typer.Option(help="Span width embedding size (0: none).")] = 32,
-    classifier_hidden_size: Annotated[int, typer.Option(help="Hidden layer of the span classifier.")] = 256,
+    width_embedding_dim: Annotated[int, typer.Option(min=0, help="Span width embedding size (0: none).")] = 32,
+    classifier_hidden_size: Annotated[int, typer.Option(min=1, help="Hidden layer of the span classifier.")] = 256,
     epochs: Epochs = 6.0,
     batch_size: BatchSize = 32,
     lr: LearningRate = 2e-4,
     warmup_ratio: WarmupRatio = 0.1,
     max_steps: MaxSteps = None,
-    max_seq_length: Annotated[int, typer.Option(help="Subword tokens per window; longer sentences are cut into windows of whole words.")] = 128,
+    max_seq_length: Annotated[int, typer.Option(min=1, help="Subword tokens per window; longer sentences are cut into windows of whole words.")] = 128,
     scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2 (BIO), IOB1 or IOBES (BIOES).")] = "auto",
     fit_threshold: Annotated[bool, typer.Option(help="Fit the decoding threshold on --dev for best F1.")] = True,
     mixed_precision: MixedPrecision = "auto",
     seed: Seed = 42,
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
-    max_train_sentences: Annotated[int | None, typer.Option(help="Use only the first N training sentences.")] = None,
+    max_train_sentences: Annotated[int | None, typer.Option(min=1, help="Use only the first N training sentences.")] = None,
     eval_every: EvalEvery = None,
     select_best: SelectBest = True,
     progress: Progress = True,
@@ -74,7 +74,7 @@ def evaluate_ner_command(
     data: Annotated[str, typer.Option(help="A CoNLL file (tagged: scored too), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.conll and metrics.json.")],
     threshold: Annotated[float | None, typer.Option(help="Decoding threshold (default: the saved one).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sentence windows per forward pass.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentence windows per forward pass.")] = 32,
     precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
     scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2, IOB1 or IOBES.")] = "auto",
     split: Annotated[str, typer.Option(help="Split of a saved DatasetDict folder or hf: source.")] = "test",
@@ -86,7 +86,7 @@ def evaluate_ner_command(
     from .model import load_ner_model, load_settings
     from .run import evaluate_ner
 
-    ner_model, tokenizer = load_ner_model(model)
+    ner_model, tokenizer = load_ner_model(model, trained=True)
     settings = load_settings(model)
     if threshold is not None:
         settings = replace(settings, decoding=DecodeConfig(threshold))

@@ -119,7 +119,7 @@ class EntityRecognizer:
 
         from .decoding import DecodeConfig
 
-        self.model, self.tokenizer = load_ner_model(model_dir)
+        self.model, self.tokenizer = load_ner_model(model_dir, trained=True)
         self.settings = load_settings(model_dir)
         if threshold is not None:
             self.settings = replace(self.settings, decoding=DecodeConfig(threshold))

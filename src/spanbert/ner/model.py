@@ -154,12 +154,13 @@ def label_maps(types: list[str]) -> dict:
     return {"id2label": dict(enumerate(labels)), "label2id": {t: i for i, t in enumerate(labels)}}
 
 
-def load_ner_model(path: str | os.PathLike, dtype=None, **fields):
+def load_ner_model(path: str | os.PathLike, dtype=None, *, trained: bool = False, **fields):
     """``(model, tokenizer)``: a saved span NER model as it is, or any BERT-family folder (ours or
-    plain ``bert``) with a fresh head made from ``fields`` (``id2label``, ``max_span_width``, ...)."""
+    plain ``bert``) with a fresh head made from ``fields`` (``id2label``, ``max_span_width``, ...).
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation)."""
     from ..task_model import load_head_model
 
-    return load_head_model(path, BertForSpanNER, "span NER", dtype=dtype, **fields)
+    return load_head_model(path, BertForSpanNER, "span NER", dtype=dtype, trained=trained, **fields)
 
 
 @dataclass(frozen=True)

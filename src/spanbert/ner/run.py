@@ -21,7 +21,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import model_card, set_dropout
+from ..task_model import check_positions, model_card, set_dropout
 from .data import NerCorpus, read_ner, write_conll
 from .decoding import DecodeConfig, decode_spans, fit_threshold, spans_to_entities
 from .features import TrainingCollator, WindowConfig, encode_sentences
@@ -105,6 +105,7 @@ def finetune_ner(
               "cross_attention_heads": head.cross_attention_heads, "negative_ratio": head.negative_ratio,
               "classifier_hidden_size": head.classifier_hidden_size}
     model, tokenizer = load_ner_model(model_path, **fields)
+    check_positions(model.config, windows.max_seq_length)
     if dropout is not None:
         set_dropout(model, dropout)
     label2id = labels["label2id"]

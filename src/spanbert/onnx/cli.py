@@ -26,7 +26,7 @@ def export_onnx_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned folder of `spanbert finetune qa` or `finetune classify`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Export folder (new, empty, or an earlier export): replaced as a whole.")],
     quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Also write model.int8.onnx (dynamic int8 weights).")] = False,
-    opset: Annotated[int | None, typer.Option(help="ONNX opset to write (default: the exporter's).")] = None,
+    opset: Annotated[int | None, typer.Option(min=1, help="ONNX opset to write (default: the exporter's).")] = None,
 ) -> None:
     """Export to ONNX with torch.onnx (dynamo exporter; batch and length dynamic), check the graph
     and ONNX Runtime's logits against PyTorch, and write model.onnx, the tokenizer, settings and

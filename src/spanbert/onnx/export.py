@@ -90,7 +90,7 @@ def load_for_export(model_dir: str | os.PathLike, task: OnnxTask):
         from ..qa.model import load_qa_model as load
     else:
         from ..classify.inference import load_classifier as load
-    model, tokenizer = load(model_dir, dtype=torch.float32)
+    model, tokenizer = load(model_dir, dtype=torch.float32, trained=True)
     return model.eval(), tokenizer
 
 

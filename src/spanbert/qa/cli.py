@@ -32,17 +32,17 @@ def finetune_qa_command(
     lr: LearningRate = 5e-5,
     warmup_ratio: WarmupRatio = 0.1,
     max_steps: MaxSteps = None,
-    max_seq_length: Annotated[int, typer.Option(help="Tokens per window, specials included.")] = 384,
-    max_question_tokens: Annotated[int, typer.Option(help="Questions are truncated to this many tokens.")] = 64,
-    window_overlap: Annotated[int, typer.Option(help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
-    max_answer_tokens: Annotated[int, typer.Option()] = 30,
-    n_best: Annotated[int, typer.Option(help="Start and end candidates per window.")] = 20,
+    max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per window, specials included.")] = 384,
+    max_question_tokens: Annotated[int, typer.Option(min=1, help="Questions are truncated to this many tokens.")] = 64,
+    window_overlap: Annotated[int, typer.Option(min=0, help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
+    max_answer_tokens: Annotated[int, typer.Option(min=1)] = 30,
+    n_best: Annotated[int, typer.Option(min=1, help="Start and end candidates per window.")] = 20,
     mixed_precision: MixedPrecision = "auto",
     seed: Seed = 42,
     dropout: Dropout = None,
     time_budget: TimeBudget = None,
-    max_train_questions: Annotated[int | None, typer.Option(help="Use only the first N training questions.")] = None,
-    max_dev_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N dev questions.")] = None,
+    max_train_questions: Annotated[int | None, typer.Option(min=1, help="Use only the first N training questions.")] = None,
+    max_dev_questions: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev questions.")] = None,
     eval_every: EvalEvery = None,
     select_best: SelectBest = True,
     progress: Progress = True,
@@ -76,9 +76,9 @@ def evaluate_qa_command(
     data: Annotated[str, typer.Option(help="SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json, nbest_predictions.json, null_odds.json, metrics.json.")],
     fit_threshold: Annotated[bool, typer.Option(help="SQuAD 2.0: fit the null threshold on this data for best F1 (and report with it).")] = False,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
     precision: Precision = "auto",
-    max_questions: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.")] = None,
+    max_questions: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N questions.")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Answer every question of a data set; write the official-format files and the official metrics."""
@@ -87,7 +87,7 @@ def evaluate_qa_command(
     from .run import evaluate_qa
 
     check_precision(precision)
-    qa_model, tokenizer = load_qa_model(model)
+    qa_model, tokenizer = load_qa_model(model, trained=True)
     result = evaluate_qa(qa_model, tokenizer, data, load_settings(model), output, fit_threshold=fit_threshold,
                          batch_size=batch_size, precision=precision, progress=progress, max_questions=max_questions)
     typer.echo(f"{result.questions} questions in {result.seconds:.1f} s (SQuAD {result.version} scoring)")
@@ -102,7 +102,7 @@ def predict_qa_command(
     question: Annotated[list[str], typer.Option("--question", "-q", help="A question; repeatable (all about the same context).")],
     context: Annotated[str | None, typer.Option(help="The text to answer from.")] = None,
     context_file: Annotated[Path | None, typer.Option(help="Read the context from this UTF-8 text file (any length).")] = None,
-    top_k: Annotated[int, typer.Option(help="Answers shown per question.")] = 1,
+    top_k: Annotated[int, typer.Option(min=1, help="Answers shown per question.")] = 1,
     precision: Precision = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

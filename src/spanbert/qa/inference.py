@@ -81,7 +81,7 @@ class QuestionAnswerer:
 
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 32,
                  precision: str = "auto", settings: QASettings | None = None):
-        self.model, self.tokenizer = load_qa_model(model_dir)
+        self.model, self.tokenizer = load_qa_model(model_dir, trained=True)
         self.settings = settings or load_settings(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device).eval()

@@ -43,16 +43,18 @@ class QASettings:
             raise CheckpointError(f"{source}: malformed QA settings ({e})") from None
 
 
-def load_qa_model(path: str | os.PathLike, dtype=None):
+def load_qa_model(path: str | os.PathLike, dtype=None, *, trained: bool = False):
     """A ``(model, tokenizer)`` pair for QA from any BERT-family folder (or hub id).
 
     A SpanBERT pre-training folder gets a plain BERT QA model on its encoder (the MLM and SBO
     heads are dropped); other checkpoints load through ``AutoModelForQuestionAnswering``, a
     new QA head being created where the checkpoint has none.
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation).
     """
     from transformers import AutoModelForQuestionAnswering, BertForQuestionAnswering
 
-    return load_task_model(path, AutoModelForQuestionAnswering, BertForQuestionAnswering, "QA", dtype=dtype)
+    return load_task_model(path, AutoModelForQuestionAnswering, BertForQuestionAnswering, "QA", dtype=dtype,
+                           trained=trained)
 
 
 def load_settings(path: str | os.PathLike) -> QASettings:

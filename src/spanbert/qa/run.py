@@ -18,7 +18,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import model_card, set_dropout
+from ..task_model import check_positions, model_card, set_dropout
 from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
 from .features import WindowConfig, build_features, collate_windows, span_loss
@@ -137,6 +137,7 @@ def finetune_qa(
     settings = QASettings(windows, decoding, version)
     torch.manual_seed(args.seed)  # the new QA head's initial weights: the same in every process and run
     model, tokenizer = load_qa_model(model_path)
+    check_positions(model.config, windows.max_seq_length)
     if dropout is not None:  # e.g. 0 for exact comparisons; the checkpoint's otherwise
         set_dropout(model, dropout)
     feats = build_features(examples, tokenizer, windows, training=True)

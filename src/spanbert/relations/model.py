@@ -14,7 +14,6 @@ The config and head register with ``AutoConfig``, ``AutoModel`` (the encoder) an
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..task_model import load_head_model, model_card, save_task_model
 from .features import MarkerScheme, add_marker_tokens, marker_ids
 
@@ -165,15 +164,7 @@ def new_relation_model(
 
 def load_relation_model(path: str | os.PathLike, dtype=None):
     """``(model, tokenizer)`` of a fine-tuned relation model folder (``spanbert finetune relations``)."""
-    local = Path(path)
-    if local.is_dir():
-        try:
-            kind = json.loads((local / "config.json").read_text()).get("model_type")
-        except (OSError, json.JSONDecodeError):
-            kind = None
-        if kind is not None and kind != RelationConfig.model_type:
-            raise CheckpointError(f"{path}: not a fine-tuned relation model (model_type {kind!r}); fine-tune one with `spanbert finetune relations`")
-    model, tokenizer = load_head_model(path, BertForRelationExtraction, "relation extraction", dtype=dtype)
+    model, tokenizer = load_head_model(path, BertForRelationExtraction, "relation extraction", dtype=dtype, trained=True)
     marker_ids(tokenizer, scheme_of(model.config).tokens())  # the tokenizer must carry the markers
     return model, tokenizer
 

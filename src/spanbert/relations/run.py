@@ -22,7 +22,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import set_dropout
+from ..task_model import check_positions, set_dropout
 from .data import check_labels, entity_types, guess_no_relation_label, is_semeval_labels, label_set, read_relations
 from .features import MarkerScheme, collate, encode_examples
 from .inference import decode, relation_logits
@@ -114,6 +114,7 @@ def finetune_relations(
     scheme = MarkerScheme(marker_style, tuple(subject_types), tuple(object_types))
     model, tokenizer = new_relation_model(model_path, labels, pooling=pooling, no_relation_label=no_relation, scheme=scheme,
                                           max_seq_length=max_seq_length, seed=args.seed)
+    check_positions(model.config, max_seq_length)
     if dropout is not None:  # e.g. 0 for exact comparisons; the checkpoint's otherwise
         set_dropout(model, dropout)
     feats = encode_examples(examples, tokenizer, scheme, max_seq_length, model.config.label2id)

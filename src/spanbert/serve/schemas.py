@@ -14,15 +14,26 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
+def _unicode(value: str | None) -> str | None:
+    """JSON may escape a lone UTF-16 surrogate (``"\\ud800"``); it is not a character, no tokenizer
+    takes it and no reply can echo it, so it is refused here."""
+    if value is not None:
+        bad = next((i for i, c in enumerate(value) if "\ud800" <= c <= "\udfff"), None)
+        if bad is not None:
+            raise ValueError(f"not valid Unicode: a lone surrogate U+{ord(value[bad]):04X} at character {bad}")
+    return value
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or only whitespace")
     return value
 
 
-Text = Annotated[str, AfterValidator(_not_blank)]
-ModelName = Annotated[str | None, Field(description="Name of a loaded model of this task (see GET /v1/models); "
-                                                    "default: the first one given to the server.")]
+Text = Annotated[str, AfterValidator(_unicode), AfterValidator(_not_blank)]
+ModelName = Annotated[str | None, AfterValidator(_unicode),
+                      Field(description="Name of a loaded model of this task (see GET /v1/models); "
+                                        "default: the first one given to the server.")]
 
 
 class Strict(BaseModel):

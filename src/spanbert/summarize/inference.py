@@ -113,7 +113,7 @@ class ExtractiveSummarizer:
         if model_type != ExtractiveSummarizerConfig.model_type:
             raise CheckpointError(f"{model_dir}: model_type {model_type!r} is not a fine-tuned summarizer "
                                   "(train one with spanbert finetune summarize)")
-        self.model, self.tokenizer = load_summarizer(model_dir)
+        self.model, self.tokenizer = load_summarizer(model_dir, trained=True)
         self.budget = load_budget(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device).eval()

@@ -123,12 +123,13 @@ AutoConfig.register(ExtractiveSummarizerConfig.model_type, ExtractiveSummarizerC
 AutoModel.register(ExtractiveSummarizerConfig, BertForExtractiveSummarization, exist_ok=True)
 
 
-def load_summarizer(path: str | os.PathLike, dtype=None, **fields):
+def load_summarizer(path: str | os.PathLike, dtype=None, *, trained: bool = False, **fields):
     """``(model, tokenizer)``: a saved summarizer as it is, or a fresh head on any BERT-family
-    encoder (``fields`` set the head's config, e.g. ``max_segment_length``)."""
+    encoder (``fields`` set the head's config, e.g. ``max_segment_length``).
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation)."""
     from ..task_model import load_head_model
 
-    return load_head_model(path, BertForExtractiveSummarization, "summarization", dtype=dtype, **fields)
+    return load_head_model(path, BertForExtractiveSummarization, "summarization", dtype=dtype, trained=trained, **fields)
 
 
 __all__ = ["ExtractiveSummarizerConfig", "BertForExtractiveSummarization", "ExtractiveSummarizerOutput",

@@ -24,7 +24,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, CorpusError
 from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
-from ..task_model import model_card, save_task_model, set_dropout
+from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .data import SummaryExample, read_summaries
 from .decoding import Budget, join_summary, lead_sentences, select_sentences
 from .features import collate_documents, encode_document
@@ -138,8 +138,7 @@ def finetune_summarize(
     torch.manual_seed(args.seed)  # the new head's initial weights: the same in every process and run
     model, tokenizer = load_summarizer(model_path, **head_fields)
     seg_len = model.config.max_segment_length
-    if seg_len > model.config.max_position_embeddings:
-        raise ConfigError(f"max_seq_length: {seg_len} exceeds the encoder's {model.config.max_position_embeddings} positions")
+    check_positions(model.config, seg_len)
     if dropout is not None:
         set_dropout(model, dropout)
     feats = [encode_document(ex.sentences, tokenizer, seg_len, y) for ex, y in zip(examples, targets)]
