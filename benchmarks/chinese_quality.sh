@@ -74,8 +74,11 @@ fi
 # segments of up to MAXLEN tokens. A tagged run reuses the vocabulary of the first one, so the
 # two compare like for like.
 TOKENIZER=(); [ -n "$TAG" ] && TOKENIZER=(--tokenizer "$RUNS/zh-pretrain/tokenizer")
+# a killed attempt goes on from its newest checkpoint, or starts over when it made none
+RESUME=(); if compgen -G "$PRE/checkpoints/step-*" >/dev/null; then RESUME=(--resume)
+elif [ -e "$PRE/training_args.json" ]; then RESUME=(--overwrite); fi
 [ -f "$PRE/model.safetensors" ] || \
-  spanbert pretrain --corpus "$RUNS/zh-data/corpus" --output "$PRE" --preset "$PRESET" --vocab-size 8000 \
+  spanbert pretrain --corpus "$RUNS/zh-data/corpus" --output "$PRE" "${RESUME[@]}" --preset "$PRESET" --vocab-size 8000 \
     "${TOKENIZER[@]}" --lowercase --word-segmenter jieba --max-length "$MAXLEN" --batch-size 32 --max-steps "$STEPS" \
     --lr "$LR" --save-every 500 --no-progress --mixed-precision auto --time-budget 65 --seed 0
 
