@@ -277,7 +277,7 @@ def load_config(path: str | os.PathLike, output: str | os.PathLike | None = None
     if pretrain.mixed_precision not in ("no", "bf16", "fp16", "auto"):
         raise ConfigError(f"{pw}.mixed_precision: expected no, bf16, fp16 or auto, got {pretrain.mixed_precision!r}")
     reserved = {"--corpus", "--output", "-o", "--init-from", "--preset", "--tokenizer", "--masking", "--sbo-weight",
-                "--max-steps", "--resume", "--seed", "--batch-size", "--max-length", "--lr"}
+                "--max-steps", "--resume", "--overwrite", "--seed", "--batch-size", "--max-length", "--lr"}
     for a in pretrain.args:
         if a.split("=")[0] in reserved:
             raise ConfigError(f"{pw}.args: {a} is set by the grid (use the [pretrain] field instead)")
