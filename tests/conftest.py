@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -9,6 +11,16 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``spanbert ARGS`` in this process: (exit status, stdout, stderr)."""
+    from spanbert.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = main(args)
+    return rc, out.getvalue(), err.getvalue()
 
 
 def shared_data_dir() -> Path:

@@ -39,9 +39,7 @@ inputs the fuzzing found (regressions).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import itertools
 import json
 import math
@@ -56,6 +54,7 @@ from hypothesis import strategies as st
 from spanbert.errors import SpanBertError
 
 from .conftest import DATA
+from .conftest import run_cli as _run
 from .test_fuzz import _assert_clean_exit, json_value, text
 
 pytestmark = pytest.mark.timeout(300)  # a hang fails the test instead of stalling the suite
@@ -268,16 +267,6 @@ def test_malformed_pre_segmenter_output(tiny_tokenizer, segments):
 # ------------------------------------------------------------------------ command lines
 
 _case = itertools.count()
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    """``spanbert ARGS`` in this process: (exit status, stdout, stderr)."""
-    from spanbert.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        rc = main(args)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _error_line(err: str) -> str:

@@ -6,32 +6,20 @@ other accounts could not read."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from .conftest import DATA
+from .conftest import run_cli as _run
 from .serve_models import build_all
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    """``spanbert ARGS`` in this process: (exit status, stdout, stderr)."""
-    from spanbert.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        rc = main(args)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _one_error_line(err: str) -> str:
