@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     on stderr and exit status 2; an internal error is one line and exit status 1."""
     debug = bool(os.environ.get("SPANBERT_DEBUG"))
     args = list(sys.argv[1:] if argv is None else argv)
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS") and not os.environ.get("TERMINAL_WIDTH"):
+    columns = os.environ.get("COLUMNS", "")
+    if not sys.stdout.isatty() and not os.environ.get("TERMINAL_WIDTH") and int(columns if columns.isdigit() else 0) < 120:
         os.environ["COLUMNS"] = "120"  # help read from a pipe or file: rich would cut option names at 80 columns
     try:
         bad = _undecodable_argument(args)
