@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,6 +204,16 @@ def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tm
     for name in ("results.md", "results.csv", "results.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a new clone: the pre-training runs are not kept with the grid; a pending fine-tuning cell
+    # pre-trains its encoder again and says whether the seeded run came out the same
+    shutil.rmtree(out / "pretrain" / "span_sbo" / "run")
+    shutil.rmtree(out / "finetune" / "ner" / "span_sbo" / "seed-1")
+    again = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "weights are gone; pre-training again" in again.stdout, again.stdout + again.stderr
+    redone = json.loads((out / "pretrain" / "span_sbo" / "cell.json").read_text())
+    assert redone["reproduced"] is True and redone["previous"]["final"] == pre["final"], redone
+    assert "WARNING" not in again.stdout
 
 
 def test_fingerprints_do_not_depend_on_where_the_data_lives(tmp_path, monkeypatch):

@@ -360,14 +360,31 @@ def run_grid(config: AblationConfig, echo: Callable[[str], None] = print, only_o
                 raise CellFailed(f"{cell.name}: its pre-training cell {pre.name} is not done")
             if not (encoder_folder(config, cell.objective) / "model.safetensors").is_file():
                 echo(f"{pre.name}: its weights are gone; pre-training again (the run is seeded)")
+                before = read_cell(pre, config)
                 shutil.rmtree(pre.folder(config))
-                run_pretrain_cell(pre, config, echo)
+                recreate_encoder(pre, config, echo, before)
         echo(f"{cell.name}: running")
         record = (run_pretrain_cell if cell.kind == "pretrain" else run_finetune_cell)(cell, config, echo)
         ran += 1
         done = f"test {record['test_score']:.2f}" if cell.kind == "finetune" else f"{record.get('tokens', 0):,} tokens"
         echo(f"{cell.name}: done in {record['seconds']:.0f} s ({done})")
     return ran
+
+
+def recreate_encoder(cell: Cell, config: AblationConfig, echo: Callable[[str], None], before: dict) -> dict:
+    """Pre-train ``cell`` again because its weights are gone (they are not kept with the grid: a
+    new clone or machine), and say whether the new run reproduced the recorded one: the same final
+    loss to 1e-4 (another CPU or precision can give other weights, and the objective's fine-tuning
+    cells then mix two encoders). The new cell.json keeps the earlier record as ``previous``."""
+    record = run_pretrain_cell(cell, config, echo)
+    old, new = (before.get("final") or {}).get("loss"), (record.get("final") or {}).get("loss")
+    same = old is not None and new is not None and abs(old - new) <= 1e-4
+    if not same:
+        echo(f"{cell.name}: WARNING: the new run ends at loss {new} where the recorded one ended at {old} "
+             f"(recorded on {before.get('cpu', 'an unrecorded CPU')}); its fine-tuning cells now mix two encoders")
+    record.update(previous={k: before.get(k) for k in ("final", "cpu", "threads", "finished")}, reproduced=same)
+    atomic_write_json(cell.folder(config) / CELL_FILE, record)
+    return record
 
 
 def _resolved(config: AblationConfig) -> dict:
