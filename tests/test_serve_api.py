@@ -9,6 +9,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -70,7 +71,7 @@ def test_health_ready_models_and_openapi(client, folders):
     assert set(listed) == {p.name for p in folders.values()} - {"tiny-bert"}
     qa = listed["tiny-qa"]
     assert {k: v for k, v in qa.items() if k != "batching"} == {"name": "tiny-qa", "task": "qa"}  # no labels key
-    assert set(qa["batching"]) == {"requests", "items", "batches", "calls", "split_batches"}
+    assert set(qa["batching"]) == {"requests", "items", "batches", "calls", "split_batches", "dropped"}
     before = qa["batching"]
     item = {"question": "Who spoke?", "context": "The president spoke to Congress."}
     assert client.post("/v1/qa", json={"items": [item, item]}).status_code == 200
@@ -433,3 +434,263 @@ def test_results_are_json_numbers(client):
     """No NaN or infinity reaches the JSON (strict parsers reject them)."""
     r = client.post("/v1/qa", json={"items": [{"question": "Who?", "context": CONTEXT}]})
     json.loads(r.text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+
+
+# -- load: token limits, lanes, timeouts, disconnects -----------------------------------------
+#
+# A "slow" model: ServedModel.predict patched (for the whole class, so whichever lane and copy
+# runs it) to record every text it is given and to sleep in calls with a marked text. The
+# lanes' apps route requests of more than 16 tokens to the long lane.
+
+LANES = dict(device="cpu", short_request_tokens=16, max_batch_tokens=64, max_wait_ms=0)
+LONG_TEXT = " ".join(_SENTENCES[4:8])  # well over 16 tokens
+
+
+class SlowModels:
+    """Records the texts each model call gets; a call with a text containing a marker sleeps."""
+
+    def __init__(self, monkeypatch, delays: dict[str, float]):
+        from spanbert.serve.tasks import ServedModel, item_texts
+
+        self.delays, self.texts, self.calls = delays, [], []
+        self.started = threading.Event()
+        self._lock = threading.Lock()
+        original = ServedModel.predict
+
+        def predict(model, items, options=None):
+            texts = [t for it in items for t in item_texts(model.task, it)]
+            with self._lock:
+                self.texts += texts
+                self.calls.append(texts)
+            delay = max((s for marker, s in self.delays.items() if any(marker in t for t in texts)), default=0.0)
+            if delay:
+                self.started.set()
+                time.sleep(delay)
+            return original(model, items, options)
+
+        monkeypatch.setattr(ServedModel, "predict", predict)
+
+    def saw(self, marker: str) -> bool:
+        with self._lock:
+            return any(marker in t for t in self.texts)
+
+
+def _in_thread(client, path, body):
+    """POST in a thread; returns the thread and a dict that gets the ``result`` and its ``seconds``."""
+    out: dict = {}
+
+    def run():
+        t0 = time.perf_counter()
+        out["result"] = client.post(path, json=body)
+        out["seconds"] = time.perf_counter() - t0
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _timed_post(client, path, body):
+    t0 = time.perf_counter()
+    r = client.post(path, json=body)
+    return r, time.perf_counter() - t0
+
+
+def test_a_request_over_the_token_limit_is_413_counted_by_the_models_tokenizer(folders):
+    from spanbert.serve.tasks import TokenCounter
+
+    from .serve_models import load_tiny_tokenizer
+
+    counter = TokenCounter(load_tiny_tokenizer())
+    item = {"question": "Who is addressed?", "context": LONG_TEXT}
+    tokens = sum(counter.count([item["question"], item["context"]]))
+    assert tokens < len(item["question"]) + len(item["context"])  # tokens, not characters
+    with TestClient(create_app([folders["qa"]], device="cpu", max_request_tokens=tokens)) as c:
+        assert c.post("/v1/qa", json={"items": [item]}).status_code == 200  # exactly at the limit
+        r = c.post("/v1/qa", json={"items": [item, item]})
+        assert r.status_code == 413
+        assert r.json() == {"detail": f"items: {2 * tokens} tokens in one request; the limit is {tokens} (--max-request-tokens)"}
+    many = [{"question": "Who?", "context": LONG_TEXT}] * 32
+    total = sum(sum(counter.count([i["question"], i["context"]])) for i in many)
+    with TestClient(create_app([folders["qa"]], device="cpu", max_request_tokens=1000)) as c:
+        r = c.post("/v1/qa", json={"items": many})
+        assert r.status_code == 413 and r.json()["detail"] == (
+            f"items: {total:,} tokens in one request; the limit is 1,000 (--max-request-tokens)")
+    with pytest.raises(ConfigError, match="max-request-tokens: must be >= 1"):
+        create_app([folders["qa"]], max_request_tokens=0)
+    with pytest.raises(ConfigError, match="request-timeout: must be > 0"):
+        create_app([folders["qa"]], request_timeout=0)
+
+
+def test_each_lane_has_its_own_tokenizer_and_shares_the_weights(folders):
+    with TestClient(create_app([folders["entities"]], **LANES)) as c:
+        (served,) = c.app.state.server.models["entities"]
+        short, long = served.model.api, served.long_model.api
+        assert short.tokenizer is not long.tokenizer and short.model is long.model
+        assert served.batcher._executor is not served.long_batcher._executor  # two worker threads
+
+
+def test_a_long_request_runs_in_the_long_lane_split_into_bounded_calls(folders, monkeypatch):
+    """Nine texts of ~20-30 tokens with 64 tokens per call: several calls of whole items, each
+    within the budget; the results are those of the Python API, in order."""
+    from spanbert.classify.inference import TextClassifier
+    from spanbert.serve.tasks import TokenCounter
+
+    from .serve_models import load_tiny_tokenizer
+
+    slow = SlowModels(monkeypatch, {})
+    texts = _SENTENCES[:9]
+    counter = TokenCounter(load_tiny_tokenizer())
+    with TestClient(create_app([folders["classify"]], **LANES)) as c:
+        out = post(c, "/v1/classify", {"items": [{"text": t} for t in texts]})
+        served = c.app.state.server.models["classify"][0]
+        assert served.batcher.stats.requests == 0 and served.long_batcher.stats.calls == len(slow.calls) > 1
+    assert [t for call in slow.calls for t in call] == texts  # every item once, in order
+    assert all(sum(counter.count(call)) <= 64 or len(call) == 1 for call in slow.calls)
+    expected = TextClassifier(folders["classify"], device="cpu").classify(texts)
+    for got, want in zip(out["results"], expected):
+        assert got["label"] == want.label and got["score"] == pytest.approx(want.score, abs=1e-6)
+
+
+def test_short_requests_do_not_wait_behind_a_long_one(folders, monkeypatch):
+    """A long request whose model call takes 4 s: short requests to another model and to the
+    same model are answered meanwhile, in a fraction of that (one worker thread made them wait)."""
+    slow = SlowModels(monkeypatch, {"SLOW": 4.0})
+    with TestClient(create_app([folders["entities"], folders["classify"]], **LANES)) as c:
+        thread, long = _in_thread(c, "/v1/entities", {"items": [{"text": "SLOW " + LONG_TEXT}]})
+        assert slow.started.wait(30)
+        other, other_s = _timed_post(c, "/v1/classify", {"items": [{"text": "A short one."}]})
+        same, same_s = _timed_post(c, "/v1/entities", {"items": [{"text": "Ann met Bob in Paris."}]})
+        thread.join()
+    assert other.status_code == 200 and same.status_code == 200 and long["result"].status_code == 200
+    assert long["seconds"] >= 4.0
+    assert other_s < 2.0 and same_s < 2.0, (other_s, same_s)
+
+
+def test_long_requests_take_turns_call_by_call(folders, monkeypatch):
+    """A long request of six 0.5 s calls, then a long one of one call: the second is answered
+    after about two calls, not after all six of the first."""
+    slow = SlowModels(monkeypatch, {"TURN": 0.5})
+    first = [{"text": f"TURN {i} " + LONG_TEXT} for i in range(6)]  # each item over the 64-token budget: one call each
+    with TestClient(create_app([folders["entities"]], **LANES)) as c:
+        thread, long = _in_thread(c, "/v1/entities", {"items": first})
+        assert slow.started.wait(30)
+        second, second_s = _timed_post(c, "/v1/entities", {"items": [{"text": "TURN late " + LONG_TEXT}]})
+        thread.join()
+    assert second.status_code == 200 and long["result"].status_code == 200
+    assert len(slow.calls) == 7 and second_s < long["seconds"] - 1.0, (second_s, long["seconds"])
+
+
+def test_a_request_over_the_timeout_gets_503_and_its_queued_work_is_dropped(folders, monkeypatch):
+    """A 3 s model call under a 1 s timeout: 503 at about 1 s; a request queued behind it times
+    out too and never reaches the model; the server then serves the next request normally."""
+    slow = SlowModels(monkeypatch, {"SLOW": 3.0})
+    app = create_app([folders["classify"]], **LANES, request_timeout=1.0)
+    with TestClient(app) as c:
+        thread, first = _in_thread(c, "/v1/classify", {"items": [{"text": "SLOW one."}]})
+        assert slow.started.wait(30)
+        queued, queued_s = _timed_post(c, "/v1/classify", {"items": [{"text": "QUEUED one."}]})
+        thread.join()
+        time.sleep(2.5)  # the slow call has ended: the queued request's turn came and went
+        after = c.post("/v1/classify", json={"items": [{"text": "After."}]})
+        stats = app.state.server.models["classify"][0].stats()
+    detail = "the request did not finish within 1 s (--request-timeout); its remaining work was dropped"
+    for r in (first["result"], queued):
+        assert r.status_code == 503 and r.json() == {"detail": detail}
+    assert first["seconds"] < 2.5 and queued_s < 2.5
+    assert after.status_code == 200
+    assert not slow.saw("QUEUED") and stats.dropped == 1
+
+
+def _raw_post(port: int, path: str, body: dict) -> socket.socket:
+    """Send one HTTP request on a raw socket and return the socket, unread."""
+    payload = json.dumps(body).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return s
+
+
+def test_the_work_of_a_client_that_went_away_is_dropped(folders, monkeypatch):
+    """Under uvicorn: a client sends a request that queues behind a 2 s call and hangs up; its
+    request never reaches the model. A client that hangs up during a long request of six calls
+    stops it at the next call."""
+    import uvicorn
+
+    slow = SlowModels(monkeypatch, {"SLOW": 2.0, "PART": 0.5})
+    app = create_app([folders["classify"]], **LANES)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.05)
+        busy = _raw_post(port, "/v1/classify", {"items": [{"text": "SLOW one."}]})
+        assert slow.started.wait(30)
+        gone = _raw_post(port, "/v1/classify", {"items": [{"text": "GONE one."}]})
+        time.sleep(0.3)  # counted and queued behind the slow call (or, on a slow machine, still being counted)
+        gone.close()
+        busy.recv(65536)  # the slow call's answer
+        busy.close()
+        long = _raw_post(port, "/v1/classify", {"items": [{"text": f"PART {i} " + LONG_TEXT} for i in range(6)]})
+        time.sleep(0.7)  # its first call runs
+        long.close()
+        time.sleep(2.0)  # time enough for all six calls, had they been made
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert not slow.saw("GONE")
+    parts = [c for c in slow.calls if any("PART" in t for t in c)]
+    assert 1 <= len(parts) <= 2, parts  # the call running at the hang-up finishes; none after it
+
+
+def test_a_model_error_in_a_split_request_names_its_items(folders):
+    """The model's message counts items from the start of its call: the reply says which items
+    that call held."""
+    texts = ["The [MASK] said: " + LONG_TEXT, "A [MASK] day. " + LONG_TEXT, "No mask. " + LONG_TEXT]
+    with TestClient(create_app([folders["fill"]], **LANES)) as c:
+        r = c.post("/v1/fill", json={"items": [{"text": t} for t in texts]})
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith("items[2:3], run as one model call: text 1: no [MASK] token to fill in")
+        assert post(c, "/v1/fill", {"items": [{"text": t} for t in texts[:2]]})["results"][1]["spans"]
+
+
+def test_odd_keys_stay_on_one_line(client):
+    """Found by the fuzz: an unknown key with a newline broke the one-line detail. A key with a
+    lone surrogate (a raw JSON escape) is refused by the JSON parser itself."""
+    r = client.post("/v1/entities", json={"items": [{"text": "Ann.", "a\nb": 1, 'say "hi"': 2}]})
+    assert r.status_code == 422 and r.json()["detail"] == ('items[0]["a\\nb"]: Extra inputs are not permitted; '
+                                                           'items[0]["say \\"hi\\""]: Extra inputs are not permitted')
+    r = client.post("/v1/entities", content=b'{"items": [{"text": "Ann.", "\\ud800": 1}]}', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "items[0]: Input should be a valid string, unable to parse raw data as a unicode string"
+
+
+def test_one_model_in_both_lanes_at_once_gives_the_same_answers(folders):
+    """Short and long fill requests at once, from eight clients, run the same model in both lanes
+    concurrently (each lane with its own tokenizer): every answer is the one it gets alone."""
+    short = {"items": [{"text": "The [MASK] met in [MASK] York."}]}
+    long = {"items": [{"text": f"{LONG_TEXT} The [MASK] of {i} [MASK]."} for i in range(3)]}
+    with TestClient(create_app([folders["fill"]], **LANES)) as c:
+        alone = {name: post(c, "/v1/fill", body) for name, body in (("short", short), ("long", long))}
+        answers: list[tuple[str, object]] = []
+
+        def ask(name, body):
+            for _ in range(3):
+                answers.append((name, c.post("/v1/fill", json=body)))
+
+        threads = [threading.Thread(target=ask, args=(("short", short) if i % 2 else ("long", long))) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        served = c.app.state.server.models["fill"][0]
+        assert served.batcher.stats.requests >= 12 and served.long_batcher.stats.requests >= 12
+    assert len(answers) == 24
+    for name, r in answers:
+        assert r.status_code == 200, r.text
+        assert r.json() == alone[name]

@@ -187,7 +187,53 @@ def test_run_batch_checks_the_number_of_results():
     assert outcomes[0].results is None and "1 results for 2 items" in str(outcomes[0].error)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"max_batch_size": 0}, "max_batch_size"), ({"max_wait_ms": -1}, "max_wait_ms")])
+@pytest.mark.parametrize("kwargs, message", [({"max_batch_size": 0}, "max_batch_size"), ({"max_wait_ms": -1}, "max_wait_ms"),
+                                             ({"max_batch_tokens": 0}, "max_batch_tokens")])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MicroBatcher(Recorder(), **kwargs)
+
+
+def test_batches_stay_within_max_batch_tokens():
+    """Requests weighing 3, 3, 5, 1 and 9 tokens under a budget of 8: [3, 3], [5, 1], [9] (alone: over the budget)."""
+    fn = Recorder()
+    requests, weights = [["a"], ["b"], ["c"], ["d"], ["e"]], [3, 3, 5, 1, 9]
+
+    async def main():
+        batcher = MicroBatcher(fn, max_batch_size=32, max_wait_ms=50, max_batch_tokens=8)
+        try:
+            return await asyncio.gather(*(batcher.submit(r, None, w) for r, w in zip(requests, weights)))
+        finally:
+            await batcher.close()
+
+    assert run(main()) == [["A"], ["B"], ["C"], ["D"], ["E"]]
+    assert fn.calls == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_a_cancelled_request_never_reaches_the_model():
+    """Requests queued behind a slow call whose callers are cancelled (a client gone, a timeout)
+    are dropped when their turn comes; the others run."""
+    fn = Recorder(delay_s=0.2)
+
+    async def main():
+        batcher = MicroBatcher(fn, max_batch_size=1, max_wait_ms=0)
+        first = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0.05)  # "a" runs
+        gone = [asyncio.ensure_future(batcher.submit([x])) for x in ("gone1", "gone2")]
+        kept = asyncio.ensure_future(batcher.submit(["b"]))
+        await asyncio.sleep(0.01)
+        for task in gone:
+            task.cancel()
+        out = await asyncio.gather(first, kept)
+        await batcher.close()
+        return out, batcher.stats
+
+    out, stats = run(main())
+    assert out == [["A"], ["B"]]
+    assert fn.calls == [["a"], ["b"]] and stats.dropped == 2 and stats.requests == 2
+
+
+def test_stats_add_up():
+    from spanbert.serve.batcher import BatcherStats
+
+    assert BatcherStats(1, 2, 3, 4, 5, 6) + BatcherStats(10, 20, 30, 40, 50, 60) == BatcherStats(11, 22, 33, 44, 55, 66)

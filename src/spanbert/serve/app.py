@@ -7,16 +7,35 @@ Endpoints: ``GET /healthz``, ``GET /readyz`` (503 until the models are loaded), 
 ``POST /v1/{qa,fill,classify,relations,entities,coref,summarize}``, the web page at ``/`` (and
 ``/static``), the OpenAPI document at ``/openapi.json`` and its docs at ``/docs``.
 
-The models are loaded when the app starts (its lifespan), each through its task's Python API,
-in one worker thread that then runs every model call: torch calls never run concurrently, and
-each model's :class:`~.batcher.MicroBatcher` groups concurrent requests into one call. Models
-are chosen by name among those given at start; a request never names a path.
+The models are loaded when the app starts (its lifespan), each through its task's Python API.
+Models are chosen by name among those given at start; a request never names a path.
+
+Scheduling. Every request is weighed in tokens of its model's own tokenizer (counted in a
+thread, off the event loop) and refused with 413 over ``max_request_tokens``. Model calls run
+in two lanes, each one worker thread shared by every model:
+
+- the short lane runs the requests of at most ``short_request_tokens`` tokens;
+- the long lane runs the longer ones, each split into calls of at most ``max_batch_tokens``
+  tokens (an item is never split) submitted one after the other, so that long requests to any
+  model take turns call by call, and a dropped request stops at its next call.
+
+A short request thus never queues behind a long one, whatever their models. At most two torch
+calls run at once (sharing the CPU cores); each model runs in each lane on its own copy of its
+tokenizer (a fast tokenizer object must not be used from two threads at once) and shares its
+weights between them. In each lane, each model's :class:`~.batcher.MicroBatcher` groups
+concurrent requests into calls of at most ``max_batch_size`` items and ``max_batch_tokens``
+tokens.
+
+A request not answered within ``request_timeout_s`` gets 503 and its work not yet run is
+dropped; the work of a request whose client disconnected is dropped the same way (a request
+still queued never runs). A model call already running is never interrupted.
 
 Errors are JSON ``{"detail": "one line"}``: 404 for a task without a model or an unknown model
-name; 413 for a body over ``max_body_bytes`` or more than ``max_items`` items; 422 for a text
-over ``max_text_chars``, a malformed request (with the pydantic ``errors`` list beside the
-line) or input the model rejects (a :class:`~spanbert.errors.SpanBertError`); 503 while
-loading; 500, with the traceback only in the server log, for anything else.
+name; 413 for a body over ``max_body_bytes``, more than ``max_items`` items or more than
+``max_request_tokens`` tokens; 422 for a text over ``max_text_chars``, a malformed request
+(with the pydantic ``errors`` list beside the line) or input the model rejects (a
+:class:`~spanbert.errors.SpanBertError`); 503 while loading and for a request that timed out;
+500, with the traceback only in the server log, for anything else.
 """
 
 from __future__ import annotations
@@ -26,10 +45,12 @@ import concurrent.futures
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,16 +59,22 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, SpanBertError
-from .batcher import MicroBatcher
+from .batcher import BatcherStats, MicroBatcher
 from .schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
                       ModelsResponse, QARequest, QAResponse, RelationsRequest, SummarizeRequest, SummarizeResponse,
                       TextsRequest)
-from .tasks import TASKS, ServedModel, detect_task
+from .tasks import TASKS, TEXT_FIELDS, ServedModel, TokenCounter, detect_task, item_texts
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-TEXT_FIELDS = {"qa": ("question", "context"), "classify": ("text", "text_pair")}  # other tasks: ("text",)
+# Requests of at most this many characters (all texts of all items) are counted in a thread of
+# their own, so that counting a flood of huge requests (~65 ms per 100,000 characters) never
+# delays counting a small one; counting this many characters takes about 10 ms.
+SMALL_COUNT_CHARS = 16_384
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # written as .key in an error location; others as ["key"]
+CLIENT_GONE = 499  # nginx's status for "client closed the request": logged, never seen by the client
 PLACEHOLDER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>spanbert server</title></head>
 <body><h1>spanbert server</h1><p>The web page is not installed. The API is described at
@@ -57,26 +84,42 @@ PLACEHOLDER_PAGE = """<!doctype html>
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for, and how requests are batched."""
+    """What one request may ask for, how requests are batched, and which lane runs them."""
 
     max_batch_size: int = 32  # items per model call
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
     max_body_bytes: int = 1_000_000
     max_text_chars: int = 100_000  # per text field of an item
     max_items: int = 32  # per request
+    max_request_tokens: int = 16_384  # per request: all texts of all items, by the model's tokenizer
+    max_batch_tokens: int = 4_096  # per model call: batches stop here; a longer request is split into calls
+    short_request_tokens: int = 1_024  # requests of at most this many tokens run in the short lane
+    request_timeout_s: float = 60.0  # from validation to answer; then 503 and the work is dropped
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_body_bytes", "max_text_chars", "max_items"):
+        for name in ("max_batch_size", "max_body_bytes", "max_text_chars", "max_items", "max_request_tokens",
+                     "max_batch_tokens", "short_request_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ConfigError(f"max-wait-ms: must be >= 0, got {self.max_wait_ms}")
+        if not self.request_timeout_s > 0:
+            raise ConfigError(f"request-timeout: must be > 0 seconds, got {self.request_timeout_s}")
 
 
 @dataclass
 class Served:
-    model: ServedModel
-    batcher: MicroBatcher
+    """One loaded model in both lanes, and its token counters."""
+
+    model: ServedModel  # runs in the short lane
+    batcher: MicroBatcher  # the short lane's batcher
+    long_model: ServedModel  # the same weights with its own tokenizer: runs in the long lane
+    long_batcher: MicroBatcher
+    counters: dict[str, TokenCounter]  # one per counting thread: "small", "large"
+
+    def stats(self) -> BatcherStats:
+        """Both lanes' batcher counters, summed."""
+        return self.batcher.stats + self.long_batcher.stats
 
 
 @dataclass
@@ -91,7 +134,9 @@ class ServerState:
     load_error: BaseException | None = None
     failed_model: str | None = None  # name of the folder that failed to load
     on_load_error: Callable[[BaseException], None] | None = None  # e.g. tell uvicorn to stop (spanbert serve)
-    executor: concurrent.futures.ThreadPoolExecutor | None = None
+    # one-thread executors: "short" and "long" (model calls; "short" also loads the models),
+    # "count-small" and "count-large" (token counting)
+    executors: dict[str, concurrent.futures.ThreadPoolExecutor] = field(default_factory=dict)
 
 
 # -- body size limit --------------------------------------------------------------------------
@@ -150,12 +195,24 @@ async def _json_reply(send, status: int, detail: str) -> None:
 
 # -- errors -----------------------------------------------------------------------------------
 
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates as ``\\udXXX`` escapes (no UTF-8 reply can carry them)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _where(loc: Sequence) -> str:
-    """A pydantic error location as ``items[0].text`` (the leading ``body`` dropped)."""
+    """A pydantic error location as ``items[0].text`` (the leading ``body`` dropped); a key that
+    is not a plain name (a client's unknown key may hold anything: newlines, quotes, surrogates)
+    is written as a JSON string in brackets, ``items[0]["a\\nb"]``, so the line stays one line."""
     parts = list(loc[1:] if loc and loc[0] == "body" else loc)
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif PLAIN_KEY.fullmatch(str(p)):
+            out += f".{p}" if out else str(p)
+        else:
+            out += f"[{json.dumps(str(p))}]"
     return out or "body"
 
 
@@ -171,7 +228,7 @@ def validation_detail(errors: Sequence[dict]) -> str:
     """One line for a request's validation errors: ``items[0].text: must not be empty ...; ...``."""
     parts = [_error_line(e) for e in errors]
     more = f" (and {len(parts) - 5} more)" if len(parts) > 5 else ""
-    return "; ".join(parts[:5]) + more
+    return " ".join(_printable("; ".join(parts[:5]) + more).splitlines())
 
 
 def _one_line(e: BaseException) -> str:
@@ -189,23 +246,29 @@ def _model_call(model: ServedModel) -> Callable:
 
 
 async def load_models(state: ServerState) -> None:
-    """Load every folder in the state's worker thread and give each model its batcher; on
-    failure record the error (the app stays not ready) and call ``state.on_load_error``."""
+    """Load every folder in the short lane's thread and give each model its batchers (one per
+    lane) and token counters; on failure record the error (the app stays not ready) and call
+    ``state.on_load_error``."""
     loop = asyncio.get_running_loop()
     limits = state.limits
     try:
         for folder, task in state.folders:
             state.failed_model = folder.name
             try:
-                model = await loop.run_in_executor(state.executor, ServedModel.load, folder, task, state.device)
+                model = await loop.run_in_executor(state.executors["short"], ServedModel.load, folder, task, state.device)
+                # copies made before the model serves anything: nothing uses its tokenizer meanwhile
+                long_model = model.twin()
+                counters = {"small": model.token_counter(), "large": model.token_counter()}
             except SpanBertError:
                 raise
             except Exception as e:  # e.g. missing or corrupt weights: still a problem of this folder
                 logger.debug("loading %s failed", folder, exc_info=True)
                 raise CheckpointError(f"--model {folder}: cannot load it as a {task} model ({_one_line(e)})") from e
-            batcher = MicroBatcher(_model_call(model), max_batch_size=limits.max_batch_size, max_wait_ms=limits.max_wait_ms,
-                                   executor=state.executor, name=f"{task}:{model.name}")
-            state.models.setdefault(task, []).append(Served(model, batcher))
+            batchers = [MicroBatcher(_model_call(m), max_batch_size=limits.max_batch_size, max_wait_ms=limits.max_wait_ms,
+                                     max_batch_tokens=limits.max_batch_tokens, executor=state.executors[lane],
+                                     name=f"{task}:{model.name}:{lane}")
+                        for m, lane in ((model, "short"), (long_model, "long"))]
+            state.models.setdefault(task, []).append(Served(model, batchers[0], long_model, batchers[1], counters))
             logger.info("loaded %s model %s", task, model.name)
         state.ready, state.failed_model = True, None
     except Exception as e:  # noqa: BLE001 - reported by /readyz and to the caller of on_load_error
@@ -221,15 +284,18 @@ async def load_models(state: ServerState) -> None:
 def _lifespan(state: ServerState):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spanbert-model")
+        state.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"spanbert-{name}")
+                           for name in ("short", "long", "count-small", "count-large")}
         await load_models(state)
         try:
             yield
         finally:
             for served in [s for group in state.models.values() for s in group]:
                 await served.batcher.close()
+                await served.long_batcher.close()
             state.ready = False
-            state.executor.shutdown(wait=False, cancel_futures=True)
+            for executor in state.executors.values():
+                executor.shutdown(wait=False, cancel_futures=True)
 
     return lifespan
 
@@ -271,16 +337,115 @@ def check_limits(limits: Limits, task: str, items: Sequence) -> None:
                 raise HTTPException(422, detail=f"items[{i}].{name}: {len(value)} characters; the limit is {limits.max_text_chars}")
 
 
+def check_tokens(limits: Limits, tokens: Sequence[int]) -> None:
+    """413 for a request of more than ``max_request_tokens`` tokens (``tokens``: one count per item)."""
+    total = sum(tokens)
+    if total > limits.max_request_tokens:
+        raise HTTPException(413, detail=f"items: {total:,} tokens in one request; the limit is "
+                                        f"{limits.max_request_tokens:,} (--max-request-tokens)")
+
+
+def split_calls(tokens: Sequence[int], max_tokens: int, max_items: int) -> list[tuple[int, int]]:
+    """Consecutive ``[start, end)`` ranges of items, each of at most ``max_items`` items and
+    ``max_tokens`` tokens (``tokens``: one count per item) except an item over the budget,
+    which makes a range of its own: the calls a long request is split into."""
+    ranges: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for i, n in enumerate(tokens):
+        if i > start and (total + n > max_tokens or i - start >= max_items):
+            ranges.append((start, i))
+            start, total = i, 0
+        total += n
+    if tokens:
+        ranges.append((start, len(tokens)))
+    return ranges
+
+
+async def count_tokens(state: ServerState, served: Served, task: str, items: list[dict]) -> list[int]:
+    """Tokens of each item by its model's tokenizer, counted in a counting thread: small
+    requests (at most :data:`SMALL_COUNT_CHARS` characters) in one, larger ones in the other."""
+    chars = sum(len(t) for item in items for t in item_texts(task, item))
+    which = "small" if chars <= SMALL_COUNT_CHARS else "large"
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(state.executors[f"count-{which}"], served.counters[which].count_items, task, items)
+
+
+async def run_items(state: ServerState, served: Served, task: str, items: list[dict], key: tuple) -> list[dict]:
+    """Weigh ``items`` in tokens (413 over the limit) and run them in their lane: whole in the
+    short lane, or in calls of at most ``max_batch_tokens`` tokens, one after the other, in the
+    long lane. One result per item, in order."""
+    limits = state.limits
+    tokens = await count_tokens(state, served, task, items)
+    check_tokens(limits, tokens)
+    total = sum(tokens)
+    if total <= limits.short_request_tokens:
+        return await served.batcher.submit(items, key, tokens=total)
+    ranges = split_calls(tokens, limits.max_batch_tokens, limits.max_batch_size)
+    results: list[dict] = []
+    for start, end in ranges:
+        try:
+            results += await served.long_batcher.submit(items[start:end], key, tokens=sum(tokens[start:end]))
+        except SpanBertError as e:
+            if len(ranges) == 1:
+                raise
+            # the model's message counts items from the start of its call
+            raise SpanBertError(f"items[{start}:{end}], run as one model call: {_one_line(e)}") from None
+    return results
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _client_gone(request: Request) -> None:
+    """Return once the client has disconnected. The body has been read: the ASGI server's next
+    message is ``http.disconnect``, sent when the connection closes (or, by some servers and
+    test clients, once the response is complete, by which time this waiter is cancelled)."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
+        await asyncio.sleep(0.05)  # anything else (an empty body chunk): never a busy loop on a server that repeats it
+
+
+async def guarded(request: Request, work: Awaitable[T], timeout_s: float) -> T:
+    """``work``'s result, unless the client disconnects first (:class:`ClientGone`) or it takes
+    longer than ``timeout_s`` (503); either way ``work`` is cancelled, which drops its queued
+    model calls. Cancelling the caller cancels ``work`` too."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler was cancelled: so is its work
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    if gone in done:
+        raise ClientGone()
+    logger.warning("a request did not finish within %g s (--request-timeout); its remaining work was dropped", timeout_s)
+    raise HTTPException(503, detail=f"the request did not finish within {timeout_s:g} s (--request-timeout); "
+                                    "its remaining work was dropped")
+
+
 async def serve_request(request: Request, task: str, body, options: dict | None = None) -> dict:
-    """Check a validated request against the limits, batch its items into its model's calls
-    and return ``{"model": name, "results": [...]}``."""
+    """Check a validated request against the limits, run its items in their lane (batched with
+    other requests' items) and return ``{"model": name, "results": [...]}``."""
     state: ServerState = request.app.state.server
     served = _pick(state, task, body.model)
     check_limits(state.limits, task, body.items)
     items = [item.model_dump() for item in body.items]
     key = tuple(sorted((k, v) for k, v in (options or {}).items() if v is not None))
     try:
-        results = await served.batcher.submit(items, key)
+        results = await guarded(request, run_items(state, served, task, items, key), state.limits.request_timeout_s)
+    except HTTPException:
+        raise
+    except ClientGone:
+        logger.info("%s request to %s: the client went away; its remaining work was dropped", task, served.model.name)
+        raise HTTPException(CLIENT_GONE, detail="the client closed the request") from None
     except SpanBertError as e:  # the model rejected this request's input
         raise HTTPException(422, detail=_one_line(e)) from None
     except Exception:
@@ -293,16 +458,25 @@ async def serve_request(request: Request, task: str, body, options: dict | None 
 
 def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                max_body_bytes: int = 1_000_000, max_text_chars: int = 100_000, max_items: int = 32,
-               device: str | None = None) -> FastAPI:
+               max_request_tokens: int = 16_384, max_batch_tokens: int = 4_096, short_request_tokens: int = 1_024,
+               request_timeout: float = 60.0, device: str | None = None) -> FastAPI:
     """A FastAPI app serving ``models`` (folders; each one's task is detected from its files).
 
-    Raises a one-line :class:`ConfigError` at once for a missing folder, one whose task cannot
-    be told, or two folders with the same name (models are addressed by folder name). The
-    models load when the app starts; ``app.state.server`` is its :class:`ServerState`.
+    Limits (see :class:`Limits`): ``max_request_tokens`` per request (413 beyond), counted by
+    each model's tokenizer over all texts of all items; ``max_batch_tokens`` per model call;
+    requests of at most ``short_request_tokens`` tokens run in the short lane, longer ones in
+    the long lane; ``request_timeout`` seconds per request (503 beyond).
+
+    Raises a one-line :class:`ConfigError` at once for a bad limit, a missing folder, one whose
+    task cannot be told, or two folders with the same name (models are addressed by folder
+    name). The models load when the app starts; ``app.state.server`` is its :class:`ServerState`.
     """
     if not models:
         raise ConfigError("--model: give at least one model folder")
-    limits = Limits(max_batch_size, max_wait_ms, max_body_bytes, max_text_chars, max_items)
+    limits = Limits(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_body_bytes=max_body_bytes,
+                    max_text_chars=max_text_chars, max_items=max_items, max_request_tokens=max_request_tokens,
+                    max_batch_tokens=max_batch_tokens, short_request_tokens=short_request_tokens,
+                    request_timeout_s=request_timeout)
     folders: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}
     for m in models:
@@ -327,7 +501,8 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         raw = exc.errors()
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in raw]
+        errors = [{"loc": [_printable(x) if isinstance(x, str) else x for x in e.get("loc", ())],
+                   "msg": _printable(str(e.get("msg", ""))), "type": e.get("type", "")} for e in raw]
         return JSONResponse({"detail": validation_detail(raw), "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -361,9 +536,10 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
     @app.get("/v1/models", tags=["server"], response_model=ModelsResponse, response_model_exclude_none=True)
     async def list_models() -> dict:
         """The loaded models: name (use it as a request's ``model``), task, labels where the task has
-        them, and the micro-batcher's counters (requests, items, batches, model calls)."""
+        them, and the micro-batchers' counters, both lanes summed (requests, items, batches, model calls,
+        requests dropped before they ran)."""
         return {"models": [{"name": s.model.name, "task": s.model.task, "labels": s.model.labels,
-                            "batching": asdict(s.batcher.stats)}
+                            "batching": asdict(s.stats())}
                            for task in TASKS for s in state.models.get(task, [])]}
 
     @app.post("/v1/qa", tags=["tasks"], response_model=QAResponse)
@@ -405,5 +581,5 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
     return app
 
 
-__all__ = ["create_app", "Limits", "ServerState", "BodySizeLimit", "check_limits", "load_models", "serve_request",
-           "validation_detail", "STATIC_DIR"]
+__all__ = ["create_app", "Limits", "ServerState", "BodySizeLimit", "check_limits", "check_tokens", "split_calls",
+           "count_tokens", "run_items", "guarded", "load_models", "serve_request", "validation_detail", "STATIC_DIR"]

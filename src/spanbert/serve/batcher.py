@@ -3,14 +3,18 @@
     batcher = MicroBatcher(lambda items, key: model.predict(items), max_batch_size=32, max_wait_ms=5)
     results = await batcher.submit(["text one", "text two"])  # this request's results, in order
 
-A request is a list of items. Requests queue up; a batch starts with the oldest waiting request
-and takes the following ones, whole, while the items fit in ``max_batch_size``, waiting at most
-``max_wait_ms`` after the first request arrived (while the model is busy with the previous
-batch, requests simply queue, so a busy server batches without waiting). The batch runs in a
-worker thread (one thread shared by every batcher of a server, so two torch calls never run at
-once) as one call per option key (requests with different options, e.g. ``top_k``, cannot
-share a call). If that call raises, each of its requests is run on its own, so one request's
-bad input fails only that request. ``max_batch_size=1`` runs one request per call.
+A request is a list of items, with a weight in tokens. Requests queue up; a batch starts with
+the oldest waiting request and takes the following ones, whole, while the items fit in
+``max_batch_size`` and the tokens in ``max_batch_tokens``, waiting at most ``max_wait_ms`` after
+the first request arrived (while the model is busy with the previous batch, requests simply
+queue, so a busy server batches without waiting). The batch runs in the batcher's executor (the
+server gives every batcher of one lane the same one-thread executor) as one call per option key
+(requests with different options, e.g. ``top_k``, cannot share a call). If that call raises,
+each of its requests is run on its own, so one request's bad input fails only that request.
+``max_batch_size=1`` runs one request per call.
+
+A request whose awaiting task is cancelled (its client went away, or it timed out) is dropped
+when its turn comes: it never reaches the model. A request already running is not interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ class Pending:
     key: Hashable
     arrived: float  # loop.time() at submission
     future: asyncio.Future = field(repr=False)
+    tokens: int = 0  # the request's weight against max_batch_tokens
 
 
 @dataclass
@@ -56,6 +61,10 @@ class BatcherStats:
     batches: int = 0
     calls: int = 0
     split_batches: int = 0  # batch calls that raised and were re-run request by request
+    dropped: int = 0  # requests cancelled (client gone, timed out) before their batch ran: never run
+
+    def __add__(self, other: BatcherStats) -> BatcherStats:
+        return BatcherStats(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
 
 def _call(fn: BatchFn, items: list[Any], key: Hashable, stats: BatcherStats) -> list[Any]:
@@ -102,18 +111,24 @@ class MicroBatcher:
     """Groups concurrent :meth:`submit` calls into batched calls of ``fn(items, key)``.
 
     ``fn`` gets a list of items and the option key they share and returns one result per item,
-    in order. It runs in ``executor`` (a private one-thread pool when none is given). Create
+    in order. It runs in ``executor`` (a private one-thread pool when none is given). A batch
+    holds at most ``max_batch_size`` items and, when ``max_batch_tokens`` is given, at most that
+    many tokens (the ``tokens`` of its requests; a request over either limit runs alone). Create
     and use the batcher inside one running event loop; :meth:`close` it at shutdown.
     """
 
     def __init__(self, fn: BatchFn, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 executor: concurrent.futures.Executor | None = None, name: str = "batcher"):
+                 max_batch_tokens: int | None = None, executor: concurrent.futures.Executor | None = None,
+                 name: str = "batcher"):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: must be >= 1, got {max_batch_size}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms: must be >= 0, got {max_wait_ms}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens: must be >= 1, got {max_batch_tokens}")
         self.fn = fn
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
         self.name = name
         self.stats = BatcherStats()
@@ -130,12 +145,13 @@ class MicroBatcher:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"{self.name}-loop")
 
-    async def submit(self, items: Sequence[Any], key: Hashable = None) -> list[Any]:
+    async def submit(self, items: Sequence[Any], key: Hashable = None, tokens: int = 0) -> list[Any]:
         """This request's results, one per item and in order, once its batch has run; the
-        exception its items raised, if they did."""
+        exception its items raised, if they did. ``tokens``: the request's weight against
+        ``max_batch_tokens``. Cancelling the caller drops the request if it has not run yet."""
         self.start()
         loop = asyncio.get_running_loop()
-        pending = Pending(list(items), key, loop.time(), loop.create_future())
+        pending = Pending(list(items), key, loop.time(), loop.create_future(), tokens)
         self._queue.put_nowait(pending)  # type: ignore[union-attr]
         return await pending.future
 
@@ -158,15 +174,30 @@ class MicroBatcher:
         if self._own_executor:
             self._executor.shutdown(wait=False)
 
+    def _live(self, pending: Pending) -> bool:
+        """Whether a queued request still wants its results; one whose caller was cancelled is
+        counted as dropped and never runs."""
+        if pending.future.done():
+            self.stats.dropped += 1
+            return False
+        return True
+
+    def _fits(self, size: int, tokens: int, nxt: Pending) -> bool:
+        """Whether ``nxt`` joins a batch of ``size`` items and ``tokens`` tokens."""
+        if size + len(nxt.items) > self.max_batch_size:
+            return False
+        return self.max_batch_tokens is None or tokens + nxt.tokens <= self.max_batch_tokens
+
     async def _next_batch(self) -> list[Pending]:
         """The oldest waiting request plus those that follow it within the size and time limits."""
         assert self._queue is not None
-        first = self._carry or await self._queue.get()
-        self._carry = None
-        batch, size = [first], len(first.items)
+        first, self._carry = self._carry, None
+        while first is None or not self._live(first):
+            first = await self._queue.get()
+        batch, size, tokens = [first], len(first.items), first.tokens
         loop = asyncio.get_running_loop()
         deadline = first.arrived + self.max_wait_s
-        while size < self.max_batch_size:
+        while size < self.max_batch_size and (self.max_batch_tokens is None or tokens < self.max_batch_tokens):
             try:
                 nxt = self._queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -178,17 +209,20 @@ class MicroBatcher:
                         nxt = await self._queue.get()
                 except TimeoutError:
                     break
-            if size + len(nxt.items) > self.max_batch_size:
+            if not self._live(nxt):
+                continue
+            if not self._fits(size, tokens, nxt):
                 self._carry = nxt
                 break
             batch.append(nxt)
             size += len(nxt.items)
+            tokens += nxt.tokens
         return batch
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [p for p in await self._next_batch() if not p.future.done()]  # drop cancelled requests
+            batch = [p for p in await self._next_batch() if self._live(p)]  # cancelled while the batch formed: dropped
             if not batch:
                 continue
             self.stats.batches += 1
@@ -213,4 +247,4 @@ class MicroBatcher:
                     p.future.set_result(out.results)
 
 
-__all__ = ["MicroBatcher", "BatcherStats", "Outcome", "run_batch"]
+__all__ = ["MicroBatcher", "BatcherStats", "Outcome", "Pending", "run_batch"]

@@ -30,12 +30,16 @@ def is_loopback(host: str) -> bool:
 def serve_command(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="A model folder to serve (repeatable): any folder written by `spanbert finetune <task>` or `spanbert pretrain` (span infilling); its task is detected from its files and its name is the folder name.")],
     host: Annotated[str, typer.Option(help="Address to listen on. The default accepts only local connections; 0.0.0.0 exposes the server to the network (there is no authentication).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    max_batch_size: Annotated[int, typer.Option(help="Items of concurrent requests run together in one model call (1: one request at a time).")] = 32,
+    port: Annotated[int, typer.Option(min=0, help="TCP port.")] = 8000,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Items of concurrent requests run together in one model call (1: one request at a time).")] = 32,
     max_wait_ms: Annotated[float, typer.Option(help="How long the first request of a batch waits for others to join it, in ms.")] = 5.0,
-    max_body_bytes: Annotated[int, typer.Option(help="Larger request bodies get 413.")] = 1_000_000,
-    max_text_chars: Annotated[int, typer.Option(help="Longer texts (per field of an item) get 422.")] = 100_000,
-    max_items: Annotated[int, typer.Option(help="Requests with more items get 413.")] = 32,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies get 413.")] = 1_000_000,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="Longer texts (per field of an item) get 422.")] = 100_000,
+    max_items: Annotated[int, typer.Option(min=1, help="Requests with more items get 413.")] = 32,
+    max_request_tokens: Annotated[int, typer.Option(min=1, help="Requests with more tokens (all texts of all items, by the model's own tokenizer) get 413.")] = 16_384,
+    max_batch_tokens: Annotated[int, typer.Option(min=1, help="Tokens of one model call: batches stop here, and a request of the long lane is split into calls of at most this many (an item is never split).")] = 4_096,
+    short_request_tokens: Annotated[int, typer.Option(min=1, help="Requests of at most this many tokens run in the short lane, longer ones in the long lane (its own worker thread), so short requests never wait behind long ones. At or above --max-request-tokens: one lane.")] = 1_024,
+    request_timeout: Annotated[float, typer.Option(help="Seconds a request may take; then it gets 503 and its work not yet run is dropped.")] = 60.0,
     device: Annotated[str | None, typer.Option(help="torch device for the models (default: cuda when available, else cpu).")] = None,
 ) -> None:
     """Serve models over HTTP: a JSON API per task (OpenAPI docs at /docs), /healthz, /readyz and a web page at /."""
@@ -46,7 +50,9 @@ def serve_command(
     if not 0 < port < 65536:
         raise ConfigError(f"--port: must be in 1..65535, got {port}")
     app = create_app(model, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_body_bytes=max_body_bytes,
-                     max_text_chars=max_text_chars, max_items=max_items, device=device)
+                     max_text_chars=max_text_chars, max_items=max_items, max_request_tokens=max_request_tokens,
+                     max_batch_tokens=max_batch_tokens, short_request_tokens=short_request_tokens,
+                     request_timeout=request_timeout, device=device)
     if not is_loopback(host):
         print(f"warning: listening on {host}, not a loopback address: anyone who can reach this machine can use the "
               "server (it has no authentication)", file=sys.stderr)

@@ -4,7 +4,8 @@ the task's Python API, and how that API's answers become JSON objects.
 Every task is a pair of functions over plain data: ``load(folder, device) -> api object`` and
 ``predict(api, items, options) -> one JSON-ready dict per item``, where ``items`` are the
 request items as dicts and ``options`` the request's options (e.g. ``top_k``). The server
-calls ``predict`` with the items of several requests at once (see :mod:`.batcher`).
+calls ``predict`` with the items of several requests at once (see :mod:`.batcher`), and weighs
+each request in tokens of the model's own tokenizer (:class:`TokenCounter`).
 
 A folder's task comes from its files, as written by ``spanbert finetune <task>`` or
 ``spanbert pretrain``: our heads' ``model_type`` first, then a task settings file, then a stock
@@ -13,9 +14,11 @@ A folder's task comes from its files, as written by ``spanbert finetune <task>``
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ MODEL_TYPE_TASKS = {  # our own heads' config model_type
     "spanbert_coref": "coref",
     "spanbert_extsum": "summarize",
 }
+TEXT_FIELDS = {"qa": ("question", "context"), "classify": ("text", "text_pair")}  # other tasks: ("text",)
 SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify"}
 ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}  # stock heads
 
@@ -253,6 +257,65 @@ def labels_of(task: str, api) -> list[str] | None:
     return None
 
 
+# -- weighing requests in tokens --------------------------------------------------------------
+
+def item_texts(task: str, item: dict) -> list[str]:
+    """The texts of one request item (e.g. a QA item's question and context), those given."""
+    return [item[f] for f in TEXT_FIELDS.get(task, ("text",)) if item.get(f) is not None]
+
+
+class TokenCounter:
+    """Counts the tokens of request items with a copy of a model's tokenizer.
+
+    The copy is private: a Hugging Face fast tokenizer raises ``RuntimeError: Already borrowed``
+    when one object is used from two threads at once, so every thread that counts needs its own
+    counter (the server keeps one per counting thread). The count is of the item's texts without
+    special tokens, untruncated (a model may read fewer: e.g. span infilling truncates at its
+    maximum length, while QA and NER slide windows over everything).
+    """
+
+    def __init__(self, tokenizer: Any):
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # a fast (Rust) tokenizer: a fresh Rust object, never truncating or padding
+            from tokenizers import Tokenizer
+
+            self._backend = Tokenizer.from_str(backend.to_str())
+            self._backend.no_truncation()
+            self._backend.no_padding()
+            self._slow = None
+        else:
+            self._backend, self._slow = None, copy.deepcopy(tokenizer)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, in order."""
+        if not texts:
+            return []
+        if self._backend is not None:
+            return [len(e.ids) for e in self._backend.encode_batch(list(texts), add_special_tokens=False)]
+        return [len(self._slow.tokenize(t)) for t in texts]
+
+    def count_items(self, task: str, items: Sequence[dict]) -> list[int]:
+        """Tokens of each request item: the sum over its texts (:func:`item_texts`)."""
+        texts, owner = [], []
+        for i, item in enumerate(items):
+            for text in item_texts(task, item):
+                texts.append(text)
+                owner.append(i)
+        out = [0] * len(items)
+        for i, n in zip(owner, self.count(texts)):
+            out[i] += n
+        return out
+
+
+def with_own_tokenizer(api: Any) -> Any:
+    """A shallow copy of a task's API object whose ``tokenizer`` is a deep copy: it shares the
+    model (its weights and buffers; torch forward passes may run in two threads at once) but
+    not the tokenizer, which must not be used from two threads at once."""
+    twin = copy.copy(api)
+    twin.tokenizer = copy.deepcopy(api.tokenizer)
+    return twin
+
+
 @dataclass
 class ServedModel:
     """One loaded model: its public ``name`` (the folder name), task, Python API object and labels."""
@@ -275,6 +338,15 @@ class ServedModel:
         """One JSON-ready result per item (see each task's ``*_result`` function)."""
         return PREDICTORS[self.task](self.api, items, options or {})
 
+    def twin(self) -> ServedModel:
+        """The same model with its own tokenizer, for a second thread (:func:`with_own_tokenizer`)."""
+        return dataclasses.replace(self, api=with_own_tokenizer(self.api))
 
-__all__ = ["TASKS", "ServedModel", "detect_task", "labels_of", "qa_result", "fill_result", "classify_result",
+    def token_counter(self) -> TokenCounter:
+        """A counter of this model's tokens, for one thread."""
+        return TokenCounter(self.api.tokenizer)
+
+
+__all__ = ["TASKS", "TEXT_FIELDS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of",
+           "with_own_tokenizer", "qa_result", "fill_result", "classify_result",
            "relation_result", "entities_result", "coref_result", "summary_result"]
