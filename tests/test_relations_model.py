@@ -119,5 +119,5 @@ def test_spanbert_pretraining_folder_as_base(tmp_path, tiny_tokenizer):
 
 
 def test_loading_a_base_model_as_a_relation_model_fails(bert_dir):
-    with pytest.raises(CheckpointError, match=r"not a fine-tuned relation model \(model_type 'bert'\)"):
+    with pytest.raises(CheckpointError, match=r"not a fine-tuned relation extraction model \(it was saved as BertModel\)"):
         load_relation_model(bert_dir)
