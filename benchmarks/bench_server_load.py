@@ -161,41 +161,37 @@ class Phase:
         return float(np.percentile(np.asarray(self.latencies_s) * 1000, q)) if self.latencies_s else None
 
 
+
+async def timed_post(client, path: str, body: dict, phase: Phase) -> None:
+    """POST ``body``; a 200 adds its latency (seconds) to ``phase``, anything else an error line."""
+    import httpx
+
+    t0 = time.perf_counter()
+    try:
+        r = await client.post(path, json=body)
+        if r.status_code == 200:
+            phase.latencies_s.append(time.perf_counter() - t0)
+        else:
+            phase.error(f"http {r.status_code}: {r.json().get('detail', '')[:80]}")
+    except httpx.HTTPError as e:
+        phase.error(type(e).__name__)
+
+
 async def short_client(client, path: str, bodies: Iterable[dict], gap_s: float, phase: Phase, max_s: float = float("inf")) -> None:
     """Send ``bodies`` one at a time, ``gap_s`` apart, recording each answer's latency; stop
     sending after ``max_s`` seconds."""
-    import httpx
-
     deadline = time.perf_counter() + max_s
     for body in bodies:
         if time.perf_counter() > deadline:
             return
-        t0 = time.perf_counter()
-        try:
-            r = await client.post(path, json=body)
-            if r.status_code == 200:
-                phase.latencies_s.append(time.perf_counter() - t0)
-            else:
-                phase.error(f"http {r.status_code}: {r.json().get('detail', '')[:80]}")
-        except httpx.HTTPError as e:
-            phase.error(type(e).__name__)
+        await timed_post(client, path, body, phase)
         await asyncio.sleep(gap_s)
 
 
 async def flood_client(client, body: dict, stop: asyncio.Event, phase: Phase) -> None:
     """Send ``body`` back to back until ``stop`` is set."""
-    import httpx
-
     while not stop.is_set():
-        t0 = time.perf_counter()
-        try:
-            r = await client.post("/v1/entities", json=body)
-            if r.status_code == 200:
-                phase.latencies_s.append(time.perf_counter() - t0)
-            else:
-                phase.error(f"http {r.status_code}: {r.json().get('detail', '')[:80]}")
-        except httpx.HTTPError as e:
-            phase.error(type(e).__name__)
+        await timed_post(client, "/v1/entities", body, phase)
 
 
 async def measure(url: str, short_path: str, short_bodies: list[dict], long_body: dict, args) -> dict:
