@@ -277,3 +277,16 @@ def test_saved_weights_follow_the_umask(folders, tmp_path):
         os.umask(old)
     modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "qa").iterdir()}
     assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}, modes
+
+
+
+def test_a_pretraining_runs_final_weights_follow_the_umask(tmp_path):
+    """The final model of `spanbert pretrain` (save_final_model) too: it was 0600."""
+    from .serve_models import build_fill
+
+    old = os.umask(0o022)
+    try:
+        out = build_fill(tmp_path / "run")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((out / "model.safetensors").stat().st_mode) == 0o644

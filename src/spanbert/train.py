@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, publish_files
 from .dropout import use_hashed_dropout
 from .errors import CheckpointError, ConfigError
 from .flops import pretraining_step_flops
@@ -1323,9 +1323,7 @@ def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer,
         model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        for f in Path(tmp).iterdir():
-            if f.is_file():
-                os.replace(f, output_dir / f.name)
+        publish_files(tmp, output_dir)
     atomic_write_text(output_dir / "README.md", _model_card(model))
 
 
