@@ -43,6 +43,7 @@ TEST=$DATA/dev.tsv
 ql_banner "GLUE SST-2: train -> dev selection (sentences held out of train) -> GLUE dev as test, once per seed"
 ql_need_file "$DATA/train.tsv.gz" "$TEST"
 ql_need_dev_selection classify
+ql_need_base "$BASE"
 echo "BASE=$BASE ($BASE_ENCODER_NAME + our span pre-training); learning rates: $LRS; at most $EPOCHS epochs"
 mkdir -p "$RUNS/data"
 

@@ -55,6 +55,7 @@ DATA=$SHARED/litbank_coref/conll
 ql_banner "Coreference: LitBank train -> dev selection -> test once per seed; GAP rule on development, test once"
 ql_need_file "$DATA" "$SHARED/gap/gap-development.tsv" "$SHARED/gap/gap-test.tsv"
 ql_need_dev_selection coref
+ql_need_base "$BASE"
 echo "BASE=$BASE ($BASE_ENCODER_NAME + our span pre-training); encoder lr $LRS, head lr $HEAD_LR; at most $EPOCHS epochs"
 mkdir -p "$RUNS/litbank/train" "$RUNS/litbank/dev" "$RUNS/litbank/test"
 i=0

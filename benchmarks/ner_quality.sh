@@ -45,6 +45,7 @@ TRAIN=$DATA/wnut17train.conll DEV=$DATA/emerging.dev.conll TEST=$DATA/emerging.t
 ql_banner "WNUT-17 span NER: train -> dev selection -> test once per seed"
 ql_need_file "$TRAIN" "$DEV" "$TEST"
 ql_need_dev_selection ner
+case " $VARIANTS " in *" span "* | *" nox "*) ql_need_base "$BASE" ;; esac
 MINILM=$(ql_minilm_path)
 echo "BASE=$BASE; all-MiniLM-L6-v2 at $MINILM; variants: $VARIANTS; learning rates: $LRS; at most $EPOCHS epochs"
 mkdir -p "$RUNS"

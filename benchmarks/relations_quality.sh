@@ -46,6 +46,7 @@ TEST=$DATA/TEST_FILE_FULL.TXT
 ql_banner "SemEval-2010 Task 8 relations: train -> dev selection -> test once per seed"
 ql_need_file "$DATA/TRAIN_FILE.TXT" "$TEST"
 ql_need_dev_selection relations
+ql_need_base "$BASE"
 echo "BASE=$BASE ($BASE_ENCODER_NAME + our span pre-training); variants: $VARIANTS; learning rates: $LRS; at most $EPOCHS epochs"
 mkdir -p "$RUNS/data"
 

@@ -46,6 +46,7 @@ TRAIN=$DATA/train.jsonl.gz DEV=$DATA/dev.jsonl TEST=$DATA/test.jsonl
 ql_banner "SciTLDR-A extractive summarization: train -> dev selection -> test once per seed"
 ql_need_file "$TRAIN" "$DEV" "$TEST"
 ql_need_dev_selection summarize
+ql_need_base "$BASE"
 echo "BASE=$BASE ($BASE_ENCODER_NAME + our span pre-training); learning rates: $LRS; at most $EPOCHS epochs"
 mkdir -p "$RUNS/data"
 

@@ -77,7 +77,7 @@ def _command_options() -> dict[tuple[str, ...], set[str]]:
 OTHER_TOOLS = {"--out", "--shared", "--train", "--data", "--output"}
 
 
-@pytest.mark.parametrize("script", QUALITY, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [*QUALITY, BENCH / "minilm_span.sh"], ids=lambda p: p.name)
 def test_quality_script_uses_only_existing_options(script):
     """The scripts are too slow for tests; at least every option they pass must exist for a
     `spanbert` command the script runs (comments included: they quote commands)."""
@@ -93,6 +93,22 @@ def test_quality_script_uses_only_existing_options(script):
     # "--$decoder" / "--$rule" are built from choices made on dev: the values they can take
     used = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text))
     assert used <= known, sorted(used - known)
+
+
+def test_missing_base_encoder_is_one_line_naming_the_script_that_makes_it(tmp_path):
+    """A quality script started before its BASE exists stops at once, saying how to make it."""
+    lib = BENCH / "quality_lib.sh"
+    done = subprocess.run(["bash", "-c", f'source "{lib}"; ql_need_base "{tmp_path}/minilm-span"; echo went-on'],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "went-on" not in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/minilm-span: no pre-trained encoder there; make it first: "
+        f"bash benchmarks/minilm_span.sh {tmp_path}/minilm-span"]
+    (tmp_path / "minilm-span").mkdir()
+    (tmp_path / "minilm-span" / "config.json").write_text("{}")
+    done = subprocess.run(["bash", "-c", f'source "{lib}"; ql_need_base "{tmp_path}/minilm-span"; echo went-on'],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "went-on" in done.stdout
 
 
 def _write(tmp_path: Path, values: list[float]) -> list[str]:
