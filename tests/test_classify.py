@@ -148,7 +148,8 @@ def test_dev_accuracy_chooses_the_kept_weights(tiny_tokenizer, tmp_path):
     assert all(h["metric"] == "accuracy" and set(h["metrics"]) == {"accuracy", "macro_f1"} for h in history)
     summary = json.loads((tmp_path / "best" / "finetune_summary.json").read_text())
     best = max(history, key=lambda h: h["score"])  # the first of the best
-    assert summary["selected_on_dev"] == {"metric": "accuracy", "step": best["step"], "score": best["score"], "evaluations": 10}
+    assert summary["selected_on_dev"] == {"metric": "accuracy", "step": best["step"], "score": best["score"], "evaluations": 10,
+                                          "stopped_early": False}
     assert summary["dev_metrics"]["accuracy"] == best["score"] > history[0]["score"]  # it learned on the way
 
     assert main([*common, "--output", str(tmp_path / "last"), "--keep-last", "--eval-every", "10"]) == 0

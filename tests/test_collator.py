@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from spanbert.collator import SpanMaskingCollator
-from spanbert.errors import TokenizerError
+from spanbert.errors import ConfigError, TokenizerError
 from spanbert.masking import IGNORE_INDEX, MaskingConfig, mask_sequence
 from spanbert.words import batch_word_starts
 
@@ -191,19 +191,28 @@ def test_padding_inside_features_and_missing_word_starts(tokenizer, features):
     padded = {
         "input_ids": f["input_ids"][:300] + [tokenizer.pad_token_id] * 40,
         "attention_mask": [1] * 300 + [0] * 40,
+        "word_starts": f["word_starts"][:300] + [0] * 40,
         "example_id": 1,
     }
     batch = SpanMaskingCollator(tokenizer)([padded])
     assert batch["attention_mask"][0].tolist() == [1] * 300 + [0] * 40
     assert (batch["labels"][0, 300:] == IGNORE_INDEX).all()
     assert (batch["labels"][0] != IGNORE_INDEX).sum() == int(np.ceil(0.15 * 299 - 1e-9))
-    # Without word starts every token is a word: spans can start on "##" pieces.
+    # A feature without word starts is refused (a Trainer that dropped the column, say) ...
+    no_words = {k: v for k, v in f.items() if k != "word_starts"}
+    for scheme in ("span", "whole_word"):
+        with pytest.raises(ConfigError, match="no word_starts.*remove_unused_columns=False") as caught:
+            SpanMaskingCollator(tokenizer, MaskingConfig(scheme=scheme))([f, no_words])
+        assert "feature 1" in str(caught.value) and "\n" not in str(caught.value)
+    token_scheme = SpanMaskingCollator(tokenizer, MaskingConfig(scheme="token"))([no_words])  # needs no words
+    assert (token_scheme["labels"] != IGNORE_INDEX).sum() == int(np.ceil(0.15 * 510 - 1e-9))
+    # ... unless asked for: then every token is a word, and spans can start on "##" pieces.
     tokens = np.array(tokenizer.convert_ids_to_tokens(f["input_ids"]))
     starts_on_piece = {True: 0, False: 0}
     for with_words in (True, False):
         for epoch in range(20):
-            collator = SpanMaskingCollator(tokenizer, seed=epoch)
-            feat = f if with_words else {k: v for k, v in f.items() if k != "word_starts"}
+            collator = SpanMaskingCollator(tokenizer, seed=epoch, every_token_a_word=True)
+            feat = f if with_words else no_words
             labels = collator([feat])["labels"][0].numpy()
             chosen = labels != IGNORE_INDEX
             first = chosen & ~np.concatenate(([False], chosen[:-1]))
@@ -224,7 +233,7 @@ def test_unigram_random_replacements(tokenizer, features):
 def test_rejects_out_of_vocabulary_ids_and_bad_word_starts(tokenizer):
     collator = SpanMaskingCollator(tokenizer)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        collator([{"input_ids": [101, len(tokenizer) + 5, 102]}])
+        collator([{"input_ids": [101, len(tokenizer) + 5, 102], "word_starts": [0, 1, 0]}])
     with pytest.raises(ValueError, match="word_starts"):
         collator([{"input_ids": [101, 2000, 102], "word_starts": [0, 1]}])
 
@@ -242,6 +251,7 @@ def test_tokenizer_without_mask_or_pad_token():
     with pytest.raises(TokenizerError, match="no pad token"):
         SpanMaskingCollator(tiny_tokenizer(mask_token="[MASK]"))
     tok = tiny_tokenizer(pad_token="[PAD]", mask_token="[MASK]")
-    feature = {"input_ids": tok("hello world hello world")["input_ids"]}
+    ids = tok("hello world hello world")["input_ids"]
+    feature = {"input_ids": ids, "word_starts": [1] * len(ids)}
     batch = SpanMaskingCollator(tok, MaskingConfig(mask_ratio=0.5))([feature])
     assert (batch["labels"] != IGNORE_INDEX).sum() == 2

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from safetensors.torch import load_file
 
 from spanbert.convert import convert_fairseq, convert_original_hf
 from spanbert.errors import CheckpointError, ConfigError
-from spanbert.modeling import load_for_pretraining
+from spanbert.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_for_pretraining
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 MAX_POSITIONS = 64
@@ -307,7 +308,7 @@ def test_encoder_only_folder_gives_the_same_hidden_states(tmp_path, tiny_tokeniz
 
     result = convert_original_hf(src, tiny_tokenizer_dir, out, seed=7)
 
-    assert result.fresh == ["pooler", "MLM head", "SBO head"] and result.dropped == []
+    assert result.fresh == ["MLM head", "SBO head"] and result.dropped == []
     assert result.renamed_layer_norm == 2 * (1 + 2 * TINY["num_hidden_layers"])
     ids, mask = batch
     expected = _hidden(stock, ids, mask)
@@ -319,6 +320,33 @@ def test_encoder_only_folder_gives_the_same_hidden_states(tmp_path, tiny_tokeniz
     assert transformers.AutoTokenizer.from_pretrained(out).get_vocab() == tiny_tokenizer.get_vocab()
     record = json.loads((out / "conversion.json").read_text())
     assert record["layout"] == "original-hf" and record["fresh"] == result.fresh
+    # written in the layout of `spanbert pretrain`: a stock BertForMaskedLM checkpoint + the SBO head beside it
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["architectures"] == ["BertForMaskedLM"]
+    assert not any(k.startswith("sbo_") for k in config)
+    reference = tmp_path / "reference"
+    transformers.BertForMaskedLM(transformers.AutoConfig.from_pretrained(out)).save_pretrained(reference)
+    assert sorted(load_file(out / "model.safetensors")) == sorted(load_file(reference / "model.safetensors"))
+    assert sorted(load_file(out / SBO_HEAD_FILE)) == sorted(f"sbo.{k}" for k in ours.sbo.state_dict())
+    assert json.loads((out / SPANBERT_CONFIG_FILE).read_text())["sbo_position_size"] == ours.config.sbo_position_size
+
+
+def test_a_source_pooler_is_dropped_and_noted(tmp_path, tiny_tokenizer, batch, vocab_size):
+    """BertForMaskedLM has no pooler (and SpanBERT never trained one): the converted folder has none."""
+    config = transformers.BertConfig(vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, **TINY)
+    stock = _perturbed(transformers.BertModel(config), seed=3)  # with its pooler
+    original = _pytorch_pretrained_bert_names(stock.state_dict(), "bert.")
+    assert "bert.pooler.dense.weight" in original
+    src = _write_hf_dir(tmp_path / "src", original, _old_config_json(vocab_size))
+
+    result = convert_original_hf(src, tiny_tokenizer, tmp_path / "out")
+
+    assert result.dropped == ["bert.pooler.dense.bias", "bert.pooler.dense.weight"]
+    assert any("pooler" in note for note in result.notes)
+    assert not any(k.startswith("bert.pooler.") for k in load_file(tmp_path / "out" / "model.safetensors"))
+    ids, mask = batch
+    ours = load_for_pretraining(result.output_dir).eval()
+    torch.testing.assert_close(_hidden(ours, ids, mask), _hidden(stock.eval(), ids, mask), atol=1e-5, rtol=0)
 
 
 def test_fresh_heads_are_seeded_and_initialised(tmp_path, tiny_tokenizer, vocab_size):
@@ -342,7 +370,7 @@ def test_folder_with_an_mlm_head_keeps_it(tmp_path, tiny_tokenizer, batch, vocab
 
     result = convert_original_hf(src, tiny_tokenizer, tmp_path / "out")
 
-    assert result.fresh == ["pooler", "SBO head"]
+    assert result.fresh == ["SBO head"]
     assert result.dropped == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]  # NSP: none in SpanBERT
     assert result.tied_checked == ["cls.predictions.decoder.weight"]
     ids, mask = batch
@@ -387,7 +415,7 @@ def test_fairseq_training_checkpoint_with_args_and_meters(tmp_path, tiny_tokeniz
     result = convert_fairseq(ckpt, tiny_tokenizer, tmp_path / "out")
 
     assert not marker.exists()  # the fairseq-named function in the pickle was not called
-    assert result.fresh == ["pooler"] and result.source_dtypes == ["float16"]
+    assert result.fresh == [] and result.source_dtypes == ["float16"]
     assert sorted(result.tied_checked) == ["cls.pair_target_predictions.decoder.weight", "cls.predictions.decoder.weight"]
     assert result.settings["arch"] == "cased_bert_pair_large" and result.settings["max_pair_targets"] == PAIR_TARGETS
     assert any("clamp" in note for note in result.notes)
@@ -409,7 +437,7 @@ def test_released_with_head_state_dict(tmp_path, tiny_tokenizer, batch, vocab_si
 
     result = convert_fairseq(tmp_path / "model.pt", tiny_tokenizer, tmp_path / "out", num_attention_heads=2)
 
-    assert result.settings == {} and result.fresh == ["pooler"]
+    assert result.settings == {} and result.fresh == []
     _check_against_reference(tmp_path / "out", state, *batch)
 
 
@@ -423,7 +451,7 @@ def test_fairseq_mlm_only_architecture(tmp_path, tiny_tokenizer, batch, vocab_si
 
     result = convert_fairseq(ckpt, tiny_tokenizer, tmp_path / "out", allow_missing_heads=True)
 
-    assert result.fresh == ["pooler", "SBO head"]
+    assert result.fresh == ["SBO head"]
     model = load_for_pretraining(result.output_dir).eval()
     assert model.config.layer_norm_eps == 1e-5
     ids, mask = batch

@@ -94,7 +94,7 @@ def test_dev_conll_f1_chooses_the_kept_weights(tiny_bert, train_files, tmp_path)
     summary = json.loads((out / "finetune_summary.json").read_text())
     selected = summary["selected_on_dev"]
     best = max(history, key=lambda h: h["score"])  # the first of the best
-    assert selected == {"metric": "conll_f1", "step": best["step"], "score": best["score"], "evaluations": 21}
+    assert selected == {"metric": "conll_f1", "step": best["step"], "score": best["score"], "evaluations": 21, "stopped_early": False}
     assert selected["score"] > history[0]["score"]  # it learned something on the way
     assert summary["dev_conll_f1"] == pytest.approx(selected["score"])
 

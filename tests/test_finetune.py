@@ -106,7 +106,7 @@ def _toy_classifier_run(tmp_path, scores, **overrides):
             return {"accuracy": acc}
         return {"accuracy": scores[len(seen) - 1]}
 
-    args = FinetuneArguments(str(tmp_path), epochs=4, batch_size=16, lr=1e-2, mixed_precision="no", progress=False,
+    args = FinetuneArguments(str(tmp_path / "run"), epochs=4, batch_size=16, lr=1e-2, mixed_precision="no", progress=False,
                              hashed_dropout=False, **overrides)
     result = finetune(model, [6] * 48, collate, args, dev=DevEvaluation(evaluate, "accuracy"))
     return model, result, seen
@@ -126,10 +126,11 @@ def test_dev_selection_keeps_the_weights_of_the_best_evaluation(tmp_path):
     final = model.state_dict()
     assert all(torch.equal(final[k], seen[1][k]) for k in final)
     assert not all(torch.equal(final[k], seen[3][k]) for k in final)
-    lines = [json.loads(x) for x in (tmp_path / "dev_history.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "run" / "dev_history.jsonl").read_text().splitlines()]
     assert [(x["step"], x["score"]) for x in lines] == [(3, 0.1), (6, 0.9), (9, 0.5), (12, 0.9)]
 
-    last, result, seen = _toy_classifier_run(tmp_path, [0.1, 0.9, 0.5, 0.3], select_best=False, eval_every=5)
+    last, result, seen = _toy_classifier_run(tmp_path, [0.1, 0.9, 0.5, 0.3], select_best=False, eval_every=5,
+                                             overwrite=True)
     assert [h["step"] for h in result.dev_history] == [5, 10, 12]  # every 5 steps and after the last
     assert result.best_step == 12
     assert all(torch.equal(v, seen[-1][k]) for k, v in last.state_dict().items())

@@ -99,11 +99,12 @@ def test_fsdp2_two_cpu_processes_match_one_process_and_resume(tiny_tokenizer_dir
         "pretrain", "--corpus", str(DATA / "sotu_1790_washington.txt"), "--corpus", str(DATA / "tiny_corpus.txt"),
         "--tokenizer", str(tiny_tokenizer_dir), "--preset", "tiny", "--max-length", "48", "--dropout", "0",
         "--max-steps", "4", "--warmup-steps", "1", "--lr", "1e-3", "--save-every", "2", "--no-progress",
+        "--precision", "no", "--batch-size", "4",  # the global batch: 2 sequences a process under FSDP
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
            "CUDA_VISIBLE_DEVICES": ""}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "fsdp.yaml"),
-              "--num_processes", "2", "--main_process_port", "0", str(tmp_path / "shim.py"), *common, "--batch-size", "2"]
+              "--num_processes", "2", "--main_process_port", "0", str(tmp_path / "shim.py"), *common]
 
     def run(cmd: list[str]) -> str:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -116,7 +117,7 @@ def test_fsdp2_two_cpu_processes_match_one_process_and_resume(tiny_tokenizer_dir
     from spanbert.cli import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main([*common, "--batch-size", "4", "--output", str(tmp_path / "one")]) == 0
+    assert main([*common, "--output", str(tmp_path / "one")]) == 0
     # Two FSDP2 processes x 2 sequences: the same global batch.
     fsdp = tmp_path / "fsdp"
     log = run([*launch, "--output", str(fsdp)])
@@ -143,19 +144,21 @@ def test_fsdp2_two_cpu_processes_match_one_process_and_resume(tiny_tokenizer_dir
     # Saved files: the same tensors as the one-process run (tied copies left out), loadable as ours.
     from safetensors.torch import load_file
 
-    from spanbert.modeling import SpanBertForPreTraining
+    from spanbert.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_pretraining_model
 
-    for sub in ("", "checkpoints/step-00000004/"):
-        a, b = (load_file(str(tmp_path / d / sub / "model.safetensors")) for d in ("one", "fsdp"))
+    for file in ("model.safetensors", SBO_HEAD_FILE, "checkpoints/step-00000004/model.safetensors"):
+        a, b = (load_file(str(tmp_path / d / file)) for d in ("one", "fsdp"))
         assert sorted(a) == sorted(b)
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    assert json.loads((fsdp / "config.json").read_text()) == json.loads((tmp_path / "one" / "config.json").read_text())
+    for file in ("config.json", SPANBERT_CONFIG_FILE):
+        assert json.loads((fsdp / file).read_text()) == json.loads((tmp_path / "one" / file).read_text())
     oa, ob = (load_file(str(tmp_path / d / "checkpoints/step-00000004/optimizer.safetensors")) for d in ("one", "fsdp"))
     assert sorted(oa) == sorted(ob)  # the unsharded layout: an FSDP checkpoint resumes anywhere
     for k in oa:
         torch.testing.assert_close(ob[k], oa[k], rtol=1e-4, atol=1e-7)
-    model = SpanBertForPreTraining.from_pretrained(str(res))
+    model, _ = load_pretraining_model(str(res))
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
     final = load_file(str(tmp_path / "fsdp" / "model.safetensors"))
     torch.testing.assert_close(model.bert.embeddings.word_embeddings.weight.detach(), final["bert.embeddings.word_embeddings.weight"])
+    torch.testing.assert_close(model.sbo.bias.detach(), load_file(str(tmp_path / "fsdp" / SBO_HEAD_FILE))["sbo.bias"])

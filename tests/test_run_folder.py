@@ -25,9 +25,9 @@ def _offline(monkeypatch):
 
 
 def common(tokenizer: Path) -> list[str]:
-    """The options of the reproduced faults (A in the bug reports)."""
+    """The options of the reproduced faults (A in the bug reports); fp32, as before --precision auto."""
     return ["--corpus", str(DATA / "tiny_corpus.txt"), "--tokenizer", str(tokenizer), "--preset", "tiny",
-            "--max-length", "64", "--batch-size", "4", "--no-progress"]
+            "--max-length", "64", "--batch-size", "4", "--precision", "no", "--no-progress"]
 
 
 def pretrain(tokenizer: Path, out: Path, *extra: str) -> int:
@@ -92,7 +92,11 @@ def test_a_fresh_run_into_a_run_folder_is_refused_and_overwrite_replaces_it(tiny
 @pytest.mark.parametrize("option, given, stored", [
     ("--preset", "mini", "tiny"),  # used to end in a state-dict RuntimeError (exit 1)
     ("--batch-size", "8", "4"),
-    ("--seed", "3", "0"),
+    ("--seed", "3", "42"),
+    ("--geometric-p", "0.5", "0.2"),
+    ("--max-span-words", "4", "10"),
+    ("--precision", "bf16", "'no'"),
+    ("--mixed-precision", "bf16", "'no'"),  # the old name of --precision: refused under the new name
     ("--lr", "0.001", "0.0001"),
     ("--max-length", "48", "64"),
     ("--mask-ratio", "0.3", "0.15"),
@@ -112,9 +116,12 @@ def test_resume_refuses_another_value_of_an_option_that_changes_training(tiny_to
         argv[argv.index("--corpus") + 1] = given
     else:
         argv += [option, given]
+    if option in ("--precision", "--mixed-precision"):
+        argv.remove("--precision")
+        argv.remove("no")
     assert main(["pretrain", *argv, "--output", str(run), "--max-steps", "8", "--resume"]) == 2
     line = one_error_line(capsys)
-    assert option in line and given in line and stored in line
+    assert option.replace("--mixed-", "--") in line and given in line and stored in line
     assert snapshot(run) == before
 
 
@@ -216,14 +223,16 @@ def test_the_python_api_keeps_a_run_folder_to_one_run_too(tiny_tokenizer, tmp_pa
 
 
 def test_resume_compares_the_global_batch(tmp_path):
-    """8 processes x 32 may continue as 4 x 64 (docs/multi_gpu.md), not as 4 x 32; with the
-    stored number of processes --batch-size itself must match."""
-    from spanbert.train import resume_batch_error, stored_batch_size
+    """--batch-size is the global batch (all processes and micro-batches): 8 processes x 32 may
+    continue as 4 x 64 (docs/multi_gpu.md), since both are --batch-size 256. A folder of an older
+    version recorded the per-process micro-batch (no micro_batch_size key): its global batch is
+    that x processes x grad_accum."""
+    from spanbert.train import resume_batch_error, stored_global_batch
 
-    stored = {"batch_size": 32, "processes": 8}
-    assert stored_batch_size(stored, 4) == 64 and stored_batch_size(stored, 3) == 32
-    assert stored_batch_size({"batch_size": 4}, 2) == 4 and stored_batch_size({}, 1) is None
-    assert resume_batch_error(tmp_path, stored, 64, 4) is None
-    assert "32 x 4 here but 32 x 8" in str(resume_batch_error(tmp_path, stored, 32, 4))
-    assert "--batch-size is 8 here but 4" in str(resume_batch_error(tmp_path, {"batch_size": 4, "processes": 1}, 8, 1))
-    assert resume_batch_error(tmp_path, {"batch_size": 4}, 4, 2) is None  # an older folder: processes not recorded
+    new = {"batch_size": 256, "processes": 8, "grad_accum": 1, "micro_batch_size": 32}
+    old = {"batch_size": 32, "processes": 8, "grad_accum": 2}
+    assert stored_global_batch(new) == 256 and stored_global_batch(old) == 512
+    assert stored_global_batch({"batch_size": 4}) == 4 and stored_global_batch({}) is None
+    assert resume_batch_error(tmp_path, new, 256) is None and resume_batch_error(tmp_path, old, 512) is None
+    assert "--batch-size is 32 here but 256" in str(resume_batch_error(tmp_path, new, 32))
+    assert "--batch-size is 32 here but 512" in str(resume_batch_error(tmp_path, old, 32))

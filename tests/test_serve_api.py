@@ -367,7 +367,8 @@ def test_not_ready_before_the_models_load(folders):
 def test_a_model_that_fails_to_load_keeps_the_server_not_ready(folders, tmp_path):
     broken = tmp_path / "broken-fill"
     broken.mkdir()
-    shutil.copy(folders["fill"] / "config.json", broken / "config.json")  # a pre-training config, no weights
+    for name in ("config.json", "spanbert_config.json"):  # a pre-training run's configs, no weights
+        shutil.copy(folders["fill"] / name, broken / name)
     with TestClient(create_app([broken], device="cpu")) as c:
         r = c.get("/readyz")
         assert r.status_code == 503
@@ -422,7 +423,8 @@ def test_serve_command_stops_and_reports_a_model_that_cannot_load(folders, tmp_p
     """A real uvicorn start: loading fails, the server stops by itself, the error is raised."""
     broken = tmp_path / "broken-fill"
     broken.mkdir()
-    shutil.copy(folders["fill"] / "config.json", broken / "config.json")
+    for name in ("config.json", "spanbert_config.json"):
+        shutil.copy(folders["fill"] / name, broken / name)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

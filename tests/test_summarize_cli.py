@@ -89,7 +89,8 @@ def test_dev_rouge1_chooses_the_kept_weights(base_dir, tmp_path):
     assert all(h["metric"] == "rouge1" and set(h["metrics"]) >= {"rouge1", "rouge2", "rougeL"} for h in history)
     summary = json.loads((out / "finetune_summary.json").read_text())
     best = max(history, key=lambda h: h["score"])  # the first of the best
-    assert summary["selected_on_dev"] == {"metric": "rouge1", "step": best["step"], "score": best["score"], "evaluations": 5}
+    assert summary["selected_on_dev"] == {"metric": "rouge1", "step": best["step"], "score": best["score"], "evaluations": 5,
+                                          "stopped_early": False}
     assert summary["dev_metrics"]["rouge1"] == pytest.approx(best["score"])  # measured: step 8 best, 9 lower
 
 

@@ -12,12 +12,20 @@ from spanbert.modeling import SpanBertForPreTraining, config_from_preset
 from spanbert.task_model import load_task_model
 
 
-@pytest.fixture(scope="module")
-def spanbert_dir(tmp_path_factory, tiny_tokenizer):
+@pytest.fixture(scope="module", params=["new", "old"])
+def spanbert_dir(request, tmp_path_factory, tiny_tokenizer):
+    """A pre-training folder in today's layout (a BertForMaskedLM checkpoint + SBO side files, as
+    `spanbert pretrain` saves it) or the older one (``model_type: spanbert``, save_pretrained)."""
+    from spanbert.modeling import save_pretraining_folder
+
     torch.manual_seed(0)
     model = SpanBertForPreTraining(config_from_preset("tiny", vocab_size=len(tiny_tokenizer)))
     out = tmp_path_factory.mktemp("spanbert")
-    model.save_pretrained(out)
+    if request.param == "new":
+        save_pretraining_folder(model, out)
+    else:
+        model.save_pretrained(out)
+    assert json.loads((out / "config.json").read_text())["model_type"] == {"new": "bert", "old": "spanbert"}[request.param]
     tiny_tokenizer.save_pretrained(out)
     return out, model
 
@@ -129,3 +137,23 @@ def test_half_precision_checkpoints_load_as_float32_and_run_under_autocast(tiny_
     assert all(p.dtype == torch.float32 for p in params.values())
     assert torch.equal(params["classifier.weight"], model.classifier.weight.float())
     assert loaded.classify(["The people have spoken."])[0].label in ("LABEL_0", "LABEL_1")
+
+
+def test_a_final_swap_cut_short_by_a_crash_is_finished_by_the_loader(tmp_path):
+    """A fine-tuning killed between its two renames leaves only ``.OUT.ready`` (complete): the
+    loaders finish the swap instead of calling the model missing; a half-written staging folder
+    is never taken for a model."""
+    from spanbert.task_model import check_model_folder
+
+    out = tmp_path / "model"
+    ready = tmp_path / ".model.ready"
+    ready.mkdir()
+    (ready / "config.json").write_text('{"model_type": "bert"}')
+    assert check_model_folder(out) == out
+    assert (out / "config.json").is_file() and not ready.exists()
+
+    staging = tmp_path / ".other.staging"
+    staging.mkdir()
+    (staging / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(CheckpointError, match="no such model folder"):
+        check_model_folder(tmp_path / "other")

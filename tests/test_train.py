@@ -98,9 +98,10 @@ def test_loss_falls_and_metrics_are_consistent(tiny_tokenizer, packed, tmp_path)
 
 def test_gradient_accumulation_equals_one_big_batch(tiny_tokenizer, packed, tmp_path):
     # Global batches are consecutive slices of one per-epoch permutation, and the loss is
-    # normalised over every masked token of the optimizer step: 2 x 2 accumulated == 1 x 4.
+    # normalised over every masked token of the optimizer step: batch 4 in 2 micro-batches of 2
+    # == batch 4 at once (batch_size is the global batch, grad_accum splits it).
     big = run(tiny_tokenizer, packed, tmp_path / "big", dropout=0.0, batch_size=4, grad_accum=1, max_steps=2, save_every=0)
-    acc = run(tiny_tokenizer, packed, tmp_path / "acc", dropout=0.0, batch_size=2, grad_accum=2, max_steps=2, save_every=0)
+    acc = run(tiny_tokenizer, packed, tmp_path / "acc", dropout=0.0, batch_size=4, grad_accum=2, max_steps=2, save_every=0)
     a, b = read_metrics(big.metrics_csv), read_metrics(acc.metrics_csv)
     for ra, rb in zip(a, b):
         # grad_norm is taken before clipping: equal norms mean equally normalised gradients

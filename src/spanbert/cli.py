@@ -8,9 +8,11 @@ traceback (set ``SPANBERT_DEBUG=1`` to see one).
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import logging
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -26,6 +28,10 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help text is plain text: rich markup would take "[chinese]" in "pip install 'spanbert[chinese]'"
+    # (or any lowercase word in brackets) for a style tag and drop it. Every command and group of
+    # this app inherits the mode.
+    rich_markup_mode=None,
 )
 tokenizer_app = typer.Typer(help="Train or inspect WordPiece vocabularies.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -69,11 +75,25 @@ def _quiet_libraries() -> None:
 RESUME_HELP = (
     "Continue exactly from the newest intact checkpoint in --output (a damaged newer one is skipped with a warning). "
     "Options left out take the stored run's values (training_args.json), --corpus included; an option that changes "
-    "the training (corpus, tokenizer, --init-from, --preset, --max-length, masking, --sbo-weight, --dropout, "
-    "--batch-size, --grad-accum, --lr, warm-up, --seed, precision, ...) given with another value is refused. "
-    "--max-steps or --epochs (extend the run; default: the stored steps), --save-every, --eval-every, --time-budget, "
-    "--num-proc, --num-workers, --compile and --progress may change."
+    "the training (corpus, tokenizer, --init-from, --preset, --max-length, masking and its geometry, --sbo-weight, "
+    "--dropout, --batch-size, --grad-accum, --lr, warm-up, --seed, --precision, held-out set, ...) given with another "
+    "value is refused. --max-steps or --epochs (extend the run; default: the stored steps), --save-every, "
+    "--eval-every, --time-budget, --num-proc, --num-workers, --compile and --progress may change, and so may the "
+    "number of processes where it divides --batch-size."
 )
+
+
+class DocPer(str, Enum):
+    file = "file"
+    blank_line = "blank_line"
+    line = "line"
+
+
+DOC_PER_HELP = ("Plain text: one document per file, per block between blank lines (blank_line), or per line "
+                "(line: e.g. one sentence or paragraph a line). JSON Lines: always one per record.")
+PRECISION_HELP = ("Autocast: no (fp32), bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, "
+                  "CPUs with AVX512-BF16/AMX), else fp32; the run prints what auto became.")
+SEED_HELP = "Seed of the weights, masks, data order and dropout."
 
 
 def _given_parameters(ctx: typer.Context) -> frozenset[str]:
@@ -83,37 +103,53 @@ def _given_parameters(ctx: typer.Context) -> frozenset[str]:
     return frozenset(name for name, source in sources.items() if source not in (None, "DEFAULT", "DEFAULT_MAP"))
 
 
+def _precision_option(precision: Precision, alias: Precision | None, given: frozenset[str]) -> tuple[str, frozenset[str]]:
+    """The precision of ``--precision`` or its hidden alias ``--mixed-precision`` (accelerate's
+    name), and ``given`` with the alias counted as ``precision``."""
+    if alias is None:
+        return precision.value, given
+    if "precision" in given and alias != precision:
+        raise ConfigError(f"--precision {precision.value} and --mixed-precision {alias.value}: the same option under two "
+                          "names; give one")
+    return alias.value, (given - {"mixed_precision"}) | {"precision"}
+
+
 @app.command()
 def pretrain(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: final model, metrics.csv, loss_curve.png, checkpoints/. It belongs to one run: a new run into a folder holding another needs --resume or --overwrite.")],
     corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Text/JSONL(.gz) files or folders, a saved dataset folder, or hf:NAME[:CONFIG]; repeatable. Required, except with --resume (the stored run's).")] = None,
+    validation_corpus: Annotated[list[str] | None, typer.Option("--validation-corpus", help="Held-out text, read like --corpus (repeatable), never trained on: its MLM/SBO loss and accuracy are measured before training, every --eval-every steps and at the end (heldout_* columns of metrics.csv, heldout_metrics.jsonl, the loss plot). Instead of --heldout-fraction; works with --streaming.")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder (a fast tokenizer). Default: the --init-from one, else a WordPiece vocabulary trained on the corpus.")] = None,
-    init_from: Annotated[str | None, typer.Option(help="Continue from any BERT checkpoint folder; missing MLM/SBO heads are created.")] = None,
+    init_from: Annotated[str | None, typer.Option(help="Continue from any BERT checkpoint folder; missing MLM/SBO heads are created (the run prints which).")] = None,
     preset: Annotated[str, typer.Option(help="Model size from scratch: tiny, mini, small, minilm, medium, base, large.")] = "mini",
     vocab_size: Annotated[int, typer.Option(min=1, help="Vocabulary size when a tokenizer is trained.")] = 30000,
     lowercase: Annotated[bool, typer.Option(help="Lowercase when a tokenizer is trained (default cased).")] = False,
     max_length: Annotated[int, typer.Option(min=1, help="Tokens per segment, [CLS] and [SEP] included.")] = 512,
     text_field: Annotated[str, typer.Option(help="Text field of JSON Lines / datasets sources.")] = "text",
-    doc_per: Annotated[str, typer.Option(help="Plain text: one document per 'file' or per 'blank_line' block.")] = "blank_line",
+    doc_per: Annotated[DocPer, typer.Option(help=DOC_PER_HELP)] = DocPer.blank_line,
     streaming: Annotated[bool, typer.Option(help="Read the corpus lazily (needs --max-steps).")] = False,
     word_segmenter: Annotated[str, typer.Option(help="Whole words for masking: none (the tokenizer's words; each Chinese character is one) or jieba (Chinese words, pip install 'spanbert[chinese]').")] = "none",
     num_proc: Annotated[int | None, typer.Option(help="Processes tokenising the corpus (not with --streaming).")] = None,
     masking: Annotated[Scheme, typer.Option(help="Masking scheme: span (SpanBERT), whole_word or token (BERT).")] = Scheme.span,
     mask_ratio: Annotated[float, typer.Option(help="Share of tokens masked.")] = 0.15,
+    geometric_p: Annotated[float, typer.Option(help="Span masking: span lengths in words are drawn from Geometric(p) truncated to 1..--max-span-words (the paper: 0.2, mean 3.8 words; larger p, shorter spans).")] = 0.2,
+    max_span_words: Annotated[int, typer.Option(min=1, help="Span masking: the longest span in words (the paper: 10).")] = 10,
     sbo_weight: Annotated[float, typer.Option(help="Weight of the span boundary loss (0 disables SBO).")] = 1.0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per process per micro-batch.")] = 32,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per optimizer step, all processes and accumulation steps together (each process's micro-batch: batch-size / (processes x --grad-accum), which must divide).")] = 32,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Split each process's share of --batch-size into N micro-batches (less memory, the same step).")] = 1,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps (default: --epochs worth).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the corpus when --max-steps is not given.")] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
-    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear warm-up steps (default 6% of the steps).")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear warm-up steps (wins over --warmup-ratio).")] = None,
+    warmup_ratio: Annotated[float, typer.Option(help="Linear warm-up as a share of the steps, when --warmup-steps is not given.")] = 0.06,
     weight_decay: Annotated[float, typer.Option()] = 0.01,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's or 0.1).")] = None,
-    mixed_precision: Annotated[Precision, typer.Option(help="Autocast: bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, CPUs with AVX512-BF16/AMX), else fp32.")] = Precision.no,
-    seed: Annotated[int, typer.Option(min=0)] = 0,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 42,
     save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
-    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes of training (a checkpoint and the model are saved).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes of training by this invocation (a checkpoint and the model are saved); a resumed run gets the whole budget again, and held-out evaluation does not count.")] = None,
     resume: Annotated[bool, typer.Option(help=RESUME_HELP)] = False,
     overwrite: Annotated[bool, typer.Option(help="Delete the run already in --output (its checkpoints, metrics, model and other files a run writes; other files stay) and start afresh.")] = False,
     num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
@@ -121,8 +157,8 @@ def pretrain(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     head_lr: Annotated[float | None, typer.Option(help="Peak learning rate of the MLM/SBO heads (everything outside the encoder; default: --lr).")] = None,
     head_warmup_steps: Annotated[int, typer.Option(min=0, help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
-    heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl and heldout_summary.json (0: off).")] = 0.0,
-    eval_every: Annotated[int, typer.Option(min=0, help="With --heldout-fraction: also evaluate every N steps (0: only before and after).")] = 0,
+    heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl, heldout_summary.json and the heldout_* columns of metrics.csv (0: off). See also --validation-corpus.")] = 0.0,
+    eval_every: Annotated[int, typer.Option(min=0, help="With --heldout-fraction or --validation-corpus: also evaluate every N steps (0: only before and after).")] = 0,
 ) -> None:
     """Pre-train SpanBERT (span masking + span boundary objective) on your corpus."""
     _quiet_libraries()
@@ -130,8 +166,12 @@ def pretrain(
     from .pipeline import PretrainJob, run_pretrain_job
     from .train import PretrainArguments
 
+    precision_value, given = _precision_option(precision, mixed_precision, _given_parameters(ctx))
+    if not 0 < geometric_p <= 1:  # (nan fails too)
+        raise ConfigError(f"--geometric-p {geometric_p}: must be a probability in (0, 1] (1: every span one word)")
     job = PretrainJob(
         corpus=list(corpus or []),
+        validation_corpus=list(validation_corpus or []),
         tokenizer=tokenizer,
         init_from=init_from,
         preset=preset,
@@ -139,21 +179,22 @@ def pretrain(
         lowercase=lowercase,
         max_length=max_length,
         text_field=text_field,
-        doc_per=doc_per,
+        doc_per=doc_per.value,
         streaming=streaming,
         word_segmenter=word_segmenter,
         num_proc=num_proc,
-        masking=MaskingConfig(scheme=masking.value, mask_ratio=mask_ratio),
+        masking=MaskingConfig(scheme=masking.value, mask_ratio=mask_ratio, geometric_p=geometric_p,
+                              max_span_words=max_span_words),
         sbo_loss_weight=sbo_weight,
         resume=resume,
         overwrite=overwrite,
-        given_options=_given_parameters(ctx),
+        given_options=given,
         dropout=dropout,
         heldout_fraction=heldout_fraction,
         train=PretrainArguments(
             output_dir=str(output), batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
-            epochs=epochs, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
-            mixed_precision=mixed_precision.value, seed=seed, save_every=save_every,
+            epochs=epochs, lr=lr, warmup_steps=warmup_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+            mixed_precision=precision_value, seed=seed, save_every=save_every,
             time_budget_s=None if time_budget is None else time_budget * 60, num_workers=num_workers,
             compile=compile, progress=progress, head_lr=head_lr, head_warmup_steps=head_warmup_steps,
             eval_every=eval_every,
@@ -182,7 +223,7 @@ def tokenizer_train(
     lowercase: Annotated[bool, typer.Option(help="Lowercase (BERT uncased); default cased.")] = False,
     min_frequency: Annotated[int, typer.Option(min=0)] = 2,
     text_field: Annotated[str, typer.Option()] = "text",
-    doc_per: Annotated[str, typer.Option()] = "blank_line",
+    doc_per: Annotated[DocPer, typer.Option(help=DOC_PER_HELP)] = DocPer.blank_line,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing tokenizer folder.")] = False,
 ) -> None:
     """Train a WordPiece vocabulary on a corpus (cased by default)."""
@@ -190,7 +231,7 @@ def tokenizer_train(
     from .tokenizer import train_tokenizer_from_files
 
     tok = train_tokenizer_from_files(corpus, output, vocab_size=vocab_size, lowercase=lowercase,
-                                     min_frequency=min_frequency, text_field=text_field, doc_per=doc_per,
+                                     min_frequency=min_frequency, text_field=text_field, doc_per=doc_per.value,
                                      overwrite=overwrite)
     typer.echo(f"{len(tok)} tokens -> {output}")
 
@@ -236,6 +277,7 @@ def format_fill(result) -> str:
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
     minutes: Annotated[float, typer.Option(help="Safety cap on training time in minutes; the output says if it "
                                                  "cut the planned steps short.")] = 10.0,
@@ -245,15 +287,20 @@ def demo(
                                                 "installed, else none), minilm, none (--preset from scratch) "
                                                 "or a BERT checkpoint folder.")] = "auto",
     preset: Annotated[str, typer.Option(help="Model size with --init-from none.")] = "tiny",
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the train/dev/test split and of training.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the train/dev/test split and of training (default 0: the "
+                                                 "split and numbers the README shows).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
 ) -> None:
     """The main job: pre-train SpanBERT on part of the bundled State of the Union sample, score span
     fills on held-out text (MLM, SBO, joint vs. a unigram baseline), then show fills."""
     _quiet_libraries()
     from .demo import run_demo
 
-    run_demo(output, minutes=minutes, steps=steps, init_from=init_from, preset=preset, seed=seed, progress=progress)
+    value, _ = _precision_option(precision, mixed_precision, _given_parameters(ctx))
+    run_demo(output, minutes=minutes, steps=steps, init_from=init_from, preset=preset, seed=seed, progress=progress,
+             precision=value)
 
 
 TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
@@ -361,6 +408,47 @@ def _usage_line(e: typer.TyperException) -> str:
     return f"{message} (see '{command} --help')"
 
 
+_NO_BREAK_HYPHEN = "\u2011"
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph of a help text, on one line."""
+    paragraph = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+    end = re.search(r"(?<=[.!?])\s(?=[A-Z(`'\"])", paragraph)
+    return paragraph[: end.start()] if end else paragraph
+
+
+def _whole_help(command) -> None:
+    """Make the help of ``command`` and every command under it whole: lines wrap only at spaces,
+    never inside hyphenated words such as ``--grad-accum`` (click's wrapper breaks there by
+    default), and a group lists each command with its whole first sentence (click cuts it to fit
+    one line and adds "...").
+
+    The help is plain click help (``rich_markup_mode=None``); its formatter class is the one of
+    the command's own context class, subclassed, so typer's bundled click is used as it is."""
+    base = command.context_class
+
+    class Formatter(base.formatter_class):
+        def write_text(self, text: str) -> None:
+            super().write_text(text.replace("-", _NO_BREAK_HYPHEN))
+
+        def write_dl(self, rows, *args, **kwargs) -> None:
+            super().write_dl([(term, text.replace("-", _NO_BREAK_HYPHEN)) for term, text in rows], *args, **kwargs)
+
+        def write(self, string: str) -> None:
+            super().write(string.replace(_NO_BREAK_HYPHEN, "-"))
+
+    context = type("HelpContext", (base,), {"formatter_class": Formatter})
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        if current.context_class is base:
+            current.context_class = context
+        if not current.short_help and current.help:
+            current.short_help = _first_sentence(current.help)
+        stack.extend(getattr(current, "commands", {}).values())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user errors (bad options, bad input, a full disk) become one line
     on stderr and exit status 2; an internal error is one line and exit status 1."""
@@ -373,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = _undecodable_argument(args)
         if bad:
             raise ConfigError(bad)
-        result = app(args=args, prog_name="spanbert", standalone_mode=False)  # --help and typer.Exit return their exit code
+        command = typer.main.get_command(app)
+        _whole_help(command)
+        result = command(args=args, prog_name="spanbert", standalone_mode=False)  # --help and typer.Exit return their exit code
         return result if isinstance(result, int) else 0
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

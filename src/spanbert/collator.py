@@ -17,6 +17,11 @@ Typical use::
 DataLoader workers hold copies of the collator made when they start: with
 ``persistent_workers=True`` a later ``set_epoch`` does not reach them, so build the loader
 after ``set_epoch`` each epoch (or keep persistent workers off).
+
+In a ``transformers.Trainer`` nothing calls ``set_epoch`` and, by default, the Trainer drops
+the ``word_starts`` and ``example_id`` columns before they reach the collator: add
+:class:`spanbert.hf_trainer.SpanBertTrainerCallback` and set ``remove_unused_columns=False``
+(see :mod:`spanbert.hf_trainer`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from spanbert.errors import TokenizerError
+from spanbert.errors import ConfigError, TokenizerError
 from spanbert.masking import MaskingConfig, mask_batch, random_token_cdf
 
 __all__ = ["SpanMaskingCollator"]
@@ -46,10 +51,15 @@ class SpanMaskingCollator:
         unigram: optional (V,) corpus token counts; random replacements then follow the
             corpus unigram distribution (as in the authors' code) instead of uniform.
         pad_to_multiple_of: pad the time dimension up to a multiple of this.
+        every_token_a_word: let features without ``word_starts`` through, every token being a
+            word of its own (spans may then start or end inside a word). Off by default: the
+            ``span`` and ``whole_word`` schemes then refuse such a feature, since a missing
+            column is far more often a mistake (a Trainer that dropped it) than a choice.
 
     Features are mappings with ``input_ids`` (ints, already with [CLS] ... [SEP]),
-    optionally ``word_starts`` (0/1 per token; without it every token is its own word),
-    ``attention_mask`` (0 marks padding already in the feature) and ``example_id`` (int).
+    ``word_starts`` (0/1 per token; needed by the ``span`` and ``whole_word`` schemes, see
+    ``every_token_a_word``), optionally ``attention_mask`` (0 marks padding already in the
+    feature) and ``example_id`` (int).
 
     A call returns (B = batch size, T = padded length, N = number of SBO targets):
         input_ids (B, T) long, attention_mask (B, T) long, labels (B, T) long (-100 where
@@ -65,6 +75,7 @@ class SpanMaskingCollator:
         seed: int = 0,
         unigram: np.ndarray | None = None,
         pad_to_multiple_of: int | None = None,
+        every_token_a_word: bool = False,
     ) -> None:
         name = type(tokenizer).__name__
         if tokenizer.mask_token_id is None:
@@ -85,6 +96,8 @@ class SpanMaskingCollator:
         self.config = config
         self.seed = int(seed)
         self.pad_to_multiple_of = pad_to_multiple_of
+        # Whether a feature may come without word_starts (the token scheme ignores words).
+        self.words_optional = bool(every_token_a_word) or config.scheme == "token"
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id)
         self.special_ids = sorted({int(i) for i in tokenizer.all_special_ids})
@@ -142,8 +155,14 @@ class SpanMaskingCollator:
                 if len(starts) != length:
                     raise ValueError(f"feature {b}: word_starts has {len(starts)} entries for {length} input_ids")
                 word_starts[b, :length] = starts
-            else:
+            elif self.words_optional:
                 word_starts[b, :length] = True  # every (maskable) token is its own word
+            else:
+                raise ConfigError(
+                    f"SpanMaskingCollator: feature {b} has no word_starts, which {self.config.scheme} masking needs; "
+                    "a transformers Trainer drops that column unless TrainingArguments(remove_unused_columns=False) "
+                    "(see spanbert.hf_trainer), and rows without word boundaries need every_token_a_word=True"
+                )
             example_id = feature.get("example_id")
             if example_id is None:
                 rngs.append(self._shared_rng())

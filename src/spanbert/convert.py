@@ -1,8 +1,12 @@
-"""Convert the checkpoints the SpanBERT authors released into our pre-training format.
+"""Convert the checkpoints the SpanBERT authors released into our pre-training folder format.
 
 This module owns: reading the authors' pickled checkpoints safely, mapping every tensor name
 onto :class:`spanbert.modeling.SpanBertForPreTraining`, deriving the configuration from the
-tensor shapes, and writing the converted folder atomically. Two source layouts
+tensor shapes, and writing the converted folder atomically, in the layout of
+``spanbert pretrain``'s final model (:func:`spanbert.modeling.save_pretraining_folder`): a plain
+``BertForMaskedLM`` checkpoint that transformers loads alone, plus the SBO head and settings
+beside it. A pooler in the source is not kept (``BertForMaskedLM`` has none, and SpanBERT,
+trained without NSP, never trained it); ``conversion.json`` lists it as dropped. Two source layouts
 (facts from facebookresearch/SpanBERT, read, not copied):
 
 * **original-hf** (``spanbert_hf.tar.gz`` / ``spanbert_hf_base.tar.gz``, extracted): a
@@ -47,7 +51,13 @@ import typer
 
 from .atomic import atomic_directory, atomic_write_json, atomic_write_text
 from .errors import CheckpointError, ConfigError
-from .modeling import SpanBertConfig, SpanBertForPreTraining
+from .modeling import (
+    SBO_HEAD_FILE,
+    SPANBERT_CONFIG_FILE,
+    SpanBertConfig,
+    SpanBertForPreTraining,
+    save_pretraining_folder,
+)
 
 __all__ = [
     "ConversionResult",
@@ -96,7 +106,9 @@ _DROPPABLE = {"cls.seq_relationship.weight", "cls.seq_relationship.bias"}
 # Our aliases of tied tensors: never loaded directly.
 _OUR_ALIASES = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
 # Parts of our model that may be absent from a source and are then created fresh, as wholes.
-_OPTIONAL_PARTS = {"bert.pooler.": "pooler", "cls.predictions.": "MLM head", "sbo.": "SBO head"}
+_OPTIONAL_PARTS = {"cls.predictions.": "MLM head", "sbo.": "SBO head"}
+# Tensors of the source that the saved folder has no place for (BertForMaskedLM has no pooler).
+_NOT_SAVED = "bert.pooler."
 
 
 def _few(names, n: int = 3) -> str:
@@ -348,7 +360,7 @@ def _fill_model(config: SpanBertConfig, mapped: MappedWeights, source: str, seed
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SpanBertForPreTraining(config)
-    ours = {k: v for k, v in model.state_dict().items() if k not in _OUR_ALIASES}
+    ours = {k: v for k, v in model.state_dict().items() if k not in _OUR_ALIASES and not k.startswith(_NOT_SAVED)}
     given = mapped.tensors
     unexpected = sorted(set(given) - set(ours))
     if unexpected:
@@ -396,13 +408,18 @@ def _card(result: ConversionResult, config: SpanBertConfig) -> str:
     if result.fresh:
         loaded += f"; freshly initialised (seed {result.seed}): {', '.join(result.fresh)}"
     return (
-        "---\nlibrary_name: transformers\ntags: [spanbert, converted]\n---\n\n"
+        "---\nlibrary_name: transformers\npipeline_tag: fill-mask\ntags: [spanbert, bert, converted]\n---\n\n"
         f"# SpanBERT converted from the authors' {result.layout} checkpoint\n\n"
         f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads, "
         f"vocabulary {config.vocab_size}. Weights {loaded}.\n\n"
-        "- `spanbert.modeling.load_for_pretraining(dir)` loads encoder + MLM + SBO heads;\n"
-        "- `transformers.AutoModel.from_pretrained(dir)` (after `import spanbert.modeling`) or "
-        "`transformers.BertModel.from_pretrained(dir)` loads the encoder.\n\n"
+        "A standard `bert` checkpoint (no `spanbert` import needed):\n\n"
+        "- `transformers.AutoModelForMaskedLM.from_pretrained(dir)` or `pipeline(\"fill-mask\", model=dir)`: "
+        "encoder + MLM head;\n"
+        "- `transformers.AutoModel.from_pretrained(dir, add_pooling_layer=False)`: the encoder (there is no "
+        "pooler: SpanBERT was trained without NSP).\n\n"
+        f"The SBO head is in `{SBO_HEAD_FILE}`, its settings in `{SPANBERT_CONFIG_FILE}`:\n\n"
+        "- `spanbert fill --model dir \"text with [MASK] [MASK]\"` fills spans with the MLM and SBO heads;\n"
+        "- `spanbert.modeling.load_for_pretraining(dir)` loads encoder + MLM + SBO heads (`--init-from dir`).\n\n"
         "What was mapped: `conversion.json`.\n"
     )
 
@@ -413,6 +430,13 @@ def _convert(state: Mapping[str, Any], tokenizer: Any, output_dir: str | Path, *
     output_dir = Path(output_dir)
     _check_output(output_dir, overwrite)
     mapped = map_original_names(state, str(source))
+    pooler = sorted(k for k in mapped.tensors if k.startswith(_NOT_SAVED))
+    if pooler:
+        for k in pooler:
+            del mapped.tensors[k]
+        mapped.dropped.extend(pooler)
+        notes = [*notes, "the source's pooler (bert.pooler.*) is not kept: BertForMaskedLM has none and SpanBERT "
+                 "never trained it (no NSP); heads that use a pooler start it fresh"]
     config = config_from_tensors(mapped.tensors, str(source), **fields)
     _check_against(declared, config, str(source))
     tok = _resolve_tokenizer(tokenizer, config.vocab_size, str(source))
@@ -426,7 +450,7 @@ def _convert(state: Mapping[str, Any], tokenizer: Any, output_dir: str | Path, *
         settings=settings, notes=notes,
     )
     with atomic_directory(output_dir) as tmp:
-        model.save_pretrained(tmp)
+        save_pretraining_folder(model, tmp)
         tok.save_pretrained(tmp)
         atomic_write_json(tmp / "conversion.json", asdict(result))
         atomic_write_text(tmp / "README.md", _card(result, config))
@@ -449,7 +473,7 @@ def convert_original_hf(src_dir: str | Path, tokenizer: Any, output_dir: str | P
             tokenizer); for the released models BERT's cased WordPiece (28,996 tokens).
         output_dir: our pre-training folder to write (weights, config, tokenizer,
             ``conversion.json``, model card), atomically.
-        seed: seeds the heads the file lacks (usually MLM and SBO) and the pooler.
+        seed: seeds the heads the file lacks (usually MLM and SBO).
         num_attention_heads: overrides ``config.json``.
         overwrite: replace a non-empty ``output_dir``.
 
@@ -492,7 +516,7 @@ def convert_original_hf(src_dir: str | Path, tokenizer: Any, output_dir: str | P
                  "unless a score exceeds 10000)")
     return _convert(state, tokenizer, output_dir, source=weights, layout="original-hf", fields=fields,
                     declared=declared, settings={"config.json": declared}, notes=notes,
-                    fresh_allowed={"pooler", "MLM head", "SBO head"}, seed=seed, overwrite=overwrite)
+                    fresh_allowed={"MLM head", "SBO head"}, seed=seed, overwrite=overwrite)
 
 
 # fairseq architectures of the fork: bert_pair* (pair_bert.py, LayerNorm eps 1e-12, SBO head) and
@@ -527,7 +551,7 @@ def convert_fairseq(checkpoint: str | Path, tokenizer: Any, output_dir: str | Pa
         tokenizer: the vocabulary the model was trained with (its ``dict.txt`` is BERT's cased
             vocabulary in id order).
         output_dir: our pre-training folder to write, atomically.
-        seed: seeds what the file lacks (the pooler; the heads with ``allow_missing_heads``).
+        seed: seeds the heads the file lacks (with ``allow_missing_heads``).
         num_attention_heads: overrides ``args``; without ``args`` the default is hidden / 64.
         layer_norm_eps: overrides the eps implied by ``args.arch`` (bert_pair: 1e-12; bert_hf:
             1e-5); without ``args`` a state dict with an SBO head is taken as bert_pair.
@@ -585,7 +609,7 @@ def convert_fairseq(checkpoint: str | Path, tokenizer: Any, output_dir: str | Pa
         notes.append("number of attention heads not in the checkpoint: hidden_size / 64 assumed")
     if settings.get("pair_loss_weight", 0) > 0:
         fields["sbo_loss_weight"] = settings["pair_loss_weight"]
-    fresh_allowed = {"pooler"} | ({"MLM head", "SBO head"} if allow_missing_heads else set())
+    fresh_allowed = {"MLM head", "SBO head"} if allow_missing_heads else set()
     return _convert(state, tokenizer, output_dir, source=path, layout="fairseq", fields=fields, declared={},
                     settings=settings, notes=notes, fresh_allowed=fresh_allowed, seed=seed, overwrite=overwrite)
 
@@ -596,7 +620,7 @@ Source = Annotated[Path, typer.Option("--source", "-s", help="The authors' check
 Tokenizer = Annotated[str, typer.Option("--tokenizer", "-t", help="Tokenizer folder of the vocabulary the model was "
                                         "trained with (SpanBERT: BERT's cased WordPiece, 28,996 tokens).")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Folder for our pre-training model (written atomically).")]
-Seed = Annotated[int, typer.Option(help="Seed for the parts the source lacks (heads, pooler).")]
+Seed = Annotated[int, typer.Option(help="Seed for the heads the source lacks.")]
 Heads = Annotated[int | None, typer.Option(help="Attention heads, when the source does not say (default hidden/64).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace a non-empty output folder.")]
 
@@ -612,7 +636,7 @@ def _report(result: ConversionResult) -> None:
     typer.echo(f"model: {result.output_dir}")
 
 
-def convert_original_hf_command(source: Source, tokenizer: Tokenizer, output: Output, seed: Seed = 0,
+def convert_original_hf_command(source: Source, tokenizer: Tokenizer, output: Output, seed: Seed = 42,
                                 num_attention_heads: Heads = None, overwrite: Overwrite = False) -> None:
     """Convert an extracted spanbert_hf / spanbert_hf_base folder (config.json + pytorch_model.bin)."""
     _report(convert_original_hf(source, tokenizer, output, seed=seed, num_attention_heads=num_attention_heads,
@@ -620,7 +644,7 @@ def convert_original_hf_command(source: Source, tokenizer: Tokenizer, output: Ou
 
 
 def convert_fairseq_command(
-    source: Source, tokenizer: Tokenizer, output: Output, seed: Seed = 0, num_attention_heads: Heads = None,
+    source: Source, tokenizer: Tokenizer, output: Output, seed: Seed = 42, num_attention_heads: Heads = None,
     layer_norm_eps: Annotated[float | None, typer.Option(help="LayerNorm eps, when the checkpoint has no args.")] = None,
     allow_missing_heads: Annotated[bool, typer.Option(help="Create a missing MLM/SBO head fresh instead of failing.")] = False,
     overwrite: Overwrite = False,

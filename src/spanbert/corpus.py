@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 Format = Literal["auto", "text", "jsonl"]
-DocPer = Literal["file", "blank_line"]
+DocPer = Literal["file", "blank_line", "line"]
+DOC_PER_CHOICES = ("file", "blank_line", "line")
 SentenceMode = Literal["regex", "lines"]
 
 # Suffixes (after an optional .gz) read as JSON Lines in fmt="auto"; anything else is text.
@@ -140,10 +141,14 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _text_documents(path: Path, doc_per: DocPer) -> Iterator[str]:
-    """Documents of a plain-text file: the whole file, or each blank-line-separated block."""
+    """Documents of a plain-text file: the whole file, each blank-line-separated block, or each non-blank line."""
     block: list[str] = []
     for _, line in _read_lines(path):
         line = line.rstrip("\r\n")
+        if doc_per == "line":
+            if line.strip():
+                yield line
+            continue
         if doc_per == "blank_line" and not line.strip():
             if block:
                 yield "\n".join(block)
@@ -215,7 +220,8 @@ def iter_documents(
         fmt: "auto" reads ``.jsonl``/``.json``/``.ndjson`` (optionally ``.gz``) as JSON Lines
             and every other file (``.txt``, ``.txt.gz``, ...) as plain text; "text" or
             "jsonl" force one reader for all files.
-        doc_per: for plain text, one document per "file" or per "blank_line"-separated block.
+        doc_per: for plain text, one document per "file", per "blank_line"-separated block, or
+            per non-blank "line" (one sentence or paragraph a line; blank lines are skipped).
 
     Returns:
         an iterator of non-blank document strings (the text of a block keeps its line breaks).
@@ -226,7 +232,7 @@ def iter_documents(
             corpus holds no non-blank text at all. Messages name the file and line.
     """
     _check_choice("fmt", fmt, ("auto", "text", "jsonl"))
-    _check_choice("doc_per", doc_per, ("file", "blank_line"))
+    _check_choice("doc_per", doc_per, DOC_PER_CHOICES)
     files = _expand_paths(_as_list(paths))  # fail on a missing path now, not at the first next()
     return _documents(files, text_field, fmt, doc_per)
 
@@ -337,7 +343,7 @@ def load_corpus(
             Several sources are concatenated in order.
         text_field: the field/column holding the text (JSON Lines and datasets sources).
         streaming: return an ``IterableDataset`` read lazily instead of an Arrow-backed Dataset.
-        doc_per: for plain text files, "file" or "blank_line" (see :func:`iter_documents`).
+        doc_per: for plain text files, "file", "blank_line" or "line" (see :func:`iter_documents`).
         dataset_split: the split taken from ``hf:`` sources and saved DatasetDicts.
         cache_dir: where datasets writes its Arrow cache (default: the datasets cache).
 
@@ -349,7 +355,7 @@ def load_corpus(
         CorpusError: a missing path, unreadable file, bad line or empty corpus (one line naming
             the file and line). In streaming mode, errors inside files surface while iterating.
     """
-    _check_choice("doc_per", doc_per, ("file", "blank_line"))
+    _check_choice("doc_per", doc_per, DOC_PER_CHOICES)
     parts: list[datasets.Dataset | datasets.IterableDataset] = []
     pending: list[Path] = []  # consecutive local files become one generator
 

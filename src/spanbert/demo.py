@@ -154,8 +154,10 @@ class DemoSetup:
     dropout: float | None = 0.0  # None: the checkpoint's
     vocab_size: int = 4000  # WordPiece vocabulary trained on the train split (from scratch only)
 
-    def arguments(self, output: Path, *, seed: int, minutes: float | None, progress: bool) -> PretrainArguments:
-        """The :class:`PretrainArguments` of this setup (``minutes``: the safety cap)."""
+    def arguments(self, output: Path, *, seed: int, minutes: float | None, progress: bool,
+                  precision: str = "auto") -> PretrainArguments:
+        """The :class:`PretrainArguments` of this setup (``minutes``: the safety cap; ``precision``: see
+        :func:`spanbert.train.resolve_precision`)."""
         head_warmup = int(self.head_warmup_fraction * self.steps)
         extra: dict[str, Any] = {}
         if self.head_lr is not None:
@@ -166,7 +168,7 @@ class DemoSetup:
             output_dir=str(output), batch_size=self.batch_size, max_steps=self.steps, lr=self.lr,
             warmup_steps=max(1, round(self.warmup_fraction * (self.steps - head_warmup))), seed=seed, log_every=10,
             save_every=0, keep_checkpoints=1, time_budget_s=None if minutes is None else minutes * 60,
-            mixed_precision="auto", progress=progress, **extra,
+            mixed_precision=precision, progress=progress, **extra,
         )
 
     def describe(self) -> str:
@@ -220,7 +222,7 @@ def resolve_setup(init_from: str, preset: str = "tiny", steps: int | None = None
 
 
 def train_split(setup: DemoSetup, train_file: Path, output: Path, *, seed: int, minutes: float | None,
-                progress: bool = True) -> PretrainResult:
+                progress: bool = True, precision: str = "auto") -> PretrainResult:
     """Pre-train ``setup`` on ``train_file`` for ``setup.steps`` optimizer steps (``minutes``: safety cap)."""
     from .tokenizer import train_tokenizer_from_files
 
@@ -231,7 +233,7 @@ def train_split(setup: DemoSetup, train_file: Path, output: Path, *, seed: int, 
     job = PretrainJob(
         corpus=[str(train_file)], tokenizer=tokenizer, init_from=setup.init_from, preset=setup.preset,
         max_length=setup.max_length, masking=MaskingConfig(), dropout=setup.dropout,
-        train=setup.arguments(output, seed=seed, minutes=minutes, progress=progress),
+        train=setup.arguments(output, seed=seed, minutes=minutes, progress=progress, precision=precision),
         overwrite=True,  # the demo always starts afresh: an earlier demo run in the folder is replaced
     )
     return run_pretrain_job(job)
@@ -241,10 +243,12 @@ def train_split(setup: DemoSetup, train_file: Path, output: Path, *, seed: int, 
 
 
 def score_splits(model: SpanBertForPreTraining, tokenizer: PreTrainedTokenizerBase, files: dict[str, Path],
-                 max_length: int, names: tuple[str, ...] = ("dev", "test")) -> dict[str, HeldoutMetrics]:
+                 max_length: int, names: tuple[str, ...] = ("dev", "test"),
+                 precision: str = "auto") -> dict[str, HeldoutMetrics]:
     """Held-out span-fill metrics (:func:`spanbert.heldout.evaluate_heldout`) of each split in ``names``,
     with the unigram baseline of the train split's token frequencies; masks are seeded with
-    ``EVAL_SEED``, so every model sees the same masked positions of the same text."""
+    ``EVAL_SEED``, so every model sees the same masked positions of the same text. ``precision``:
+    auto, no or bf16 (fp16 is scored in fp32)."""
     from .collator import SpanMaskingCollator
     from .corpus import load_corpus, pack_documents, unigram_distribution
     from .heldout import evaluate_heldout
@@ -254,7 +258,8 @@ def score_splits(model: SpanBertForPreTraining, tokenizer: PreTrainedTokenizerBa
 
     unigram = unigram_distribution(packed("train"), len(tokenizer))
     collator = SpanMaskingCollator(tokenizer, MaskingConfig(), seed=EVAL_SEED, unigram=unigram, pad_to_multiple_of=32)
-    return {name: evaluate_heldout(model, packed(name), collator, batch_size=32, precision="auto",
+    precision = precision if precision in ("auto", "no", "bf16") else "no"
+    return {name: evaluate_heldout(model, packed(name), collator, batch_size=32, precision=precision,
                                    unigram=unigram, max_batches=None) for name in names}
 
 
@@ -374,7 +379,7 @@ EXPECT = {
 
 
 def run_demo(output: Path, *, minutes: float = 10.0, steps: int | None = None, init_from: str = "auto",
-             preset: str = "tiny", seed: int = 0, progress: bool = True) -> dict[str, Any]:
+             preset: str = "tiny", seed: int = 0, progress: bool = True, precision: str = "auto") -> dict[str, Any]:
     """Split the bundled sample, train a fixed number of steps (``minutes``: safety cap) on the
     train blocks, score span fills on dev and held-out test (printed: test), write
     ``heldout_scores.json`` to ``output`` and print fills of test sentences and prompts.
@@ -399,7 +404,10 @@ def run_demo(output: Path, *, minutes: float = 10.0, steps: int | None = None, i
     typer.echo(f"split (seed {seed}) into {len(blocks)} blocks of >= {BLOCK_WORDS} words: "
                + ", ".join(f"{name} {len(splits[name])} blocks ({words[name]:,} words)" for name in SPLIT_NAMES)
                + f"; only train is trained on ({files['train'].parent}/)")
-    precision = "bf16 autocast" if resolve_precision("auto") == "bf16" else "fp32"
+    if precision not in ("no", "bf16", "fp16", "auto"):
+        raise ConfigError(f"--precision {precision!r}: expected no, bf16, fp16 or auto")
+    requested = precision
+    precision = {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(resolve_precision(precision), "fp32")
     typer.echo(f"model: {setup.describe()}; {precision}")
     threads, why = choose_threads()
     import torch
@@ -415,7 +423,8 @@ def run_demo(output: Path, *, minutes: float = 10.0, steps: int | None = None, i
         for folder in stale:
             shutil.rmtree(folder)
         typer.echo(f"removed {len(stale)} checkpoint(s) of an earlier run from {output / 'checkpoints'}")
-    result = train_split(setup, files["train"], output, seed=seed, minutes=minutes, progress=progress)
+    result = train_split(setup, files["train"], output, seed=seed, minutes=minutes, progress=progress,
+                         precision=requested)
     state = result.state
     with open(result.metrics_csv, newline="") as f:
         tail = list(csv.DictReader(f))[-50:]
@@ -430,7 +439,7 @@ def run_demo(output: Path, *, minutes: float = 10.0, steps: int | None = None, i
                    "than the demo's; raise --minutes or use a less busy machine.")
 
     filler = SpanFiller.from_pretrained(output)
-    scores = score_splits(filler.model, filler.tokenizer, files, setup.max_length)
+    scores = score_splits(filler.model, filler.tokenizer, files, setup.max_length, precision=requested)
     report = {
         "setup": asdict(setup),
         "seed": seed,
@@ -471,5 +480,6 @@ def run_demo(output: Path, *, minutes: float = 10.0, steps: int | None = None, i
         typer.echo(format_fill(r) + "\n")
     typer.echo(f"held-out scores: {output / METRICS_FILE}")
     typer.echo(f"model: {output}")
-    typer.echo(f"loss curve: {result.loss_plot}")
+    if result.loss_plot:  # None without matplotlib (a warning said so)
+        typer.echo(f"loss curve: {result.loss_plot}")
     return report

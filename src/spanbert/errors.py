@@ -26,3 +26,9 @@ class TokenizerError(SpanBertError):
 
 class CheckpointError(SpanBertError):
     """A model or checkpoint directory is missing or incomplete."""
+
+
+class MissingExtraError(SpanBertError, ImportError):
+    """A feature needs an optional dependency (a pip extra) that is not installed.
+
+    Also an :class:`ImportError`, so code that guards an optional import keeps working."""

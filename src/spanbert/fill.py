@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError, ConfigError, SpanBertError
-from .modeling import SpanBertConfig, SpanBertForPreTraining
+from .modeling import SpanBertForPreTraining
 
 
 @dataclass
@@ -93,9 +93,12 @@ class SpanFiller:
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> SpanFiller:
-        """Load model and tokenizer from a directory written by ``spanbert pretrain``; a missing or
-        damaged folder (config, weights, tokenizer) is a one-line :class:`CheckpointError`."""
-        from .task_model import check_model_folder, check_tokenizer_fits, load_checked, load_config, read_checkpoint_config
+        """Load model and tokenizer from a folder written by ``spanbert pretrain`` or ``spanbert
+        convert`` (a BERT checkpoint with the SBO head beside it, or an older ``model_type:
+        spanbert`` folder); a missing or damaged folder (config, weights, tokenizer), or one without
+        trained MLM and SBO heads, is a one-line :class:`CheckpointError`."""
+        from .modeling import SBO_HEAD_FILE, load_pretraining_model
+        from .task_model import check_model_folder, check_tokenizer_fits, read_checkpoint_config
         from .tokenizer import load_tokenizer
 
         name = str(model_dir)
@@ -106,12 +109,16 @@ class SpanFiller:
         if kind not in ("spanbert", "bert"):
             raise CheckpointError(f"--model {model_dir}: model_type {kind!r} is not a SpanBERT pre-training model "
                                   "(written by `spanbert pretrain`)")
-        config = load_config(SpanBertConfig, model_dir, "SpanBERT pre-training")
-        model, info = load_checked(SpanBertForPreTraining, model_dir, "SpanBERT pre-training", config)
+        try:
+            model, info = load_pretraining_model(model_dir)
+        except (CheckpointError, ConfigError) as e:
+            raise CheckpointError(f"--model {e}") from None
         missing = sorted(k for k in info["missing_keys"] if k.startswith(("cls.", "sbo.")))
         if missing:
+            lacking = (f"no {SBO_HEAD_FILE}: a plain BERT checkpoint" if kind == "bert" and missing[0].startswith("sbo.")
+                       else f"{missing[0]} missing")
             raise CheckpointError(
-                f"--model {model_dir}: no trained MLM/SBO head weights ({missing[0]} missing); "
+                f"--model {model_dir}: no trained MLM/SBO head weights ({lacking}); "
                 "pre-train it with `spanbert pretrain --init-from` first"
             )
         tokenizer = load_tokenizer(str(model_dir))

@@ -1,14 +1,33 @@
 """SpanBERT pre-training model: the stock ``transformers.BertModel`` with an MLM head and a
-span boundary objective (SBO) head around it.
+span boundary objective (SBO) head around it, and the folder format its final weights are saved in.
 
-Layout of the weights (so that plain transformers can read our checkpoints):
+In memory (:class:`SpanBertForPreTraining`, configured by :class:`SpanBertConfig`):
 
-* ``bert.*``             the encoder, exactly ``BertModel`` (no pooler: SpanBERT has no NSP);
-* ``cls.predictions.*``  the MLM head, exactly ``BertOnlyMLMHead``, so ``BertForMaskedLM``
-  loads it too; its decoder is tied to the input word embeddings;
+* ``bert.*``             the encoder, exactly ``BertModel`` (its pooler is kept but never trained:
+  SpanBERT has no NSP; see ``SpanBertForPreTraining.__init__``);
+* ``cls.predictions.*``  the MLM head, exactly ``BertOnlyMLMHead``; its decoder is tied to the
+  input word embeddings;
 * ``sbo.*``              the SBO head: two Linear -> GeLU -> LayerNorm layers over
   ``[h_{s-1}; h_{e+1}; p_{i-s}]`` and an output bias; its output projection *is* the word
   embedding matrix (tied by construction, no extra weight stored).
+
+On disk (:func:`save_pretraining_folder`, read back by :func:`load_pretraining_model`), a
+pre-trained model is a plain Hugging Face ``bert`` checkpoint plus two side files, so that
+``AutoConfig``, ``AutoModel``, ``AutoModelForMaskedLM``, ``BertForMaskedLM`` and
+``pipeline("fill-mask")`` load it without this package and without a load warning:
+
+* ``config.json``          a stock ``BertConfig`` (``model_type: bert``,
+  ``architectures: ["BertForMaskedLM"]``);
+* ``model.safetensors``    exactly what ``BertForMaskedLM.save_pretrained`` writes: the encoder
+  without the pooler and ``cls.predictions.*`` (the tied decoder left out);
+* ``sbo_head.safetensors`` (:data:`SBO_HEAD_FILE`) the SBO head, keys ``sbo.*``;
+* ``spanbert_config.json`` (:data:`SPANBERT_CONFIG_FILE`) what :class:`SpanBertConfig` adds to
+  ``BertConfig`` (``sbo_position_size``, ``sbo_max_span_tokens``, ``sbo_loss_weight``) and a
+  ``format_version``.
+
+A folder without the side files is any BERT checkpoint: its SBO head is created fresh. Folders
+of older versions (``model_type: spanbert``, everything in ``model.safetensors``, pooler
+included) still load; so do our resume checkpoints, which keep that older layout.
 
 Only the masked positions (and the SBO targets) go through the heads: the vocabulary
 projection of unmasked tokens would be thrown away by the loss anyway, and on a CPU it costs
@@ -17,7 +36,9 @@ more than the encoder itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +104,8 @@ def config_from_preset(preset: str, vocab_size: int, **overrides) -> SpanBertCon
 class SpanBertPreTrainingOutput(ModelOutput):
     """Output of :class:`SpanBertForPreTraining`.
 
-    ``loss`` = mean MLM cross-entropy + ``sbo_loss_weight`` x mean SBO cross-entropy.
+    ``loss`` = mean MLM cross-entropy + ``sbo_loss_weight`` x mean SBO cross-entropy, unless
+    ``forward`` is given ``num_items_in_batch`` (a Trainer's step counts: see ``forward``).
     ``mlm_loss_sum``/``sbo_loss_sum`` and the target counts let a trainer normalise over a
     whole (accumulated, distributed) batch instead of per micro-batch.
     ``mlm_logits`` (M, V): one row per masked position, in row-major order of ``labels != -100``.
@@ -151,11 +173,15 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
     }
+    # A transformers Trainer passes `num_items_in_batch` (see forward) and, since the loss is then
+    # normalised over the whole optimizer step, does not divide it by the accumulation steps.
+    accepts_loss_kwargs = True
 
     def __init__(self, config: SpanBertConfig):
         super().__init__(config)
-        # The pooler is kept, untrained (SpanBERT has no NSP), so that the encoder we save is a
-        # complete `BertModel` checkpoint for plain transformers; see `trainable_parameters`.
+        # The pooler is kept, untrained (SpanBERT has no NSP; see `trainable_parameters`), because
+        # our resume checkpoints and older run folders hold it; the final model is saved without
+        # it, as `BertForMaskedLM` has none (see `save_pretraining_folder`).
         self.bert = BertModel(config, add_pooling_layer=True)
         self.cls = BertOnlyMLMHead(config)
         self.sbo = SpanBoundaryHead(config)
@@ -210,11 +236,26 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
         sbo_pairs: torch.Tensor | None = None,
         sbo_labels: torch.Tensor | None = None,
         return_logits: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
         **kwargs,
     ) -> SpanBertPreTrainingOutput:
         """Encode, then decode only the masked positions and the SBO targets.
 
         Without ``labels`` this returns the last hidden state only (B, T, H).
+
+        ``num_items_in_batch`` sets what ``loss`` is normalised by (``mlm_loss``/``sbo_loss``
+        stay this batch's means):
+
+        * None: this batch's own target counts, ``loss`` = mean MLM + w x mean SBO;
+        * (2,) counts (N_mlm, N_sbo) of the whole optimizer step (all micro-batches, all
+          processes), as :class:`spanbert.hf_trainer.SpanBertTrainer` passes: ``loss`` =
+          mlm_sum / N_mlm + w x sbo_sum / N_sbo, the term ``spanbert pretrain`` backpropagates,
+          so that the micro-batch losses of a step add up to its loss;
+        * one count N_mlm, what a stock ``transformers.Trainer`` passes (the ``labels != -100`` of
+          the whole step): the MLM term is exact as above; the step's SBO count is taken as
+          n_sbo x N_mlm / n_mlm (this batch's n), i.e. the SBO term is this batch's SBO mean
+          weighted by its share n_mlm / N_mlm of the step's MLM targets. That equals the exact
+          term when the step is one batch, or when every batch has the same SBO/MLM target ratio.
         """
         hidden = self.bert(
             input_ids=input_ids,
@@ -258,7 +299,18 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
         # Empty target sets give a zero term that still reaches every head parameter (DDP needs that).
         mlm_loss = mlm_sum / n_mlm.clamp(min=1)
         sbo_loss = sbo_sum / n_sbo.clamp(min=1)
-        loss = mlm_loss + self.config.sbo_loss_weight * sbo_loss
+        if num_items_in_batch is None:
+            loss = mlm_loss + self.config.sbo_loss_weight * sbo_loss
+        else:  # target counts of the whole optimizer step; see the docstring
+            counts = torch.as_tensor(num_items_in_batch, device=hidden.device).detach().reshape(-1).to(mlm_sum.dtype)
+            if counts.numel() == 2:
+                step_mlm, step_sbo = counts[0], counts[1]
+            elif counts.numel() == 1:
+                step_mlm = counts[0]
+                step_sbo = n_sbo * step_mlm / n_mlm.clamp(min=1)
+            else:
+                raise ValueError(f"num_items_in_batch: expected 1 or 2 counts, got {counts.numel()}")
+            loss = mlm_sum / step_mlm.clamp(min=1) + self.config.sbo_loss_weight * sbo_sum / step_sbo.clamp(min=1)
         return SpanBertPreTrainingOutput(
             loss=loss,
             mlm_loss=mlm_loss.detach(),
@@ -287,37 +339,166 @@ AutoModel.register(SpanBertConfig, SpanBertModel, exist_ok=True)
 AutoModelForPreTraining.register(SpanBertConfig, SpanBertForPreTraining, exist_ok=True)
 
 
-def load_for_pretraining(path: str, **config_overrides) -> SpanBertForPreTraining:
-    """Load a pre-training model from ``path``: one of ours, or any BERT checkpoint.
+# -- on disk: a plain BERT checkpoint plus the SBO head and settings beside it ------------------
 
-    A plain BERT checkpoint (``model_type`` "bert", encoder only or with an MLM head) gets its
-    configuration carried over into a :class:`SpanBertConfig`; heads missing from it (the SBO
-    head always, the MLM head for encoder-only weights such as MiniLM) are freshly initialised.
-    A missing or damaged folder (no config.json, unreadable or mismatched weights, encoder
-    tensors missing) is a one-line :class:`CheckpointError` starting with ``--init-from``.
+SBO_HEAD_FILE = "sbo_head.safetensors"  # keys sbo.*, as in SpanBertForPreTraining
+SPANBERT_CONFIG_FILE = "spanbert_config.json"  # the SpanBertConfig fields BertConfig lacks
+FORMAT_VERSION = 1  # of spanbert_config.json; a newer one is refused
+# What SpanBertConfig adds to BertConfig: the fields spanbert_config.json holds.
+SPANBERT_FIELDS = tuple(sorted(set(SpanBertConfig.__dataclass_fields__) - set(BertConfig.__dataclass_fields__)))
+_WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+
+
+def bert_config_of(config: BertConfig) -> BertConfig:
+    """The stock ``BertConfig`` of a :class:`SpanBertConfig`: every BERT field kept, the SBO
+    settings (:data:`SPANBERT_FIELDS`) and the model type/architectures dropped."""
+    data = {k: v for k, v in config.to_dict().items()
+            if k not in SPANBERT_FIELDS and k not in ("model_type", "architectures", "auto_map")}
+    return BertConfig.from_dict(data)
+
+
+def spanbert_settings(config: SpanBertConfig) -> dict:
+    """The content of ``spanbert_config.json`` for ``config``."""
+    return {"format_version": FORMAT_VERSION, **{k: getattr(config, k) for k in SPANBERT_FIELDS}}
+
+
+def save_pretraining_folder(model: SpanBertForPreTraining, folder: str | os.PathLike,
+                            state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``model`` into ``folder`` in the standard layout of the module docstring: a
+    ``BertForMaskedLM`` checkpoint (``config.json``, ``model.safetensors``), the SBO head
+    (:data:`SBO_HEAD_FILE`) and its settings (:data:`SPANBERT_CONFIG_FILE`); the pooler is left
+    out.
+
+    ``state_dict``: whole weights to save instead of ``model``'s (a sharded model's, gathered;
+    tied copies may be absent). The files are written in place: callers stage them in a
+    temporary folder and move them in (:func:`spanbert.atomic.publish_files`).
+    """
+    from safetensors.torch import save_file
+    from transformers import BertForMaskedLM
+
+    from .atomic import atomic_write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = model.state_dict() if state_dict is None else state_dict
+    with torch.device("meta"):  # only for its layout: save_pretrained writes the tensors given
+        mlm = BertForMaskedLM(bert_config_of(model.config))
+    mlm.to(weights[_WORD_EMBEDDINGS].dtype)  # config.json's dtype is the weights'
+    names = [k for k in mlm.state_dict() if k not in mlm._tied_weights_keys]  # what BertForMaskedLM saves
+    missing = [k for k in names if k not in weights]
+    if missing:
+        raise ValueError(f"save_pretraining_folder: the weights lack {missing[:3]}")
+    mlm.save_pretrained(folder, state_dict={k: weights[k] for k in names})
+    sbo = {k: weights[k].detach().cpu().contiguous() for k in sorted(weights) if k.startswith("sbo.")}
+    save_file(sbo, str(folder / SBO_HEAD_FILE), metadata={"format": "pt"})
+    atomic_write_json(folder / SPANBERT_CONFIG_FILE, spanbert_settings(model.config))
+
+
+def read_spanbert_settings(folder: str | os.PathLike) -> dict:
+    """The SBO settings in a local folder's :data:`SPANBERT_CONFIG_FILE` (``{}`` when the file
+    is absent, as for any BERT checkpoint). Bad JSON, a newer ``format_version`` or a field
+    :class:`SpanBertConfig` does not have is a one-line :class:`CheckpointError` naming the file."""
+    from .errors import CheckpointError
+    from .task_model import read_settings
+
+    data = read_settings(folder, SPANBERT_CONFIG_FILE)
+    if data is None:
+        return {}
+    file = Path(folder) / SPANBERT_CONFIG_FILE
+    version = data.pop("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(f"{file}: format_version {version!r} is not one this spanbert reads "
+                              f"(1..{FORMAT_VERSION}); upgrade spanbert")
+    unknown = sorted(set(data) - set(SPANBERT_FIELDS))
+    if unknown:
+        raise CheckpointError(f"{file}: unknown field {unknown[0]!r} (expected {', '.join(SPANBERT_FIELDS)})")
+    return data
+
+
+def _load_sbo_head(model: SpanBertForPreTraining, folder: Path) -> None:
+    """Load :data:`SBO_HEAD_FILE` of ``folder`` into ``model.sbo``; an unreadable file, or tensors
+    that are missing, extra or of another shape than the config gives, are a one-line CheckpointError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .errors import CheckpointError
+
+    file = folder / SBO_HEAD_FILE
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{file}: not a readable safetensors file ({reason})") from None
+    ours = {f"sbo.{k}": v for k, v in model.sbo.state_dict().items()}
+    missing, extra = sorted(set(ours) - set(tensors)), sorted(set(tensors) - set(ours))
+    if missing or extra:
+        what = f"{missing[0]} is missing" if missing else f"{extra[0]} has no place in the SBO head"
+        raise CheckpointError(f"{file}: does not match the SBO head ({what})")
+    for k, v in sorted(tensors.items()):
+        if v.shape != ours[k].shape:
+            raise CheckpointError(f"{file}: {k} is {list(v.shape)} in the file but {list(ours[k].shape)} by "
+                                  f"{SPANBERT_CONFIG_FILE} and config.json")
+    with torch.no_grad():
+        model.sbo.load_state_dict({k.removeprefix("sbo."): v for k, v in tensors.items()})
+
+
+def load_pretraining_model(path: str | os.PathLike, what: str = "SpanBERT pre-training",
+                           **config_overrides) -> tuple[SpanBertForPreTraining, dict]:
+    """``(model, loading_info)``: a :class:`SpanBertForPreTraining` from a folder we saved (the
+    standard layout of the module docstring, or an older ``model_type: spanbert`` folder) or
+    from any BERT checkpoint (local folder or hub id).
+
+    The configuration is the checkpoint's BERT config, then the folder's
+    :data:`SPANBERT_CONFIG_FILE`, then ``config_overrides`` (the side files are read from local
+    folders only; a hub id loads as a plain BERT checkpoint). Heads the checkpoint lacks are
+    created fresh and named in ``loading_info["missing_keys"]`` (``sbo.*`` for a plain BERT
+    checkpoint, ``cls.*`` too for an encoder-only one); the pooler is always fresh in the
+    standard layout. A damaged folder is a one-line :class:`CheckpointError` starting with
+    ``path``; a checkpoint that is not BERT is a :class:`ConfigError`.
     """
     from huggingface_hub.errors import StrictDataclassError
 
     from .errors import CheckpointError
     from .task_model import check_model_folder, load_checked, load_config, read_checkpoint_config
 
+    local = check_model_folder(path)
+    source = str(local) if local.exists() else str(path)
+    if local.is_dir():
+        read_checkpoint_config(local)  # a JSON object, or a one-line error
+    base = load_config(AutoConfig, source, "BERT")
+    if not isinstance(base, BertConfig):
+        raise ConfigError(f"{path}: model_type {base.model_type!r} is not a BERT checkpoint")
+    side_files = local.is_dir() and not isinstance(base, SpanBertConfig)  # an older folder holds it all
+    fields = {k: v for k, v in base.to_dict().items() if k in SpanBertConfig.__dataclass_fields__}
+    fields.pop("model_type", None)
+    if side_files:
+        fields.update(read_spanbert_settings(local))
+    fields.update(config_overrides)
     try:
-        local = check_model_folder(path)
-        source = str(local) if local.exists() else str(path)
-        if local.is_dir():
-            read_checkpoint_config(local)  # a JSON object, or a one-line error
-        base = load_config(AutoConfig, source, "BERT")
-        if not isinstance(base, BertConfig):
-            raise ConfigError(f"--init-from {path}: model_type {base.model_type!r} is not a BERT checkpoint")
-        fields = {k: v for k, v in base.to_dict().items() if k in SpanBertConfig.__dataclass_fields__}
-        fields.pop("model_type", None)
-        fields.update(config_overrides)
-        try:
-            config = SpanBertConfig(**fields)
-        except (TypeError, ValueError, StrictDataclassError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise CheckpointError(f"{path}: cannot make a SpanBERT config of it ({reason})") from None
-        model, _ = load_checked(SpanBertForPreTraining, source, "SpanBERT pre-training", config)
-    except CheckpointError as e:
-        raise CheckpointError(f"--init-from {e}") from None
+        config = SpanBertConfig(**fields)
+    except (TypeError, ValueError, StrictDataclassError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: cannot make a SpanBERT config of it ({reason})") from None
+    model, info = load_checked(SpanBertForPreTraining, source, what, config)
+    if side_files and (local / SBO_HEAD_FILE).is_file():
+        _load_sbo_head(model, local)
+        info = {**info, "missing_keys": {k for k in info["missing_keys"] if not k.startswith("sbo.")}}
+    return model, info
+
+
+def load_for_pretraining(path: str, **config_overrides) -> SpanBertForPreTraining:
+    """Load a pre-training model from ``path`` (``--init-from``): one of ours, or any BERT checkpoint.
+
+    See :func:`load_pretraining_model`: a plain BERT checkpoint (encoder only or with an MLM
+    head) gets its configuration carried over into a :class:`SpanBertConfig`, and the heads it
+    lacks are freshly initialised. A missing or damaged folder (no config.json, unreadable or
+    mismatched weights, encoder tensors missing) is a one-line :class:`CheckpointError`, a
+    checkpoint of another model type a :class:`ConfigError`, each starting with ``--init-from``.
+    """
+    from .errors import CheckpointError
+
+    try:
+        model, _ = load_pretraining_model(path, **config_overrides)
+    except (CheckpointError, ConfigError) as e:
+        raise type(e)(f"--init-from {e}") from None
     return model

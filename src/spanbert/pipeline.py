@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .heldout import DOC_ID_COLUMN, split_by_document
 from .masking import MaskingConfig
 from .segmenters import PreSegmenter, get_segmenter
-from .modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_for_pretraining
+from .modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_pretraining_model
 from .tokenizer import load_tokenizer, train_tokenizer_from_files
 from .train import (
     TRAJECTORY_ARGS,
@@ -35,7 +35,7 @@ from .train import (
     remove_empty_folders,
     resume_batch_error,
     same_setting,
-    stored_batch_size,
+    stored_global_batch,
     stored_run_arguments,
 )
 
@@ -60,12 +60,13 @@ def _check_paths(job: PretrainJob) -> None:
     from .errors import CheckpointError
     from .task_model import check_model_folder
 
-    for source in job.corpus:
-        if not str(source).startswith("hf:"):
-            try:
-                Path(source).expanduser()
-            except RuntimeError as e:  # "~user" of an unknown user
-                raise ConfigError(f"--corpus {source}: cannot expand '~' ({e})") from None
+    for option, sources in (("--corpus", job.corpus), ("--validation-corpus", job.validation_corpus)):
+        for source in sources:
+            if not str(source).startswith("hf:"):
+                try:
+                    Path(source).expanduser()
+                except RuntimeError as e:  # "~user" of an unknown user
+                    raise ConfigError(f"{option} {source}: cannot expand '~' ({e})") from None
     out = Path(job.train.output_dir)
     for folder in (out, *out.parents):
         if folder.exists():
@@ -102,6 +103,8 @@ class PretrainJob:
     resume: bool = False
     dropout: float | None = None  # None: the checkpoint's / preset's (0.1)
     heldout_fraction: float = 0.0  # documents held out of training and scored before/after (0: none)
+    # held-out text given explicitly (read like `corpus`), scored like the --heldout-fraction split
+    validation_corpus: list[str] = field(default_factory=list)
     overwrite: bool = False  # delete the run already in the output folder (its files only) and start afresh
     # With resume: the `spanbert pretrain` parameters given on the command line (names as in
     # spanbert.cli.pretrain); the others take the stored run's values. None: every field counts
@@ -127,7 +130,11 @@ class PretrainJob:
         if not _is_number(fraction) or not 0 <= fraction < 1:
             raise ConfigError(f"--heldout-fraction {fraction!r}: must be a share of the documents in [0, 1) (0: none)")
         if fraction > 0 and self.streaming:
-            raise ConfigError("--heldout-fraction: a streamed corpus cannot be split by document (drop --streaming)")
+            raise ConfigError("--heldout-fraction: a streamed corpus cannot be split by document (drop --streaming, "
+                              "or give held-out text with --validation-corpus)")
+        if fraction > 0 and self.validation_corpus:
+            raise ConfigError("--validation-corpus and --heldout-fraction: choose one held-out set (the given text, "
+                              "or a share of the corpus's documents)")
 
 
 # The folder under the output folder that a run without --tokenizer/--init-from trains its vocabulary into.
@@ -183,18 +190,20 @@ def run_settings(job: PretrainJob) -> dict[str, Any]:
         "unigram_replacements": job.unigram_replacements,
         "dropout": job.dropout,
         "heldout_fraction": job.heldout_fraction,
+        "validation_corpus": [_source_id(c) for c in job.validation_corpus],
     }
 
 
 # The settings of run_settings (flattened: "masking.scheme") with the option that sets each.
-_MASKING_OPTIONS = {"scheme": "--masking", "mask_ratio": "--mask-ratio"}
+_MASKING_OPTIONS = {"scheme": "--masking", "mask_ratio": "--mask-ratio", "geometric_p": "--geometric-p",
+                    "max_span_words": "--max-span-words"}
 RUN_SETTING_OPTIONS: dict[str, str] = {
     "corpus": "--corpus", "tokenizer": "--tokenizer", "init_from": "--init-from", "preset": "--preset",
     "vocab_size": "--vocab-size", "lowercase": "--lowercase", "max_length": "--max-length", "text_field": "--text-field",
     "doc_per": "--doc-per", "streaming": "--streaming", "word_segmenter": "--word-segmenter",
     **{f"masking.{f.name}": _MASKING_OPTIONS.get(f.name, f"masking.{f.name}") for f in fields(MaskingConfig)},
     "sbo_loss_weight": "--sbo-weight", "unigram_replacements": "unigram_replacements", "dropout": "--dropout",
-    "heldout_fraction": "--heldout-fraction",
+    "heldout_fraction": "--heldout-fraction", "validation_corpus": "--validation-corpus",
 }
 # Arguments a resumed run may change, but which keep the stored run's values when not given on
 # the command line (max_steps/epochs: see resume_job).
@@ -224,7 +233,7 @@ def _with_settings(job: PretrainJob, values: dict[str, Any]) -> PretrainJob:
             masking[key.split(".", 1)[1]] = value
         elif key in ("preset", "vocab_size", "lowercase") and value is None:
             continue  # not used by the stored run: nothing to take
-        elif key == "corpus":
+        elif key in ("corpus", "validation_corpus"):
             top[key] = list(value)
         elif key in RUN_SETTING_OPTIONS:
             top[key] = value
@@ -236,9 +245,9 @@ def resume_job(job: PretrainJob, out: Path, processes: int = 1) -> PretrainJob:
 
     A setting that changes the training (:data:`spanbert.train.TRAJECTORY_ARGS`,
     :data:`RUN_SETTING_OPTIONS`) takes the stored value when it was not given
-    (``job.given_options``); given with another value it is refused. So is the batch size, as the
-    global batch: left out, it is the stored global batch shared by ``processes`` (where that
-    divides); given, --batch-size x processes must equal the stored run's. Of the rest, --save-every,
+    (``job.given_options``); given with another value it is refused. So is --batch-size, the global
+    batch (:func:`spanbert.train.stored_global_batch`; ``processes`` may differ from the stored
+    run's where they divide it). Of the rest, --save-every,
     --eval-every (and the settings without options) keep the stored values unless given, and
     --max-steps the stored number of steps unless --max-steps or --epochs is given; --time-budget,
     --num-proc, --num-workers, --compile and --progress are this session's. A folder that records
@@ -264,12 +273,13 @@ def resume_job(job: PretrainJob, out: Path, processes: int = 1) -> PretrainJob:
             break
         job = _with_settings(job, take)
     check_resume_settings(out, flat, _job_settings(job), options)
-    batch = stored_batch_size(stored, processes)
+    batch = stored_global_batch(stored)
     if batch is not None and not given("--batch-size"):
         job = replace(job, train=replace(job.train, batch_size=batch))
-    error = resume_batch_error(out, stored, job.train.batch_size, processes)
+    error = resume_batch_error(out, stored, job.train.batch_size)
     if error is not None:
         raise error
+    job.train.micro_batch_size(processes)  # the stored global batch must split over this run's processes
     if job.given_options is not None:
         plan = {k: stored[k] for k, option in PLAN_OPTIONS.items() if k in stored and not given(option)}
         if "max_steps" in stored and not given("--max-steps") and not given("--epochs"):
@@ -293,18 +303,36 @@ def _check_before_reading(job: PretrainJob, out: Path, processes: int = 1) -> Pr
         job = resume_job(job, out, processes)
     if not job.corpus:
         raise ConfigError("--corpus: missing (give one or more sources; with --resume it defaults to the stored run's)")
+    job.train.micro_batch_size(processes)  # --batch-size must split over the processes and micro-batches
     if not job.init_from and job.preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {job.preset!r}; choose one of {', '.join(PRESETS)}")
     return job
 
 
-def build_model(job: PretrainJob, tokenizer) -> SpanBertForPreTraining:
-    """A fresh model of ``job.preset`` size, or ``job.init_from`` with fresh heads where missing."""
+# The pre-training heads, by the prefix of their parameter names (SpanBertForPreTraining).
+HEADS = {"MLM": "cls.", "SBO": "sbo."}
+
+
+def new_heads(missing_keys) -> list[str]:
+    """The heads (of :data:`HEADS`) that a checkpoint's ``missing_keys`` show were created fresh."""
+    return [head for head, prefix in HEADS.items() if any(str(k).startswith(prefix) for k in missing_keys)]
+
+
+def build_model(job: PretrainJob, tokenizer) -> tuple[SpanBertForPreTraining, list[str]]:
+    """(model, its heads created fresh): a fresh model of ``job.preset`` size (every head new), or
+    ``job.init_from`` with fresh heads where it has none."""
+    from .errors import CheckpointError
+
     overrides = {"sbo_loss_weight": job.sbo_loss_weight, "pad_token_id": tokenizer.pad_token_id}
     if job.dropout is not None:
         overrides.update(hidden_dropout_prob=job.dropout, attention_probs_dropout_prob=job.dropout)
+    fresh = list(HEADS)
     if job.init_from:
-        model = load_for_pretraining(job.init_from, **overrides)
+        try:
+            model, info = load_pretraining_model(job.init_from, **overrides)
+        except (CheckpointError, ConfigError) as e:  # as load_for_pretraining words them
+            raise type(e)(f"--init-from {e}") from None
+        fresh = new_heads(info.get("missing_keys", ()))
         if model.config.vocab_size < len(tokenizer):
             raise ConfigError(
                 f"--tokenizer: {len(tokenizer)} tokens do not fit the checkpoint's vocabulary of {model.config.vocab_size}"
@@ -322,14 +350,15 @@ def build_model(job: PretrainJob, tokenizer) -> SpanBertForPreTraining:
         raise ConfigError(
             f"--max-length {job.max_length}: the model has only {model.config.max_position_embeddings} positions"
         )
-    return model
+    return model, fresh
 
 
 def run_pretrain_job(job: PretrainJob, stop_at_step: int | None = None) -> PretrainResult:
     """Tokenise and pack the corpus, build model and collator, and pre-train.
 
     With ``job.heldout_fraction`` a seeded share of the documents is kept out of training (and
-    out of the unigram counts) and scored before, during and after training (see ``pretrain``).
+    out of the unigram counts) and scored before, during and after training (see ``pretrain``);
+    with ``job.validation_corpus`` that text is the held-out set instead.
 
     The output folder belongs to one run (see :func:`spanbert.train.pretrain`): a fresh run into
     a folder holding another is refused unless ``job.overwrite``, and ``job.resume`` continues
@@ -383,10 +412,13 @@ def _run_checked_job(job: PretrainJob, out: Path, segmenter: PreSegmenter | None
         if job.unigram_replacements and not job.streaming:
             unigram = unigram_distribution(packed, len(tokenizer))
             logger.info("corpus: %s", corpus_stats(packed))
-        if heldout is not None:  # the training split's token frequencies: the baseline knows no held-out text
+        if job.validation_corpus:
+            heldout = _validation_segments(job, tokenizer, segmenter)
+        if heldout is not None and not job.streaming:
+            # the training split's token frequencies: the baseline knows no held-out text
             heldout_unigram = unigram if unigram is not None else unigram_distribution(packed, len(tokenizer))
     torch.manual_seed(job.train.seed)  # the same initial weights in every process and every run
-    model = build_model(job, tokenizer)
+    model, fresh = build_model(job, tokenizer)
     # Batch widths rounded up to a multiple of 32 tokens: a handful of GEMM shapes instead of
     # one per batch width (CPU oneDNN keeps kernels for every shape it has seen, see modeling).
     multiple = 32 if model.config.max_position_embeddings % 32 == 0 else None
@@ -394,4 +426,20 @@ def _run_checked_job(job: PretrainJob, out: Path, segmenter: PreSegmenter | None
                                    pad_to_multiple_of=multiple)
     return pretrain(model, tokenizer, packed, collator, job.train, resume=job.resume, overwrite=job.overwrite,
                     stop_at_step=stop_at_step, heldout=heldout, heldout_unigram=heldout_unigram,
-                    run_settings=run_settings(job))
+                    run_settings=run_settings(job), run_info={"new_heads": fresh})
+
+
+def _validation_segments(job: PretrainJob, tokenizer, segmenter: PreSegmenter | None):
+    """The packed segments of ``job.validation_corpus`` (read and packed like the corpus, never streamed).
+
+    Raises:
+        ConfigError: the text gives no segment long enough to keep.
+    """
+    docs = load_corpus(job.validation_corpus, text_field=job.text_field, streaming=False, doc_per=job.doc_per)
+    segments = pack_documents(docs, tokenizer, max_length=job.max_length, pre_segmenter=segmenter,
+                              num_proc=None if job.streaming else job.num_proc)
+    if len(segments) == 0:
+        raise ConfigError(f"--validation-corpus: no segment of {MIN_SEGMENT_TOKENS} tokens or more at --max-length "
+                          f"{job.max_length} (shorter documents and tails are dropped)")
+    logger.info("validation corpus: %d segments held out", len(segments))
+    return segments

@@ -1,10 +1,13 @@
 """Loading any BERT-family checkpoint under a task head (QA, classification, ...).
 
-A SpanBERT pre-training folder (``model_type: spanbert``) is loaded as the plain ``bert``
-model of the task: its encoder weights are kept and its pre-training heads (MLM, SBO) are
-dropped, so the fine-tuned model saves as a stock ``transformers`` checkpoint that loads
-without this package. Other checkpoints go through the task's ``Auto*`` class; either way a
-head the checkpoint lacks is created fresh.
+A SpanBERT pre-training folder is loaded as the plain ``bert`` model of the task: its encoder
+weights are kept and its pre-training heads (MLM, SBO) are dropped, so the fine-tuned model saves
+as a stock ``transformers`` checkpoint that loads without this package. A folder in today's
+layout (``spanbert pretrain``, ``spanbert convert``) *is* a ``bert`` checkpoint (``BertForMaskedLM``,
+its SBO head in side files these loaders never read) and goes through the task's ``Auto*``
+class like any other; an older ``model_type: spanbert`` folder has its config translated
+(:func:`bert_config_from_spanbert`). Either way a head the checkpoint lacks is created fresh,
+the pooler included (SpanBERT never trained one, and today's folders do not store it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from .errors import CheckpointError, ConfigError
 
 
 def bert_config_from_spanbert(path: str | os.PathLike, **overrides):
-    """A plain ``BertConfig`` from a SpanBERT pre-training ``config.json`` (the SBO fields dropped)."""
+    """A plain ``BertConfig`` from an older SpanBERT pre-training ``config.json`` (``model_type:
+    spanbert``; the SBO fields dropped). Today's folders already have a ``BertConfig``."""
     from transformers import BertConfig
 
     data = read_checkpoint_config(Path(path))
@@ -67,6 +71,16 @@ def check_model_folder(path: str | os.PathLike) -> Path:
     """``path`` as a Path (``~`` expanded); a missing local folder (absolute or ./-relative) or
     one without ``config.json`` is a one-line error (anything else may be a hub id)."""
     local = _expand(path)
+    if not local.exists() and local.name:
+        ready = local.parent / f".{local.name}.ready"  # a fine-tuning's final swap that a crash cut short
+        if ready.is_dir():
+            from .finetune_folder import recover_output
+
+            try:
+                recover_output(local)
+            except OSError as e:
+                raise CheckpointError(f"{path}: missing; its new final model is complete in {ready} but could not "
+                                      f"be moved in ({e.strerror or e})") from None
     if not local.exists() and (local.is_absolute() or str(path).startswith((".", "~")) or len(local.parts) > 2):
         raise CheckpointError(f"{path}: no such model folder")
     if local.exists() and not local.is_dir():
@@ -301,8 +315,8 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
     config class subclasses ``BertConfig``) from a local folder or hub id.
 
     A folder already saved as this head loads as it is (``fields`` override its config) and
-    must hold all its tensors; any other BERT-family folder (``bert``, our ``spanbert``
-    pre-training runs) gives its encoder weights and config, and the head is created fresh
+    must hold all its tensors; any other BERT-family folder (``bert``, which includes our
+    pre-training runs, or an older ``spanbert`` one) gives its encoder weights and config, and the head is created fresh
     with ``fields`` (e.g. ``id2label``), unless ``trained`` (prediction, evaluation): then only a
     folder saved as this head is accepted. Damaged folders are one-line :class:`CheckpointError`s
     (see :func:`load_checked`).
@@ -365,7 +379,10 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
 def save_task_model(output_dir: str | os.PathLike, model, tokenizer, settings: dict[str, dict] | None = None,
                     card: str = "") -> Path:
     """Save weights, config and tokenizer, plus ``settings`` (file name -> JSON object) and a
-    model card; each file is written whole, then renamed in, so a crash leaves no half file."""
+    model card; each file is written whole, then renamed in, so a crash leaves no half file.
+
+    A fine-tuning saves into the folder :func:`spanbert.finetune_folder.staged_output` gives,
+    so that these files, the dev results and the summary replace the output folder together."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".save.") as tmp:
@@ -379,10 +396,82 @@ def save_task_model(output_dir: str | os.PathLike, model, tokenizer, settings: d
     return out
 
 
+# How the model card names the hyper-parameters of a run summary's "hyperparameters".
+_HYPERPARAMETER_NAMES = {
+    "lr": "peak learning rate", "head_lr": "peak learning rate of the head", "batch_size": "batch size (per optimizer step)",
+    "grad_accum": "gradient accumulation steps", "micro_batch_size": "micro-batch per process", "processes": "processes",
+    "epochs": "epochs (at most)", "max_steps": "optimizer steps (planned)", "warmup_steps": "warm-up steps (linear)",
+    "weight_decay": "weight decay", "max_grad_norm": "gradient clipping (max norm)", "dropout": "dropout",
+    "precision": "precision", "seed": "seed", "eval_every": "dev evaluation every (steps)",
+    "select_best": "keep the best dev evaluation's weights", "early_stopping": "early stopping (evaluations)",
+}
+
+
+def _data_name(source) -> str | None:
+    """A data set as the card's ``datasets`` names it: a file or folder name, a hub id for ``hf:``."""
+    if source is None:
+        return None
+    text = str(source)
+    if text.startswith("hf:"):
+        return text[3:].split(":")[0].split("@")[0] or None
+    return Path(text).name or text
+
+
+def _is_hub_id(name) -> bool:
+    """Whether ``name`` reads as a hub model id (``org/name`` or ``name``) and is no local path."""
+    import re
+
+    text = str(name or "")
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text)) and not Path(text).expanduser().exists()
+
+
 def model_card(title: str, pipeline_tag: str, tags: list[str], how_to_load: str, summary: dict) -> str:
-    """A Hugging Face model card: metadata header, how to load, and the run summary as JSON."""
-    lines = ["---", "library_name: transformers", f"pipeline_tag: {pipeline_tag}", f"tags: [{', '.join(['spanbert', *tags])}]",
-             "---", "", f"# {title}", "", how_to_load, "", "```json", json.dumps(summary, indent=2), "```", ""]
+    """A Hugging Face model card for a fine-tuned model, from its run ``summary``.
+
+    The YAML header is the Hub's: ``library_name: transformers``, ``base_model`` (when the base
+    is a hub id; a local folder is named in the text), ``datasets`` (the data names),
+    ``pipeline_tag``, ``tags`` and, with dev results, a ``model-index`` of the dev metrics. The
+    text says how to load the model, the base model and data, the hyper-parameters, the dev
+    metrics and the dev selection, and ends with the whole summary as JSON.
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    def listed(value) -> list:
+        return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+    base = summary.get("model")
+    train, dev = listed(summary.get("train")), listed(summary.get("dev"))
+    datasets = list(dict.fromkeys(n for n in map(_data_name, train + dev) if n))
+    dev_metrics = {k: v for k, v in (summary.get("dev_metrics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    dev_name = ", ".join(n for n in map(_data_name, dev) if n) or "dev"
+    results = [EvalResult(task_type=pipeline_tag, dataset_type=dev_name, dataset_name=dev_name, dataset_split="dev",
+                          metric_type=k, metric_value=v, metric_name=f"dev {k}") for k, v in dev_metrics.items()]
+    data = ModelCardData(library_name="transformers", base_model=str(base) if _is_hub_id(base) else None,
+                         datasets=datasets or None, pipeline_tag=pipeline_tag, tags=["spanbert", *tags],
+                         model_name=title if results else None, eval_results=results or None)
+    lines = ["---", data.to_yaml(), "---", "", f"# {title}", "", how_to_load, "", "## Training", ""]
+    if base is not None:
+        lines.append(f"- base model: `{base}`")
+    for what, sources in (("training data", train), ("dev data", dev)):
+        if sources:
+            lines.append(f"- {what}: " + ", ".join(f"`{s}`" for s in sources))
+    if "steps" in summary:
+        lines.append(f"- trained {summary['steps']} optimizer steps ({summary.get('epochs')} epochs) in "
+                     f"{summary.get('train_seconds')} s; final training loss {summary.get('final_loss')}")
+    hyper = summary.get("hyperparameters") or {}
+    if hyper:
+        lines += ["", "### Hyper-parameters", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {_HYPERPARAMETER_NAMES.get(k, k)} | {v} |" for k, v in hyper.items() if v is not None]
+    if dev_metrics:
+        lines += ["", "## Dev results", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in dev_metrics.items()]
+    chosen = summary.get("selected_on_dev")
+    if chosen:
+        lines += ["", f"The weights are those of step {chosen.get('step')}, the best of {chosen.get('evaluations')} dev "
+                  f"evaluations by {chosen.get('metric')} ({chosen.get('score')})"
+                  + ("; early stopping ended the run." if chosen.get("stopped_early") else ".")]
+    lines += ["", "## Run summary", "", "```json", json.dumps(summary, indent=2), "```", ""]
     return "\n".join(lines)
 
 

@@ -50,7 +50,7 @@ from .dropout import use_hashed_dropout
 from .errors import CheckpointError, ConfigError
 from .flops import pretraining_step_flops
 from .masking import IGNORE_INDEX
-from .modeling import SpanBertForPreTraining
+from .modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, SpanBertForPreTraining, save_pretraining_folder
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,20 @@ METRICS_FILE = "metrics.csv"
 PLOT_FILE = "loss_curve.png"
 HELDOUT_FILE = "heldout_metrics.jsonl"
 HELDOUT_SUMMARY = "heldout_summary.json"
-METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s",
-                 "flops"]
+TRAIN_METRIC_FIELDS = ["step", "epoch", "loss", "mlm_loss", "sbo_loss", "lr", "grad_norm", "tokens", "tokens_per_s",
+                       "elapsed_s", "flops"]
+# Held-out metrics of the steps with an evaluation (--heldout-fraction / --validation-corpus; empty
+# on the other steps): the loss as training weighs it, and spanbert.heldout's MLM/SBO cross-entropy
+# and top-1 accuracy (mlm_top1: the share of masked tokens the MLM head predicts).
+HELDOUT_METRIC_FIELDS = ["heldout_loss", "heldout_mlm_loss", "heldout_sbo_loss", "heldout_mlm_top1", "heldout_sbo_top1"]
+METRIC_FIELDS = TRAIN_METRIC_FIELDS + HELDOUT_METRIC_FIELDS
 TRAINING_ARGS_FILE = "training_args.json"
 TENSORBOARD_DIR = "tensorboard"
 # What a run writes at the top of its folder besides the final model (MODEL_FILES, MODEL_CARD).
 RUN_FILES = (CHECKPOINT_DIR, METRICS_FILE, TENSORBOARD_DIR, TRAINING_ARGS_FILE, HELDOUT_FILE, HELDOUT_SUMMARY, PLOT_FILE)
-# The final model of save_final_model: weights, config, the tokenizer's files.
+# The final model of save_final_model: weights, config, SBO head and settings, the tokenizer's files.
 MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json",
+               SBO_HEAD_FILE, SPANBERT_CONFIG_FILE,
                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt")
 MODEL_CARD = "README.md"
 MODEL_CARD_TITLE = "# SpanBERT model trained with the `spanbert` toolkit"
@@ -77,12 +83,15 @@ class PretrainArguments:
     """Settings of a pre-training run (defaults: the authors' published command, scaled down)."""
 
     output_dir: str
-    batch_size: int = 32  # sequences per process per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step
+    # Sequences per optimizer step, all processes and accumulated micro-batches together: each
+    # process takes batch_size / (processes x grad_accum) per micro-batch (micro_batch_size).
+    batch_size: int = 32
+    grad_accum: int = 1  # micro-batches per process per optimizer step (must divide batch_size)
     max_steps: int | None = None  # optimizer steps; None: `epochs` worth
     epochs: float = 1.0
     lr: float = 1e-4
-    warmup_steps: int | None = None  # None: 6% of max_steps (10k of 2.4M in the paper's large run)
+    warmup_steps: int | None = None  # None: warmup_ratio of max_steps
+    warmup_ratio: float = 0.06  # share of the steps warmed up when warmup_steps is None (10k of 2.4M in the paper)
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -93,7 +102,9 @@ class PretrainArguments:
     log_every: int = 10
     save_every: int = 500  # optimizer steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 2
-    time_budget_s: float | None = None  # stop (and checkpoint) after this much training time
+    # Stop (and checkpoint) after this much training time of this session (a resumed run gets
+    # the whole budget again; held-out evaluation does not count).
+    time_budget_s: float | None = None
     num_workers: int = 0
     compile: bool = False
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (see spanbert.dropout); GPUs keep torch's
@@ -119,12 +130,15 @@ class PretrainArguments:
 
         for name in ("batch_size", "grad_accum", "keep_checkpoints", "log_every", "stream_shuffle_buffer"):
             require(number(name) >= 1, name, ">= 1")
+        require(self.batch_size % self.grad_accum == 0, "batch_size",
+                f"a multiple of --grad-accum {self.grad_accum} (the micro-batches split it evenly)")
         if self.max_steps is not None:
             require(number("max_steps") >= 1, "max_steps", ">= 1")
         require(math.isfinite(number("epochs")) and self.epochs > 0, "epochs", "a finite number > 0")
         require(math.isfinite(number("lr")) and self.lr > 0, "lr", "a finite number > 0")
         if self.warmup_steps is not None:
             require(number("warmup_steps") >= 0, "warmup_steps", ">= 0")
+        require(0 <= number("warmup_ratio") < 1, "warmup_ratio", "a share of the steps in [0, 1)")
         require(math.isfinite(number("weight_decay")) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         for name in ("adam_beta1", "adam_beta2"):
             require(0 <= number(name) < 1, name, "in [0, 1)")
@@ -143,6 +157,23 @@ class PretrainArguments:
         for name in ("head_warmup_steps", "eval_every"):
             require(isinstance(getattr(self, name), int) and number(name) >= 0, name, "a whole number >= 0")
 
+    def micro_batch_size(self, processes: int) -> int:
+        """Sequences each of ``processes`` processes takes per micro-batch: batch_size / (processes x grad_accum).
+
+        Raises:
+            ConfigError: the global batch does not split evenly (one line naming --batch-size).
+        """
+        share = processes * self.grad_accum
+        if self.batch_size % share:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be a multiple of {processes} process(es) x "
+                              f"--grad-accum {self.grad_accum} = {share} (it is the global batch of an optimizer step, "
+                              "split evenly into every process's micro-batches)")
+        return self.batch_size // share
+
+    def warmup_for(self, steps: int) -> int:
+        """Warm-up steps of a schedule over ``steps`` steps: warmup_steps when given, else warmup_ratio of them."""
+        return self.warmup_steps if self.warmup_steps is not None else int(self.warmup_ratio * steps)
+
 
 @dataclass
 class TrainState:
@@ -152,7 +183,7 @@ class TrainState:
     epoch: int = 0  # epoch of the next micro-batch
     batch_in_epoch: int = 0  # index of the next global micro-batch within that epoch
     tokens: int = 0  # non-padding tokens seen, all processes
-    elapsed_s: float = 0.0  # training time, summed over sessions
+    elapsed_s: float = 0.0  # training time, summed over sessions (the time budget counts one session's)
     flops: float = 0.0  # matrix-product FLOPs of the steps done, all processes (spanbert.flops)
     last: dict[str, float] = field(default_factory=dict)  # last logged metrics
 
@@ -252,7 +283,7 @@ def _shuffle_stream(dataset, seed: int, buffer_size: int):
 
 
 def _check_one_global_batch(num_examples: int, global_batch: int) -> None:
-    """Refuse a corpus of fewer segments than one global batch (no epoch would have a batch)."""
+    """Refuse a corpus of fewer segments than one global micro-batch (no epoch would have a batch)."""
     if num_examples < global_batch:
         raise ConfigError(f"corpus: {num_examples} segments are fewer than one global batch of {global_batch}; "
                           "lower --batch-size")
@@ -260,7 +291,13 @@ def _check_one_global_batch(num_examples: int, global_batch: int) -> None:
 
 def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, world: int,
                          state: TrainState) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
-    """Yield (epoch, index of the next batch, this process's collated micro-batch), forever."""
+    """Yield (epoch, index of the next global micro-batch, this process's collated micro-batch), forever.
+
+    An epoch is cut into global micro-batches of ``micro x world`` sequences (``micro``: each
+    process's share, :meth:`PretrainArguments.micro_batch_size`); ``args.grad_accum``
+    consecutive ones make an optimizer step.
+    """
+    micro = args.micro_batch_size(world)
     epoch, start = state.epoch, state.batch_in_epoch
     streaming = not hasattr(dataset, "__len__")
     while True:
@@ -272,20 +309,20 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
                                           rank=rank, world_size=world)
             rows = iter(shard)
             # skip what the earlier session consumed
-            rows = islice(rows, start * args.batch_size, None)
+            rows = islice(rows, start * micro, None)
             index = start
             while True:
-                chunk = list(islice(rows, args.batch_size))
-                if len(chunk) < args.batch_size:
+                chunk = list(islice(rows, micro))
+                if len(chunk) < micro:
                     break
                 yield epoch, index + 1, collator(chunk)
                 index += 1
             if index == 0:
                 raise ConfigError("corpus: fewer segments than one batch; lower --batch-size")
         else:
-            _check_one_global_batch(len(dataset), args.batch_size * world)
-            batches = epoch_batches(len(dataset), args.batch_size * world, args.seed, epoch)
-            mine = [b[rank * args.batch_size : (rank + 1) * args.batch_size].tolist() for b in batches[start:]]
+            _check_one_global_batch(len(dataset), micro * world)
+            batches = epoch_batches(len(dataset), micro * world, args.seed, epoch)
+            mine = [b[rank * micro : (rank + 1) * micro].tolist() for b in batches[start:]]
             # Its own generator: creating a loader must not draw from the global RNG, which
             # drives dropout and is restored exactly on --resume.
             loader = torch.utils.data.DataLoader(
@@ -360,12 +397,12 @@ def build_scheduler(opt: torch.optim.Optimizer, args: PretrainArguments, warmup:
     Without a head warm-up every group follows one schedule (``warmup`` steps up, then down). With
     ``head_warmup_steps`` = N the heads follow that schedule from step 0, while the encoder's
     groups stay at 0 for N steps and then have their own warm-up (``warmup_steps`` if given, else
-    6% of the remaining steps) and decay to 0 at the last step.
+    ``warmup_ratio`` of the remaining steps) and decay to 0 at the last step.
     """
     if not args.head_warmup_steps:
         return get_linear_schedule_with_warmup(opt, warmup, args.max_steps)
     start = args.head_warmup_steps
-    encoder_warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * (args.max_steps - start))
+    encoder_warmup = args.warmup_for(args.max_steps - start)
     heads, encoder = linear_schedule(0, warmup, args.max_steps), linear_schedule(start, encoder_warmup, args.max_steps)
     return torch.optim.lr_scheduler.LambdaLR(opt, [encoder if e else heads for e in encoder_groups])
 
@@ -447,7 +484,8 @@ def _full_states(accelerator, model, opt) -> tuple[dict[str, torch.Tensor], dict
 # -- checkpoints ----------------------------------------------------------------------------------
 
 
-def _checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint (``trainer_state.json`` written) under ``output_dir``, oldest first."""
     root = output_dir / CHECKPOINT_DIR
     found = []
     if root.is_dir():
@@ -460,11 +498,13 @@ def _checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint directory under ``output_dir``, or None."""
-    found = _checkpoints(Path(output_dir))
+    found = list_checkpoints(Path(output_dir))
     return found[-1][1] if found else None
 
 
-def _optimizer_to_safetensors(opt: torch.optim.Optimizer, sd: dict | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_to_safetensors(opt: torch.optim.Optimizer, sd: dict | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state (``sd``: its state dict, default ``opt.state_dict()``) as (tensors for a
+    safetensors file, JSON-able rest: param groups and scalar state); :func:`optimizer_from_safetensors` reverses it."""
     sd = opt.state_dict() if sd is None else sd
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
@@ -477,8 +517,9 @@ def _optimizer_to_safetensors(opt: torch.optim.Optimizer, sd: dict | None = None
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
-                                sharded: bool = False) -> None:
+def optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                               sharded: bool = False) -> None:
+    """Load into ``opt`` a state split by :func:`optimizer_to_safetensors` (``sharded``: FSDP2 parameters)."""
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         idx, name = key.split(".", 1)
@@ -514,7 +555,7 @@ def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, schedu
     target = output_dir / CHECKPOINT_DIR / f"step-{state.step:08d}"
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, state_dict=full_states[0] if full_states else None)
-        opt_tensors, opt_meta = _optimizer_to_safetensors(opt, full_states[1] if full_states else None)
+        opt_tensors, opt_meta = optimizer_to_safetensors(opt, full_states[1] if full_states else None)
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         save_file({f"rank{r}": s for r, s in enumerate(rng_states)}, str(tmp / "rng.safetensors"))
         trainer_state = {
@@ -526,7 +567,7 @@ def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, schedu
         }
         # trainer_state.json is written last: its presence marks a complete checkpoint.
         atomic_write_json(tmp / "trainer_state.json", trainer_state)
-    for _, old in _checkpoints(output_dir)[: -args.keep_checkpoints]:
+    for _, old in list_checkpoints(output_dir)[: -args.keep_checkpoints]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
@@ -554,13 +595,13 @@ def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
 
 # PretrainArguments fields that change what a run computes, with the option that sets each: a
 # resumed run must keep the stored values. The batch size is checked as the global batch
-# (resume_batch_error), since fewer processes with a larger batch each continue the same data
-# order. The other fields (steps, checkpoints, logging, time budget, workers, compile, progress)
-# may change between sessions.
+# (resume_batch_error: folders of older versions record a per-process batch), which any number
+# of processes that divides it continues in the same data order. The other fields (steps,
+# checkpoints, logging, time budget, workers, compile, progress) may change between sessions.
 TRAJECTORY_ARGS: dict[str, str] = {
-    "grad_accum": "--grad-accum", "lr": "--lr", "warmup_steps": "--warmup-steps",
+    "grad_accum": "--grad-accum", "lr": "--lr", "warmup_steps": "--warmup-steps", "warmup_ratio": "--warmup-ratio",
     "weight_decay": "--weight-decay", "adam_beta1": "adam_beta1", "adam_beta2": "adam_beta2", "adam_eps": "adam_eps",
-    "max_grad_norm": "max_grad_norm", "mixed_precision": "--mixed-precision", "seed": "--seed",
+    "max_grad_norm": "max_grad_norm", "mixed_precision": "--precision", "seed": "--seed",
     "hashed_dropout": "hashed_dropout", "stream_shuffle_buffer": "stream_shuffle_buffer", "head_lr": "--head-lr",
     "head_warmup_steps": "--head-warmup-steps",
 }
@@ -589,7 +630,7 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
         return
     found = previous_run_files(output_dir)
     if found:
-        resumable = "continue it with --resume, " if _checkpoints(Path(output_dir)) else "no checkpoint to resume from; "
+        resumable = "continue it with --resume, " if list_checkpoints(Path(output_dir)) else "no checkpoint to resume from; "
         raise ConfigError(f"--output {output_dir}: holds another run ({', '.join(found)}); {resumable}"
                           "replace it with --overwrite, or choose another folder")
 
@@ -660,7 +701,7 @@ def stored_run_arguments(output_dir: str | os.PathLike) -> dict[str, Any] | None
     """The settings the run in ``output_dir`` was trained with: its training_args.json, else the
     newest readable checkpoint's ``args``; None when neither can be read."""
     out = Path(output_dir)
-    sources = [out / TRAINING_ARGS_FILE] + [ckpt / "trainer_state.json" for _, ckpt in reversed(_checkpoints(out))]
+    sources = [out / TRAINING_ARGS_FILE] + [ckpt / "trainer_state.json" for _, ckpt in reversed(list_checkpoints(out))]
     for path in sources:
         try:
             data = json.loads(path.read_text())
@@ -706,33 +747,31 @@ def resume_mismatch_error(output_dir: str | os.PathLike, option: str, stored: An
                        "--overwrite to replace this one)")
 
 
-def stored_batch_size(stored: Mapping[str, Any], processes: int) -> int | None:
-    """The per-process batch size that gives the stored run's global batch with ``processes``
-    processes (the stored one when that does not divide); None when the run records none."""
-    batch, before = stored.get("batch_size"), stored.get("processes")
-    if not isinstance(batch, int):
-        return None
-    if isinstance(before, int) and before != processes and (batch * before) % processes == 0:
-        return batch * before // processes
-    return batch
+# training_args.json key of the per-process micro-batch; its presence marks a record whose
+# batch_size is the global batch (older versions recorded the per-process micro-batch there).
+MICRO_BATCH_KEY = "micro_batch_size"
 
 
-def resume_batch_error(output_dir: str | os.PathLike, stored: Mapping[str, Any], batch_size: int,
-                       processes: int) -> ConfigError | None:
-    """The refusal of a resumed run whose global batch (--batch-size x processes) differs from the
-    stored run's, or None. With as many processes as the stored run that is --batch-size itself."""
-    batch, before = stored.get("batch_size"), stored.get("processes")
-    if batch is None:
+def stored_global_batch(stored: Mapping[str, Any]) -> int | None:
+    """The global batch (sequences per optimizer step, all processes and micro-batches) of a stored
+    run's settings; None when the run records none. A record of an older version (without
+    :data:`MICRO_BATCH_KEY`) held the per-process micro-batch: times processes and grad_accum."""
+    batch = stored.get("batch_size")
+    if isinstance(batch, bool) or not isinstance(batch, int):
         return None
-    if not isinstance(before, int) or before == processes:
-        return None if same_setting(batch, batch_size) else resume_mismatch_error(output_dir, "--batch-size", batch,
-                                                                                  batch_size)
-    if batch * before == batch_size * processes:
+    if MICRO_BATCH_KEY in stored:
+        return batch
+    processes, accum = stored.get("processes"), stored.get("grad_accum")
+    return batch * (processes if isinstance(processes, int) else 1) * (accum if isinstance(accum, int) else 1)
+
+
+def resume_batch_error(output_dir: str | os.PathLike, stored: Mapping[str, Any], batch_size: int) -> ConfigError | None:
+    """The refusal of a resumed run whose global batch (--batch-size) differs from the stored
+    run's (:func:`stored_global_batch`), or None. The number of processes may change."""
+    batch = stored_global_batch(stored)
+    if batch is None or batch == batch_size:
         return None
-    return ConfigError(f"--resume: the global batch (--batch-size x processes) is {batch_size} x {processes} here but "
-                       f"{batch} x {before} in the run in {output_dir} ({TRAINING_ARGS_FILE}); keep {batch * before} "
-                       "sequences per step (fewer processes with a larger --batch-size continue the same data order), or "
-                       "start a new run (another --output, or --overwrite to replace this one)")
+    return resume_mismatch_error(output_dir, "--batch-size", batch, batch_size)
 
 
 def check_resume_settings(output_dir: str | os.PathLike, stored: Mapping[str, Any], current: Mapping[str, Any],
@@ -842,12 +881,16 @@ class MetricsWriter:
         except ImportError:
             pass
 
-    def write(self, row: dict[str, float]) -> None:
+    def write(self, row: dict[str, float | None]) -> None:
+        """Append ``row`` (keys of :data:`METRIC_FIELDS`; a missing or None held-out value is left empty)."""
         self._csv.writerow({k: row.get(k) for k in METRIC_FIELDS})
         self._file.flush()
         if self._tb is not None:
             for k in ("loss", "mlm_loss", "sbo_loss", "lr", "tokens_per_s"):
                 self._tb.add_scalar(f"train/{k}", row[k], int(row["step"]))
+            for k in HELDOUT_METRIC_FIELDS:
+                if row.get(k) is not None:
+                    self._tb.add_scalar(f"heldout/{k.removeprefix('heldout_')}", row[k], int(row["step"]))
 
     def close(self) -> None:
         """Close the CSV file and the TensorBoard writer (a second call does nothing)."""
@@ -857,10 +900,68 @@ class MetricsWriter:
             self._tb = None
 
 
-def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
-    """Plot loss, MLM loss and SBO loss against the step from ``metrics.csv`` into a PNG (atomically)."""
-    import matplotlib
+def heldout_columns(record: Mapping[str, Any] | None, sbo_weight: float) -> dict[str, float | None]:
+    """The :data:`HELDOUT_METRIC_FIELDS` of one held-out evaluation (a heldout_metrics.jsonl record;
+    None: no evaluation at this step, all empty). ``heldout_loss`` is MLM + ``sbo_weight`` x SBO,
+    the training loss's weighting."""
+    if record is None:
+        return dict.fromkeys(HELDOUT_METRIC_FIELDS)
+    mlm, sbo = record.get("mlm_loss"), record.get("sbo_loss")
+    if mlm is None or (sbo is None and sbo_weight):
+        total = None
+    else:
+        total = mlm + (sbo_weight * sbo if sbo_weight else 0.0)
+    return {"heldout_loss": total, "heldout_mlm_loss": mlm, "heldout_sbo_loss": sbo,
+            "heldout_mlm_top1": record.get("mlm_top1"), "heldout_sbo_top1": record.get("sbo_top1")}
 
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _heldout_points(rows: list[dict[str, str]], heldout_jsonl: Path | None,
+                    sbo_weight: float) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of the held-out losses by training column ("loss", "mlm_loss", "sbo_loss"):
+    metrics.csv's ``heldout_*`` columns, plus the evaluation before training (step 0: only in
+    heldout_metrics.jsonl, since metrics.csv has one row per step done)."""
+    points: dict[str, list[tuple[int, float]]] = {"loss": [], "mlm_loss": [], "sbo_loss": []}
+    if heldout_jsonl is not None and heldout_jsonl.is_file():
+        for line in heldout_jsonl.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step") == 0:
+                for key, value in heldout_columns(record, sbo_weight).items():
+                    if value is not None and key.removeprefix("heldout_") in points:
+                        points[key.removeprefix("heldout_")].append((0, value))
+    for r in rows:
+        for key, found in points.items():
+            value = _float_or_none(r.get("heldout_" + key))
+            if value is not None:
+                found.append((int(r["step"]), value))
+    return points
+
+
+def plot_loss_curve(metrics_csv: Path, out_png: Path, heldout_jsonl: Path | None = None,
+                    sbo_weight: float = 1.0) -> Path | None:
+    """Plot loss, MLM loss and SBO loss against the step from ``metrics.csv`` into a PNG (atomically).
+
+    Training losses are drawn raw (faint) and as a running mean; held-out losses (the
+    ``heldout_*`` columns, plus the evaluation before training from ``heldout_jsonl`` when given,
+    its total weighted by ``sbo_weight``) as dashed lines with markers in the same colours.
+
+    Without matplotlib (the optional ``plot`` extra) no PNG is written, one warning says so, any
+    earlier PNG (now out of date) is removed, and None is returned: the run itself succeeds."""
+    from .extras import optional
+
+    matplotlib = optional("matplotlib", "plot", f"no {out_png.name} written")
+    if matplotlib is None:
+        out_png.unlink(missing_ok=True)
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -869,14 +970,19 @@ def plot_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
     steps = [int(r["step"]) for r in rows]
     window = max(1, len(rows) // 50)  # a running mean over ~2% of the run, drawn over the raw curve
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    heldout = _heldout_points(rows, heldout_jsonl, sbo_weight)
     for key, label, color in (("loss", "total", "C0"), ("mlm_loss", "MLM", "C1"), ("sbo_loss", "SBO", "C2")):
         values = np.array([float(r[key]) for r in rows])
         smooth = np.convolve(values, np.ones(window) / window, mode="valid")
         ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(steps[window - 1 :], smooth, color=color, label=label, linewidth=1.6)
+        ax.plot(steps[window - 1 :], smooth, color=color, label=f"{label} (train)", linewidth=1.6)
+        if heldout[key]:
+            xs, ys = zip(*sorted(heldout[key]))
+            ax.plot(xs, ys, color=color, linestyle="--", marker="o", markersize=3.5, linewidth=1.2,
+                    label=f"{label} (held-out)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats)")
-    ax.set_title("SpanBERT pre-training loss")
+    ax.set_title("SpanBERT pre-training loss" + (": train vs held-out" if any(heldout.values()) else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -904,8 +1010,34 @@ class PretrainResult:
 
 def steps_for_epochs(num_examples: int, args: PretrainArguments, world: int) -> int:
     """Optimizer steps that ``args.epochs`` passes over ``num_examples`` segments take."""
-    per_epoch = num_examples // (args.batch_size * world)
+    per_epoch = num_examples // (args.micro_batch_size(world) * world)  # global micro-batches
     return max(1, math.ceil(per_epoch * args.epochs / args.grad_accum))
+
+
+def describe_precision(requested: str, resolved: str, device: torch.device) -> str:
+    """One line: the precision a run computes in, and why (what ``auto`` became on this hardware)."""
+    name = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(resolved, resolved)
+    if requested != "auto":
+        return f"precision: {name} (--precision {requested})"
+    if device.type == "cuda":
+        why = "this GPU supports bf16" if resolved == "bf16" else "this GPU has no bf16"
+    else:
+        why = ("this CPU multiplies bf16 natively, AVX512-BF16/AMX" if resolved == "bf16"
+               else "this CPU has no native bf16, AVX512-BF16/AMX")
+    return f"precision: {name} (--precision auto: {why})"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of spanbert and the libraries that decide a run's numbers (for training_args.json)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("spanbert", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def pretrain(
@@ -921,6 +1053,7 @@ def pretrain(
     heldout=None,
     heldout_unigram: np.ndarray | None = None,
     run_settings: Mapping[str, Any] | None = None,
+    run_info: Mapping[str, Any] | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` on the packed ``dataset`` (columns input_ids, word_starts, example_id).
 
@@ -931,9 +1064,17 @@ def pretrain(
     differ from the stored run's (:data:`TRAJECTORY_ARGS`, ``run_settings``, the number of
     processes). ``run_settings``: what the caller decided beyond ``args`` (corpus, model,
     masking: see :func:`spanbert.pipeline.run_settings`), recorded with ``args`` in
-    training_args.json and in every checkpoint. Nothing is written before these checks have
+    training_args.json and in every checkpoint. ``run_info``: facts about the run recorded there too
+    but never compared (e.g. ``new_heads``: the heads created fresh, logged at the start of a fresh
+    run). training_args.json also records the resolved precision, the per-process micro-batch,
+    the number of processes and the library versions. Nothing is written before these checks have
     passed, and a fresh run that fails before its first step removes what it wrote (and the
     folder, if it created it and it is empty).
+
+    ``args.batch_size`` is the global batch of an optimizer step: each process takes
+    ``batch_size / (processes x grad_accum)`` sequences per micro-batch (refused unless it divides).
+    ``args.time_budget_s`` counts this session's training time only (not the time of the sessions
+    before a resume, nor held-out evaluation).
 
     ``stop_at_step``
     ends this session early (after checkpointing) without changing the schedule, which is
@@ -949,7 +1090,7 @@ def pretrain(
     from accelerate import Accelerator
 
     precision = resolve_precision(args.mixed_precision)
-    _allow_new_precision(precision)
+    allow_new_precision(precision)
     # cpu=True on GPU-less machines, so that torchrun/accelerate launch give multi-CPU (gloo) DDP.
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
@@ -962,24 +1103,27 @@ def pretrain(
         if not hasattr(dataset, "__len__"):
             raise ConfigError("--max-steps is required with a streaming corpus")
         args = replace(args, max_steps=steps_for_epochs(len(dataset), args, world))  # the caller's stays as it was
-    warmup = args.warmup_steps if args.warmup_steps is not None else int(0.06 * args.max_steps)
+    micro_batch = args.micro_batch_size(world)  # sequences per process per micro-batch
+    warmup = args.warmup_for(args.max_steps)
     if args.head_warmup_steps >= args.max_steps:
         raise ConfigError(f"head_warmup_steps (--head-warmup-steps): must be fewer than the run's {args.max_steps} "
                           f"steps, got {args.head_warmup_steps}")
     if hasattr(dataset, "__len__"):
-        _check_one_global_batch(len(dataset), args.batch_size * world)
-    record = {**asdict(args), **(run_settings or {}), "processes": world}  # training_args.json
+        _check_one_global_batch(len(dataset), micro_batch * world)
+    record = {**asdict(args), **(run_settings or {}), "processes": world, MICRO_BATCH_KEY: micro_batch,  # training_args.json
+              "precision_resolved": precision, "warmup_steps_resolved": warmup, **(run_info or {}),
+              "versions": library_versions()}
     resumed = None
     if resume:
         stored = stored_run_arguments(output_dir)
         if stored is None:
-            if is_main and _checkpoints(output_dir):
+            if is_main and list_checkpoints(output_dir):
                 logger.warning("--resume: %s has no readable %s; the settings of this session cannot be checked "
                                "against the run's", output_dir, TRAINING_ARGS_FILE)
         else:
             options = {**TRAJECTORY_ARGS, **{k: k for k in flatten_settings(run_settings or {})}}
             check_resume_settings(output_dir, flatten_settings(stored), flatten_settings(record), options)
-            error = resume_batch_error(output_dir, stored, args.batch_size, world)
+            error = resume_batch_error(output_dir, stored, args.batch_size)
             if error is not None:
                 raise error
         resumed = newest_intact_checkpoint(output_dir, warn=is_main)
@@ -1032,6 +1176,11 @@ def pretrain(
     metrics: MetricsWriter | None = None
     try:
         if is_main:
+            logger.info(describe_precision(args.mixed_precision, precision, device))
+            heads = (run_info or {}).get("new_heads")
+            if heads is not None and state.step == 0:
+                where = "not in --init-from" if (run_settings or {}).get("init_from") else "a model from scratch"
+                logger.info("new heads: %s", f"{', '.join(heads)} ({where})" if heads else "none (--init-from has them all)")
             atomic_write_json(output_dir / TRAINING_ARGS_FILE, record)
             metrics = MetricsWriter(output_dir, state.step)
         heldout_log = HeldoutLog(output_dir, state.step, is_main) if heldout is not None else None
@@ -1042,7 +1191,7 @@ def pretrain(
             from .heldout import evaluate_heldout
 
             began = time.perf_counter()
-            result = evaluate_heldout(model, heldout, collator, batch_size=args.batch_size, precision=eval_precision,
+            result = evaluate_heldout(model, heldout, collator, batch_size=micro_batch, precision=eval_precision,
                                       unigram=heldout_unigram)
             heldout_log.add(step, result)
             return time.perf_counter() - began
@@ -1118,13 +1267,9 @@ def pretrain(
                 "elapsed_s": state.elapsed_s, "flops": state.flops,
             }
             state.last = {k: float(v) for k, v in row.items()}
-            if is_main:
-                metrics.write(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
-                                tok_s=f"{tok_s:,.0f}", refresh=False)
-                bar.update(1)
             if args.time_budget_s is not None:
-                over = torch.tensor([float(state.elapsed_s >= args.time_budget_s)], device=device)
+                # this session's training time only: a resumed run gets the whole budget again
+                over = torch.tensor([float(now - session_start >= args.time_budget_s)], device=device)
                 if world > 1:  # every process stops at the same step, or the others would wait forever
                     over = accelerator.reduce(over, reduction="sum")
                 stopped_by_budget = bool(over.item() > 0)
@@ -1135,6 +1280,12 @@ def pretrain(
                 paused = evaluate(state.step)
                 session_start += paused  # evaluation time is not training time
                 window_start += paused
+                row.update(heldout_columns(heldout_log.records.get(state.step), weight))
+            if is_main:
+                metrics.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", mlm=f"{mlm_loss:.3f}", sbo=f"{sbo_loss:.3f}",
+                                tok_s=f"{tok_s:,.0f}", refresh=False)
+                bar.update(1)
             if (args.save_every and state.step % args.save_every == 0) or done:
                 rngs = _gather_rng(accelerator, device)
                 full = _full_states(accelerator, model, opt) if fsdp else None
@@ -1161,7 +1312,8 @@ def pretrain(
             metrics.close()
             if final:
                 save_final_model(output_dir, model, tokenizer, state_dict=final_state)
-            plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE)
+            plot = plot_loss_curve(output_dir / METRICS_FILE, output_dir / PLOT_FILE,
+                                   output_dir / HELDOUT_FILE if heldout is not None else None, weight)
         accelerator.wait_for_everyone()
         return PretrainResult(
             state=state,
@@ -1181,7 +1333,7 @@ def pretrain(
         raise
 
 
-def _allow_new_precision(precision: str) -> None:
+def allow_new_precision(precision: str) -> None:
     """Let a later ``pretrain`` call in the same process use another precision.
 
     accelerate keeps one process-wide state and refuses a second ``Accelerator`` with other
@@ -1248,7 +1400,7 @@ def set_aside_checkpoints_after(output_dir: Path, step: int) -> list[Path]:
     """Rename the checkpoints newer than ``step`` (the damaged ones a resumed run skipped) to
     ``step-N.damaged``; returns their new paths."""
     moved = []
-    for found_step, ckpt in _checkpoints(output_dir):
+    for found_step, ckpt in list_checkpoints(output_dir):
         if found_step > step:
             target = ckpt.with_name(ckpt.name + DAMAGED_SUFFIX)
             if target.exists():
@@ -1266,7 +1418,7 @@ def newest_intact_checkpoint(output_dir: Path, warn: bool = True) -> CheckpointF
         CheckpointError: there are checkpoints, but none is intact.
     """
     damaged = []
-    for _, ckpt in reversed(_checkpoints(output_dir)):
+    for _, ckpt in reversed(list_checkpoints(output_dir)):
         try:
             found = read_checkpoint(ckpt)
         except CheckpointError as e:
@@ -1301,7 +1453,7 @@ def _apply_checkpoint(files: CheckpointFiles, model, opt, scheduler, scaler, ran
         raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if not sharded:
         model.tie_weights()
-    _optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in files.optimizer.items()},
+    optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in files.optimizer.items()},
                                 meta["optimizer"], sharded)
     scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
     if scaler is not None and meta.get("scaler"):
@@ -1315,12 +1467,15 @@ def _apply_checkpoint(files: CheckpointFiles, model, opt, scheduler, scaler, ran
 
 def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer,
                      state_dict: dict[str, torch.Tensor] | None = None) -> None:
-    """Save model + tokenizer into ``output_dir``; each file is written whole, then renamed in.
+    """Save model + tokenizer into ``output_dir`` in the standard Hugging Face layout (a
+    ``BertForMaskedLM`` checkpoint plus the SBO head and settings beside it, see
+    :func:`spanbert.modeling.save_pretraining_folder`) and a model card; each file is written
+    whole, then renamed in.
 
     ``state_dict``: the whole weights of a sharded (FSDP2) model, gathered by every process.
     """
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".final.") as tmp:
-        model.save_pretrained(tmp, state_dict=state_dict)
+        save_pretraining_folder(model, tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         publish_files(tmp, output_dir)
@@ -1330,12 +1485,31 @@ def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer,
 def _model_card(model: SpanBertForPreTraining) -> str:
     c = model.config
     return (
-        "---\nlibrary_name: transformers\ntags: [spanbert, fill-mask, span-boundary-objective]\n---\n\n"
+        "---\nlibrary_name: transformers\npipeline_tag: fill-mask\n"
+        "tags: [spanbert, bert, fill-mask, span-boundary-objective]\n---\n\n"
         f"{MODEL_CARD_TITLE}\n\n"
         f"{c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, "
-        f"vocabulary {c.vocab_size}. Pre-trained with span masking and the span boundary objective.\n\n"
-        "- `transformers.BertModel.from_pretrained(dir)` loads the encoder (no `spanbert` import needed);\n"
-        "- `transformers.BertForMaskedLM.from_pretrained(dir)` loads encoder + MLM head;\n"
-        "- `spanbert fill --model dir \"text with [MASK] [MASK]\"` uses both the MLM and the SBO head.\n"
+        f"vocabulary {c.vocab_size}. Pre-trained with span masking and the span boundary objective (SBO).\n\n"
+        "## Plain transformers (no `spanbert` needed)\n\n"
+        "A standard `bert` checkpoint (`config.json` is a `BertConfig`, `model.safetensors` holds the encoder "
+        "and the MLM head of `BertForMaskedLM`):\n\n"
+        "```python\n"
+        "from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, pipeline\n\n"
+        "fill = pipeline(\"fill-mask\", model=\"path/to/this/folder\")  # the MLM head\n"
+        "fill(\"The [MASK] of the Union.\")\n"
+        "mlm = AutoModelForMaskedLM.from_pretrained(\"path/to/this/folder\")  # encoder + MLM head\n"
+        "encoder = AutoModel.from_pretrained(\"path/to/this/folder\", add_pooling_layer=False)  # for fine-tuning\n"
+        "```\n\n"
+        "There is no trained pooler (SpanBERT has no next-sentence objective): heads that use one "
+        "(`BertForSequenceClassification`) start it fresh, as they start their classifier.\n\n"
+        "## With spanbert (MLM + SBO heads)\n\n"
+        f"The SBO head is in `{SBO_HEAD_FILE}` and its settings (`sbo_position_size` {c.sbo_position_size}, "
+        f"`sbo_max_span_tokens` {c.sbo_max_span_tokens}, `sbo_loss_weight` {c.sbo_loss_weight}) in "
+        f"`{SPANBERT_CONFIG_FILE}`; transformers ignores both.\n\n"
+        "- `spanbert fill --model DIR \"text with [MASK] [MASK]\"` fills masked spans with the MLM head, the SBO "
+        "head, both together, and iteratively;\n"
+        "- `spanbert pretrain --init-from DIR ...` continues pre-training with both heads;\n"
+        "- `spanbert.modeling.load_pretraining_model(DIR)` gives the `SpanBertForPreTraining` model;\n"
+        "- `spanbert finetune <task> --model DIR ...` fine-tunes the encoder.\n"
         "\nTraining metrics: `metrics.csv`, `loss_curve.png`.\n"
     )

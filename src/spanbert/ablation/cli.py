@@ -39,7 +39,8 @@ def run_command(
         raise ConfigError(f"--max-cells {max_cells}: must be >= 1")
     ran = run_grid(cfg, typer.echo, set(objective) if objective else None, max_cells)
     paths = write_report(cfg)
-    typer.echo(f"ran {ran} cell(s); results: {paths['markdown']} ({paths['plot'].name}, {paths['csv'].name})")
+    typer.echo(f"ran {ran} cell(s); results: {paths['markdown']} "
+               f"({', '.join(paths[k].name for k in ('plot', 'csv') if k in paths)})")
 
 
 def status_command(config: ConfigPath, output: Output = None) -> None:
@@ -66,7 +67,8 @@ def report_command(config: ConfigPath, output: Output = None) -> None:
     run_prepare(cfg, typer.echo)  # the test data the report re-reads may have to be made again (a fresh clone)
     paths = write_report(cfg)
     typer.echo(paths["markdown"].read_text())
-    typer.echo(f"plot: {paths['plot']}")
+    if "plot" in paths:  # absent without matplotlib (a warning said so)
+        typer.echo(f"plot: {paths['plot']}")
 
 
 def register(app: typer.Typer, wrap) -> None:

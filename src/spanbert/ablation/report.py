@@ -31,6 +31,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..errors import ConfigError
+from ..extras import optional
 from .config import BASELINE, OBJECTIVE_LABELS, AblationConfig, TaskSpec
 from .grid import Cell, cells, read_cell
 
@@ -289,10 +290,12 @@ def to_csv(results: dict) -> str:
     return buf.getvalue()
 
 
-def plot(results: dict) -> bytes:
-    """Grouped bars: tasks on the x axis, one bar per objective, error bars = sd over seeds."""
-    import matplotlib
-
+def plot(results: dict) -> bytes | None:
+    """Grouped bars: tasks on the x axis, one bar per objective, error bars = sd over seeds (PNG
+    bytes); None, with one warning, without matplotlib (the optional ``plot`` extra)."""
+    matplotlib = optional("matplotlib", "plot", "no results.png written")
+    if matplotlib is None:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -317,15 +320,22 @@ def plot(results: dict) -> bytes:
 
 
 def write_report(config: AblationConfig) -> dict[str, Path]:
-    """``results.md``, ``results.csv``, ``results.json`` and ``results.png`` in the grid's folder."""
+    """``results.md``, ``results.csv``, ``results.json`` and ``results.png`` in the grid's folder.
+
+    Without matplotlib there is no ``"plot"`` key and no ``results.png`` (an earlier one, now
+    out of date, is removed)."""
     results = collect(config)
     out = config.output
-    paths = {"markdown": out / "results.md", "csv": out / "results.csv", "json": out / "results.json",
-             "plot": out / "results.png"}
+    paths = {"markdown": out / "results.md", "csv": out / "results.csv", "json": out / "results.json"}
     atomic_write_text(paths["markdown"], to_markdown(results))
     atomic_write_text(paths["csv"], to_csv(results))
     atomic_write_json(paths["json"], results)
-    atomic_write_bytes(paths["plot"], plot(results))
+    png = plot(results)
+    if png is None:
+        (out / "results.png").unlink(missing_ok=True)
+    else:
+        paths["plot"] = out / "results.png"
+        atomic_write_bytes(paths["plot"], png)
     return paths
 
 

@@ -9,14 +9,16 @@ from typing import Annotated
 
 import typer
 
-from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments, texts_to_predict)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
+                        texts_to_predict, with_aliases)
 
 TEXT_FIELD = typer.Option(help="Column holding the text.")
 LABEL_FIELD = typer.Option(help="Column holding the label.")
 PAIR_FIELD = typer.Option(help="Column of a second text (sentence-pair tasks).")
 
 
+@finetune_command("classify", epochs=2.0, batch_size=32, lr=5e-5)
 def finetune_classify_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: .tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT].")],
@@ -25,23 +27,13 @@ def finetune_classify_command(
     text_field: Annotated[str, TEXT_FIELD] = "sentence",
     label_field: Annotated[str, LABEL_FIELD] = "label",
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
-    epochs: Epochs = 2.0,
-    batch_size: BatchSize = 32,
-    lr: LearningRate = 5e-5,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per window, specials included.")] = 128,
     window_overlap: Annotated[int, typer.Option(min=0, help="Tokens shared by consecutive windows of a long text.")] = 32,
     aggregation: Annotated[str, typer.Option(help="How window logits combine: mean, max or first.")] = "mean",
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_examples: Annotated[int | None, typer.Option(min=1, help="Use only the first N training rows.")] = None,
-    max_dev_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev rows.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
     """Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."""
     from .features import ClassifySettings
@@ -49,12 +41,8 @@ def finetune_classify_command(
 
     summary = finetune_classify(
         model, train, output, dev_source=dev, settings=ClassifySettings(max_seq_length, window_overlap, aggregation),
-        fields=Fields(text_field, label_field, text_pair_field),
-        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress, eval_every=eval_every, select_best=select_best),
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
-        dropout=dropout,
+        fields=Fields(text_field, label_field, text_pair_field), args=args, max_train_examples=max_train_examples,
+        max_dev_examples=max_dev_examples, eval_precision=args.mixed_precision, dropout=dropout,
     )
     if "train" not in summary:  # not the main process of a multi-process run
         return
@@ -65,6 +53,7 @@ def finetune_classify_command(
     typer.echo(f"model: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_classify_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
     data: Annotated[str, typer.Option(help="Labelled data: .tsv/.csv, .jsonl(.gz), a saved dataset folder or hf:NAME.")],
@@ -74,8 +63,8 @@ def evaluate_classify_command(
     text_pair_field: Annotated[str | None, PAIR_FIELD] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 64,
     precision: Precision = "auto",
-    max_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N rows.")] = None,
-    progress: Annotated[bool, typer.Option()] = True,
+    max_examples: MaxExamples = None,
+    progress: Progress = True,
 ) -> None:
     """Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."""
     from ..task_model import check_precision, read_settings
@@ -95,6 +84,7 @@ def evaluate_classify_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_classify_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to classify; repeatable.")] = None,

@@ -20,7 +20,8 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .data import ClassificationData, check_labels, label_set, read_classification
 from .features import ClassifySettings, aggregate_logits, build_windows, collate
@@ -133,7 +134,8 @@ def finetune_classify(
             return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
         dev = DevEvaluation(dev_accuracy, "accuracy")
-    result = finetune(model, windows.lengths(), lambda idx: collate(windows, idx, pad, window_labels), args, dev=dev)
+    result = finetune(model, windows.lengths(), lambda idx: collate(windows, idx, pad, window_labels), args, dev=dev,
+                      data={"model": model_path, "train": train_source, "dev": dev_source})
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -143,19 +145,18 @@ def finetune_classify(
                              text_pair_field=fields.text_pair)
     summary: dict = {
         "model": str(model_path), "train": str(train_source), "train_examples": len(texts), "train_windows": len(windows),
-        "labels": names, "steps": result.steps, "epochs": round(result.epochs_done, 3),
-        "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
+        "labels": names, **training_summary(result),
     }
-    save_task_model(out, model, tokenizer, {SETTINGS_FILE: saved}, _card(summary))
-    if dev_data is not None:
-        ev = evaluate_classify(model, tokenizer, dev_source, settings, out / "dev", fields=fields, precision=eval_precision,
-                               progress=args.progress, max_examples=max_dev_examples, majority_label=majority,
-                               data=dev_data)
-        summary.update({"dev": str(dev_source), "dev_examples": ev.examples, "dev_seconds": round(ev.seconds, 1),
-                        "dev_metrics": {k: v for k, v in ev.metrics.items() if k != "per_class"}})
-        atomic_write_text(out / "README.md", _card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        save_task_model(final, model, tokenizer, {SETTINGS_FILE: saved})
+        if dev_data is not None:
+            ev = evaluate_classify(model, tokenizer, dev_source, settings, final / "dev", fields=fields,
+                                   precision=eval_precision, progress=args.progress, max_examples=max_dev_examples,
+                                   majority_label=majority, data=dev_data)
+            summary.update({"dev": str(dev_source), "dev_examples": ev.examples, "dev_seconds": round(ev.seconds, 1),
+                            "dev_metrics": {k: v for k, v in ev.metrics.items() if k != "per_class"}})
+        atomic_write_text(final / "README.md", _card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

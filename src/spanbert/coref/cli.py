@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, CorpusError
-from ..task_cli import (Dropout, EvalEvery, Epochs, HeadLearningRate, LearningRate, MaxSteps, MixedPrecision, Progress, SelectBest,
-                        Seed, TimeBudget, WarmupRatio, finetune_arguments)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxTrainExamples, Precision, Progress, finetune_command, with_aliases)
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -58,6 +58,7 @@ def score_coref_command(
         atomic_write_json(output, metrics)
 
 
+@finetune_command("coref", epochs=20.0, batch_size=1, lr=1e-4, aliases={"--max-train-documents": "max_train_examples"})
 def finetune_coref_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
@@ -76,21 +77,12 @@ def finetune_coref_command(
     mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
     non_crossing: Annotated[bool, typer.Option("--non-crossing/--allow-crossing", help="Skip kept spans that cross a better one (Lee et al.).")] = True,
     singletons: Annotated[bool, typer.Option("--singletons/--no-singletons", help="Also output unlinked spans with mention probability > 1/2 as one-mention clusters (data that annotates singletons, e.g. LitBank; needs --mention-loss-weight > 0).")] = False,
-    epochs: Epochs = 20.0,
-    lr: LearningRate = 1e-4,
-    head_lr: HeadLearningRate = None,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_documents: Annotated[int | None, typer.Option(min=1, help="Use only the first N training documents.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
-    """Fine-tune a coarse-to-fine coreference model (one document per step; --head-lr for a faster head)."""
+    """Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."""
     from .run import CorefHead, finetune_coref
 
     summary = finetune_coref(
@@ -98,11 +90,9 @@ def finetune_coref_command(
         head=CorefHead(max_span_width=max_span_width, top_span_ratio=top_span_ratio, max_top_antecedents=max_antecedents,
                        ffnn_size=ffnn_size, feature_size=feature_size, coarse_to_fine=coarse_to_fine, use_genre=genre,
                        higher_order=higher_order, mention_loss_weight=mention_loss_weight, non_crossing=non_crossing),
-        max_segment_length=max_segment_length, max_training_segments=max_training_segments or None,
-        args=finetune_arguments(output, epochs=epochs, batch_size=1, lr=lr, head_lr=head_lr, warmup_ratio=warmup_ratio, max_steps=max_steps,
-                                mixed_precision=mixed_precision, seed=seed, time_budget=time_budget, progress=progress,
-                                eval_every=eval_every, select_best=select_best),
-        max_train_documents=max_train_documents, dropout=dropout, singletons=singletons,
+        max_segment_length=max_segment_length, max_training_segments=max_training_segments or None, args=args,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
+        eval_precision=args.mixed_precision, singletons=singletons,
     )
     if "train" not in summary:  # not the main process of a multi-process run
         return
@@ -113,11 +103,12 @@ def finetune_coref_command(
     typer.echo(f"model: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_coref_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     data: Annotated[list[Path], typer.Option(help="Gold CoNLL coreference file or folder; repeatable.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for response.conll and metrics.json.")],
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    precision: Precision = "auto",
     singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
 ) -> None:
     """Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."""
@@ -135,13 +126,14 @@ def evaluate_coref_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_coref_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to resolve (one document); repeatable.")] = None,
     input: Annotated[Path | None, typer.Option("--input", "-i", help="A UTF-8 text file: its whole content is one document.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the clusters as JSON (mentions with character offsets).")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page colouring each cluster.")] = None,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    precision: Precision = "auto",
     singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
 ) -> None:
     """Find coreference clusters in raw text."""
@@ -194,11 +186,12 @@ def score_gap_command(
         atomic_write_json(output, scores)
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_gap_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    precision: Precision = "auto",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
     at_most_one: Annotated[bool, typer.Option("--at-most-one/--any-match", help="When the pronoun's cluster matches both names, keep only the one mentioned nearest the pronoun (GAP's names are different people); --any-match keeps both.")] = True,
     progress: Progress = True,

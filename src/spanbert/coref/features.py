@@ -193,6 +193,14 @@ class TrainingCollator:
         self.documents, self.pad, self.max_segments = documents, pad_token_id, max_segments
         self.rng = np.random.default_rng([seed, 0xC0])
 
+    def state_dict(self) -> dict:
+        """The window generator's state (JSON-able): saved in fine-tuning checkpoints."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict` (a resumed fine-tuning cuts the windows the uninterrupted run would)."""
+        self.rng.bit_generator.state = state["rng"]
+
     def lengths(self) -> list[int]:
         """Tokens each step reads at most, per document."""
         return [e.num_tokens if self.max_segments is None else

@@ -20,8 +20,9 @@ Then, on those id chains (all metrics use the chains as they are; singletons cou
   |r ∩ k| / |k| (recall) with k the key cluster of the mention (empty if twinless);
   denominators are the numbers of key and response mentions.
 - CEAF (Luo 2005): the best one-to-one alignment of key and response clusters
-  (``scipy.optimize.linear_sum_assignment``) under phi3 = |k ∩ r| (CEAF-m, denominators
-  = mentions) or phi4 = 2 |k ∩ r| / (|k| + |r|) (CEAF-e, denominators = clusters).
+  (:func:`max_weight_assignment`, an exact Hungarian solver; the reference scorer uses
+  Munkres' algorithm) under phi3 = |k ∩ r| (CEAF-m, denominators = mentions) or
+  phi4 = 2 |k ∩ r| / (|k| + |r|) (CEAF-e, denominators = clusters).
 - BLANC (Recasens & Hovy 2011, extended to system mentions by Luo et al. 2014): coreference
   and non-coreference links as sets of mention-id pairs; R, P and F are the means of the
   coreference-link and non-coreference-link values (F is not the harmonic mean of R and P),
@@ -43,7 +44,6 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError
 
@@ -239,6 +239,66 @@ def _overlaps(key: Chains, response: Chains) -> np.ndarray:
     return overlap
 
 
+def max_weight_assignment(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one-to-one assignment of rows to columns of largest total weight, exactly.
+
+    ``weights``: (R, C), finite. Returns ``(rows, cols)``, each of length min(R, C), rows in
+    increasing order, so that ``weights[rows, cols].sum()`` is the maximum over all
+    assignments of min(R, C) pairs -- what ``scipy.optimize.linear_sum_assignment(weights,
+    maximize=True)`` returns (tests/test_extras.py compares the two on random matrices; on
+    ties the chosen pairs may differ, the total does not).
+
+    The Hungarian method in its shortest-augmenting-path form (Kuhn 1955, Munkres 1957;
+    O(R^2 C) for R <= C): rows join one at a time, each along the cheapest path of
+    alternating edges under the dual potentials ``u`` (rows) and ``v`` (columns), which keeps
+    every reduced cost ``cost[i, j] - u[i] - v[j]`` >= 0 and the matched ones at 0.
+    """
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be a matrix, got shape {weights.shape}")
+    if weights.shape[0] > weights.shape[1]:  # the algorithm wants rows <= columns
+        cols, rows = max_weight_assignment(weights.T)
+        order = np.argsort(rows)
+        return rows[order], cols[order]
+    n, m = weights.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cost = -weights  # maximise weight = minimise cost
+    # 1-based as in the textbook form: column 0 is a virtual column where each new row starts
+    u = np.zeros(n + 1)  # row potentials
+    v = np.zeros(m + 1)  # column potentials
+    row_of = np.zeros(m + 1, dtype=np.int64)  # row_of[j]: the row matched to column j (0: none)
+    for i in range(1, n + 1):
+        row_of[0] = i
+        j0 = 0  # the column whose row is extended next
+        min_reduced = np.full(m + 1, np.inf)  # cheapest reduced cost of reaching each column so far
+        came_from = np.zeros(m + 1, dtype=np.int64)  # the previous column on that cheapest path
+        used = np.zeros(m + 1, dtype=bool)  # columns in the alternating tree
+        while True:
+            used[j0] = True
+            i0 = row_of[j0]
+            reduced = cost[i0 - 1] - u[i0] - v[1:]  # (m,)
+            better = ~used[1:] & (reduced < min_reduced[1:])
+            min_reduced[1:][better] = reduced[better]
+            came_from[1:][better] = j0
+            j1 = 1 + int(np.argmin(np.where(used[1:], np.inf, min_reduced[1:])))
+            delta = min_reduced[j1]
+            u[row_of[used]] += delta  # rows in the tree (each once: a row is matched to one column)
+            v[used] -= delta
+            min_reduced[~used] -= delta
+            j0 = j1
+            if row_of[j0] == 0:  # a free column: augment along the path back to column 0
+                break
+        while j0:
+            j1 = came_from[j0]
+            row_of[j0] = row_of[j1]
+            j0 = j1
+    matched = np.nonzero(row_of[1:])[0]  # columns (0-based) with a row
+    rows = row_of[1:][matched] - 1
+    order = np.argsort(rows)
+    return rows[order], matched[order]
+
+
 def _ceaf(key: Chains, response: Chains, entity_based: bool) -> Counts:
     overlap = _overlaps(key, response)  # (K, R)
     if entity_based:  # phi4 = 2 |k ∩ r| / (|k| + |r|)
@@ -252,7 +312,7 @@ def _ceaf(key: Chains, response: Chains, entity_based: bool) -> Counts:
         recall_den, precision_den = sum(map(len, key)), sum(map(len, response))
     total = 0.0
     if similarity.size:
-        rows, cols = linear_sum_assignment(similarity, maximize=True)
+        rows, cols = max_weight_assignment(similarity)
         total = float(similarity[rows, cols].sum())
     return Counts(total, recall_den, total, precision_den)
 
@@ -409,5 +469,5 @@ def conll_f1(key: Mapping[str, Clusters], response: Mapping[str, Clusters]) -> f
 
 
 __all__ = ["METRICS", "AlignedDocument", "BlancCounts", "Counts", "CorefScores", "align_mentions", "b_cubed",
-           "blanc", "ceaf_e", "ceaf_m", "check_metrics", "conll_f1", "mention_identification", "muc",
+           "blanc", "ceaf_e", "ceaf_m", "check_metrics", "conll_f1", "max_weight_assignment", "mention_identification", "muc",
            "score_corpus", "score_document"]

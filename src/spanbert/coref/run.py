@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json
 from ..errors import ConfigError, CorpusError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .conll import CorefDocument, read_conll, write_conll
 from .features import SegmentConfig, TrainingCollator, encode_document
@@ -77,7 +78,7 @@ class EvaluationResult:
 
 
 def evaluate_coref(model, tokenizer, source: str | os.PathLike | Sequence | list[CorefDocument], segments: SegmentConfig,
-                   output_dir: str | os.PathLike | None = None, *, precision: str = "no",
+                   output_dir: str | os.PathLike | None = None, *, precision: str = "auto",
                    singleton_threshold: float | None = None) -> EvaluationResult:
     """Predict every document of ``source``, score against its gold clusters and write
     ``response.conll`` + ``metrics.json`` into ``output_dir`` (``singleton_threshold``: see
@@ -103,25 +104,31 @@ def evaluate_coref(model, tokenizer, source: str | os.PathLike | Sequence | list
 def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLike | Sequence[str | os.PathLike],
                    output_dir: str | os.PathLike, *, dev_source=None, head: CorefHead = CorefHead(),
                    max_segment_length: int = 384, max_training_segments: int | None = None, args: FinetuneArguments | None = None,
-                   max_train_documents: int | None = None, dropout: float | None = None, eval_precision: str = "no",
-                   singletons: bool = False) -> dict:
+                   max_train_examples: int | None = None, max_dev_examples: int | None = None,
+                   dropout: float | None = None, eval_precision: str = "auto", singletons: bool = False) -> dict:
     """Fine-tune any BERT-family checkpoint as a coreference model (one document per step) and
     save it. Documents longer than ``max_training_segments`` segments are trained on a random
     window of that many segments per step (None: whole documents). ``singletons``: the model
     will also output unlinked spans with mention probability above 1/2 as one-mention
     clusters (needs ``head.mention_loss_weight > 0``, which trains those probabilities).
     With ``dev_source``, the dev CoNLL F1 is scored at every epoch end (or ``args.eval_every``
-    steps) and the best evaluation's weights are kept when ``args.select_best``. Returns a
+    steps) and the best evaluation's weights are kept when ``args.select_best``. One document is
+    one micro-batch: ``args.batch_size`` documents a step must be ``args.grad_accum`` x processes.
+    ``max_train_examples``/``max_dev_examples``: the first N training/dev documents only. Returns a
     summary (also ``finetune_summary.json``)."""
+    from accelerate import PartialState
+
     args = args or FinetuneArguments(output_dir=str(output_dir), batch_size=1)
-    if args.batch_size != 1:
-        raise ConfigError(f"batch_size: coreference trains one document per step, got {args.batch_size}")
+    processes = PartialState().num_processes
+    if args.batch_size != args.grad_accum * processes:
+        raise ConfigError(f"--batch-size {args.batch_size}: coreference trains one document per micro-batch, so it must "
+                          f"be --grad-accum x processes = {args.grad_accum} x {processes}")
     if singletons and head.mention_loss_weight <= 0:
         raise ConfigError("singletons: needs mention_loss_weight > 0 (the mention scores must be trained as probabilities)")
     threshold = 0.0 if singletons else None
     out = Path(output_dir)
     docs = read_coref_documents(train_sources)
-    docs = docs[:max_train_documents] if max_train_documents else docs
+    docs = docs[:max_train_examples] if max_train_examples else docs
     segments = SegmentConfig(max_segment_length, head.max_span_width)
     torch.manual_seed(args.seed)  # the new head's initial weights
     model, tokenizer = load_coref_model(model_path, **asdict(head))
@@ -138,7 +145,7 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
     if dev_source is not None:
         from .metrics import score_corpus
 
-        dev_docs = read_coref_documents(dev_source)
+        dev_docs = read_coref_documents(dev_source)[: max_dev_examples or None]
         if not dev_docs:
             raise ConfigError(f"dev: no documents in {', '.join(_names(dev_source))}")
         dev_key = {d.name: d.clusters for d in dev_docs}
@@ -151,8 +158,9 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
             return {"conll_f1": 100 * float(scores.conll_f1), **f1s}
 
         dev = DevEvaluation(dev_conll_f1, "conll_f1")
-    result = finetune(model, collate.lengths(), collate, args, dev=dev)
-    from accelerate import PartialState
+    result = finetune(model, collate.lengths(), collate, args, dev=dev,
+                      data={"model": model_path, "train": _names(train_sources),
+                            "dev": _names(dev_source) if dev_source is not None else None})
 
     if not PartialState().is_main_process:
         return {"steps": result.steps, "final_loss": result.last_loss}
@@ -163,20 +171,20 @@ def finetune_coref(model_path: str | os.PathLike, train_sources: str | os.PathLi
         "train_documents": len(encoded), "train_words": sum(e.num_words for e in encoded),
         "train_mentions": mentions, "mentions_not_candidates": missed,
         "train_segments": sum(len(e.segments) for e in encoded), "max_segment_length": max_segment_length,
-        "max_training_segments": max_training_segments, "head": asdict(head), "steps": result.steps, "epochs": round(result.epochs_done, 3),
-        "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget, "lr": args.lr, "head_lr": args.head_lr,
-        "singleton_threshold": threshold, **selection_summary(result),
+        "max_training_segments": max_training_segments, "head": asdict(head), "lr": args.lr, "head_lr": args.head_lr,
+        "singleton_threshold": threshold, **training_summary(result),
     }
-    save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length,
-                                                            "singleton_threshold": threshold}}, _card(summary))
-    if dev_docs is not None:
-        ev = evaluate_coref(model, tokenizer, dev_docs, segments, out / "dev", precision=eval_precision,
-                            singleton_threshold=threshold)
-        summary.update({"dev": _names(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
-                        "dev_conll_f1": ev.metrics.get("conll_f1")})
-        atomic_write_text(out / "README.md", _card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        if dev_docs is not None:
+            ev = evaluate_coref(model, tokenizer, dev_docs, segments, final / "dev", precision=eval_precision,
+                                singleton_threshold=threshold)
+            f1s = {name: ev.metrics[name]["f1"] for name in ("muc", "bcub", "ceafe") if isinstance(ev.metrics.get(name), dict)}
+            summary.update({"dev": _names(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
+                            "dev_conll_f1": ev.metrics.get("conll_f1"),
+                            "dev_metrics": {"conll_f1": ev.metrics.get("conll_f1"), **{f"{k}_f1": v for k, v in f1s.items()}}})
+        save_task_model(final, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": max_segment_length,
+                                                                  "singleton_threshold": threshold}}, _card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

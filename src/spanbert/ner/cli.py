@@ -12,37 +12,30 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Progress, SelectBest, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxTrainExamples, Precision, finetune_command, read_text_file,
+                        with_aliases)
 
 
+@finetune_command("ner", epochs=6.0, batch_size=32, lr=2e-4, aliases={"--max-train-sentences": "max_train_examples"})
 def finetune_ner_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: a CoNLL file (token ... tag), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data: the decoding threshold is fitted on it, then it is evaluated.")] = None,
+    dev: Annotated[str | None, typer.Option(help="Dev data: scored by entity F1 at every epoch end (the best keeps its weights, see --select-best); the decoding threshold is fitted on it, then it is evaluated.")] = None,
     max_span_width: Annotated[int, typer.Option(min=1, help="Longest candidate entity, in words.")] = 8,
     cross_attention: Annotated[bool, typer.Option("--cross-attention/--no-cross-attention", help="Let spans attend over all tokens.")] = True,
     negative_ratio: Annotated[float, typer.Option(min=0.0, help="Negative spans sampled per window = ceil(ratio x words); 0 = all spans.")] = 1.0,
     span_combination: Annotated[str, typer.Option(help="Endpoint combination: x,y or x,y,x*y (x start, y end).")] = "x,y",
     width_embedding_dim: Annotated[int, typer.Option(min=0, help="Span width embedding size (0: none).")] = 32,
     classifier_hidden_size: Annotated[int, typer.Option(min=1, help="Hidden layer of the span classifier.")] = 256,
-    epochs: Epochs = 6.0,
-    batch_size: BatchSize = 32,
-    lr: LearningRate = 2e-4,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(min=1, help="Subword tokens per window; longer sentences are cut into windows of whole words.")] = 128,
     scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2 (BIO), IOB1 or IOBES (BIOES).")] = "auto",
     fit_threshold: Annotated[bool, typer.Option(help="Fit the decoding threshold on --dev for best F1.")] = True,
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_sentences: Annotated[int | None, typer.Option(min=1, help="Use only the first N training sentences.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
     """Fine-tune a span NER model (enumerated spans, endpoint + width + cross-attention, negative sampling)."""
     from .features import WindowConfig
@@ -53,11 +46,9 @@ def finetune_ner_command(
         head=SpanNerHead(max_span_width=max_span_width, span_combination=span_combination,
                          width_embedding_dim=width_embedding_dim, use_cross_attention=cross_attention,
                          negative_ratio=negative_ratio, classifier_hidden_size=classifier_hidden_size),
-        windows=WindowConfig(max_seq_length),
-        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress, eval_every=eval_every, select_best=select_best),
-        scheme=scheme, fit_dev_threshold=fit_threshold, max_train_sentences=max_train_sentences, dropout=dropout,
+        windows=WindowConfig(max_seq_length), args=args, scheme=scheme, fit_dev_threshold=fit_threshold,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
+        eval_precision=args.mixed_precision,
     )
     if "train" not in summary:  # not the main process of a multi-process run
         return
@@ -69,13 +60,14 @@ def finetune_ner_command(
     typer.echo(f"model: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_ner_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned span NER model folder.")],
     data: Annotated[str, typer.Option(help="A CoNLL file (tagged: scored too), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.conll and metrics.json.")],
     threshold: Annotated[float | None, typer.Option(help="Decoding threshold (default: the saved one).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentence windows per forward pass.")] = 32,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    precision: Precision = "auto",
     scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2, IOB1 or IOBES.")] = "auto",
     split: Annotated[str, typer.Option(help="Split of a saved DatasetDict folder or hf: source.")] = "test",
 ) -> None:
@@ -100,13 +92,14 @@ def evaluate_ner_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_ner_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned span NER model folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to tag; repeatable.")] = None,
     input: Annotated[Path | None, typer.Option("--input", "-i", help="A .conll file (words in column 1) or a text file (one text a line).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="With a .conll input: write token<TAB>tag here.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Decoding threshold (default: the saved one).")] = None,
-    precision: Annotated[str, typer.Option(help="no (fp32), bf16 or auto.")] = "no",
+    precision: Precision = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find entities in texts given inline, as a text file (one a line) or as a CoNLL file."""

@@ -170,6 +170,14 @@ class TrainingCollator:
         self.pad, self.seed = pad_token_id, seed
         self.draws = np.zeros(len(corpus), dtype=np.int64)
 
+    def state_dict(self) -> dict:
+        """How often each window was drawn (what decides the next draws): saved in fine-tuning checkpoints."""
+        return {"draws": self.draws.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict` (a resumed fine-tuning draws what the uninterrupted run would)."""
+        self.draws = np.asarray(state["draws"], dtype=np.int64)
+
     def spans_of(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Token spans (n, 2) and labels (n,) of window ``index`` for its next draw."""
         window = self.corpus.windows[index]

@@ -20,7 +20,8 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, model_card, set_dropout
 from .data import NerCorpus, read_ner, write_conll
 from .decoding import DecodeConfig, decode_spans, fit_threshold, spans_to_entities
@@ -85,16 +86,18 @@ def finetune_ner(
     model_path: str | os.PathLike, train_source: str | os.PathLike, output_dir: str | os.PathLike, *,
     dev_source: str | os.PathLike | None = None, head: SpanNerHead = SpanNerHead(), windows: WindowConfig = WindowConfig(),
     args: FinetuneArguments | None = None, scheme: str = "auto", fit_dev_threshold: bool = True,
-    max_train_sentences: int | None = None, dropout: float | None = None, eval_precision: str = "no",
+    max_train_examples: int | None = None, max_dev_examples: int | None = None, dropout: float | None = None,
+    eval_precision: str = "auto",
 ) -> dict:
     """Fine-tune any BERT-family checkpoint as a span NER model and save it, ready to serve.
 
-    Entity types come from the training data. Returns a summary (also ``finetune_summary.json``).
+    Entity types come from the training data (its first ``max_train_examples`` sentences); dev
+    is its first ``max_dev_examples`` sentences. Returns a summary (also ``finetune_summary.json``).
     """
     args = args or FinetuneArguments(output_dir=str(output_dir))
     out = Path(output_dir)
     train = read_ner(train_source, split="train", scheme=scheme)
-    sentences = train.sentences[:max_train_sentences] if max_train_sentences else train.sentences
+    sentences = train.sentences[:max_train_examples] if max_train_examples else train.sentences
     types = sorted({s.label for sent in sentences for s in sent.spans})
     if not types:
         raise ConfigError(f"{train_source}: no entities to learn from")
@@ -120,6 +123,8 @@ def finetune_ner(
     dev_data, dev = None, None
     if dev_source is not None:
         dev_data = read_ner(dev_source, split="validation", scheme=scheme)
+        if max_dev_examples:
+            dev_data = replace(dev_data, sentences=dev_data.sentences[:max_dev_examples])
         id2label = {int(k): v for k, v in model.config.id2label.items()}
 
         def dev_f1(m) -> dict[str, float]:
@@ -134,7 +139,8 @@ def finetune_ner(
             return {"f1": score_spans(gold_spans, predicted).f1}
 
         dev = DevEvaluation(dev_f1, "f1")
-    result = finetune(model, encoded.lengths(), collate, args, dev=dev)
+    result = finetune(model, encoded.lengths(), collate, args, dev=dev,
+                      data={"model": model_path, "train": train_source, "dev": dev_source})
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -144,24 +150,23 @@ def finetune_ner(
         "train_entities": sum(len(g) for g in gold), "train_windows": len(encoded), "scheme_read": train.scheme,
         "labels": types, "not_trained_wider_than_max": too_wide, "not_trained_cut_by_windows": encoded.gold_cut_by_windows,
         "head": {k: v for k, v in fields.items() if k not in ("id2label", "label2id")},
-        "steps": result.steps, "epochs": round(result.epochs_done, 3), "train_seconds": round(result.elapsed_s, 1),
-        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
+        **training_summary(result),
     }
-    save_ner_model(out, model, tokenizer, settings, _card(summary))
-    if dev_data is not None:
-        if fit_dev_threshold:
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        if dev_data is not None and fit_dev_threshold:
             id2label = {int(k): v for k, v in model.config.id2label.items()}
             candidates = sentence_probabilities(model, tokenizer, [s.tokens for s in dev_data.sentences], settings,
                                                 precision=eval_precision)
             threshold, f1 = fit_threshold(candidates, [s.spans for s in dev_data.sentences], id2label)
             settings = replace(settings, decoding=DecodeConfig(threshold))
-            save_ner_model(out, model, tokenizer, settings)
             summary["threshold"] = threshold
-        ev = evaluate_ner(model, tokenizer, dev_data, settings, out / "dev", precision=eval_precision)
-        summary.update({"dev": str(dev_source), "dev_sentences": ev.sentences, "dev_seconds": round(ev.seconds, 1),
-                        "dev_metrics": {k: ev.metrics[k] for k in ("precision", "recall", "f1")}})
-        atomic_write_text(out / "README.md", _card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+        save_ner_model(final, model, tokenizer, settings)
+        if dev_data is not None:
+            ev = evaluate_ner(model, tokenizer, dev_data, settings, final / "dev", precision=eval_precision)
+            summary.update({"dev": str(dev_source), "dev_sentences": ev.sentences, "dev_seconds": round(ev.seconds, 1),
+                            "dev_metrics": {k: ev.metrics[k] for k in ("precision", "recall", "f1")}})
+        atomic_write_text(final / "README.md", _card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

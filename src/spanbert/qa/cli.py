@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
+                        read_text_file, with_aliases)
 
 
 def _windows(max_seq_length: int, max_question_tokens: int, window_overlap: int):
@@ -22,30 +23,22 @@ def _windows(max_seq_length: int, max_question_tokens: int, window_overlap: int)
     return WindowConfig(max_seq_length, max_question_tokens, window_overlap)
 
 
+@finetune_command("qa", epochs=2.0, batch_size=32, lr=5e-5,
+                  aliases={"--max-train-questions": "max_train_examples", "--max-dev-questions": "max_dev_examples"})
 def finetune_qa_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data, evaluated after training (SQuAD 2.0: the null threshold is fitted on it).")] = None,
-    epochs: Epochs = 2.0,
-    batch_size: BatchSize = 32,
-    lr: LearningRate = 5e-5,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
+    dev: Annotated[str | None, typer.Option(help="Dev data: scored by F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (SQuAD 2.0: the null threshold is fitted on it).")] = None,
     max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per window, specials included.")] = 384,
     max_question_tokens: Annotated[int, typer.Option(min=1, help="Questions are truncated to this many tokens.")] = 64,
     window_overlap: Annotated[int, typer.Option(min=0, help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
     max_answer_tokens: Annotated[int, typer.Option(min=1)] = 30,
     n_best: Annotated[int, typer.Option(min=1, help="Start and end candidates per window.")] = 20,
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_questions: Annotated[int | None, typer.Option(min=1, help="Use only the first N training questions.")] = None,
-    max_dev_questions: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev questions.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
     """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
     from .decoding import DecodeConfig
@@ -53,11 +46,8 @@ def finetune_qa_command(
 
     summary = finetune_qa(
         model, train, output, dev_source=dev, windows=_windows(max_seq_length, max_question_tokens, window_overlap),
-        decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens),
-        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress, eval_every=eval_every, select_best=select_best),
-        max_train_questions=max_train_questions, max_dev_questions=max_dev_questions, eval_precision=mixed_precision,
+        decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens), args=args,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=args.mixed_precision,
         dropout=dropout,
     )
     if "train" not in summary:  # not the main process of a multi-process run
@@ -71,6 +61,7 @@ def finetune_qa_command(
     typer.echo(f"model: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision", "--max-questions": "max_examples"})
 def evaluate_qa_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
     data: Annotated[str, typer.Option(help="SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
@@ -78,8 +69,8 @@ def evaluate_qa_command(
     fit_threshold: Annotated[bool, typer.Option(help="SQuAD 2.0: fit the null threshold on this data for best F1 (and report with it).")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
     precision: Precision = "auto",
-    max_questions: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N questions.")] = None,
-    progress: Annotated[bool, typer.Option()] = True,
+    max_examples: MaxExamples = None,
+    progress: Progress = True,
 ) -> None:
     """Answer every question of a data set; write the official-format files and the official metrics."""
     from ..task_model import check_precision
@@ -89,7 +80,7 @@ def evaluate_qa_command(
     check_precision(precision)
     qa_model, tokenizer = load_qa_model(model, trained=True)
     result = evaluate_qa(qa_model, tokenizer, data, load_settings(model), output, fit_threshold=fit_threshold,
-                         batch_size=batch_size, precision=precision, progress=progress, max_questions=max_questions)
+                         batch_size=batch_size, precision=precision, progress=progress, max_questions=max_examples)
     typer.echo(f"{result.questions} questions in {result.seconds:.1f} s (SQuAD {result.version} scoring)")
     typer.echo(json.dumps(result.metrics, indent=2))
     if result.null_threshold is not None:
@@ -97,6 +88,7 @@ def evaluate_qa_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_qa_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
     question: Annotated[list[str], typer.Option("--question", "-q", help="A question; repeatable (all about the same context).")],

@@ -26,6 +26,9 @@ What the official script does, and what is reproduced here:
   ``f1``/``exact_match`` are 100 x sum / total, ``average`` is their mean. The official
   script prints these with three decimals (``"%.3f"``).
 
+English words need nltk, the optional ``cmrc`` extra (``pip install 'spanbert[cmrc]'``); without
+it, scoring stops with a one-line :class:`~spanbert.errors.MissingExtraError`.
+
 Difference in tokenisation: the official script splits English runs with
 ``nltk.word_tokenize``, which first splits the run into sentences with the punkt English
 model (a data download) and then applies nltk's Treebank-style ``NLTKWordTokenizer`` to each
@@ -57,6 +60,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..extras import require
 from .scoring import ScoringError, SquadGold, _check_predictions, _count, _read_json, gold_answers_from_squad
 
 __all__ = [
@@ -91,10 +95,10 @@ _CHINESE = re.compile("[\u4e00-\u9fa5]")
 
 @functools.cache
 def _word_tokenizer():
-    """nltk's Treebank-style word tokenizer (imported lazily: importing nltk takes ~1 s)."""
-    from nltk.tokenize import NLTKWordTokenizer
-
-    return NLTKWordTokenizer().tokenize
+    """nltk's Treebank-style word tokenizer (imported lazily: importing nltk takes ~1 s, and it
+    is the optional ``cmrc`` extra)."""
+    tokenize = require("nltk.tokenize", "cmrc", "the CMRC 2018 metric")
+    return tokenize.NLTKWordTokenizer().tokenize
 
 
 @functools.lru_cache(maxsize=65536)
@@ -264,6 +268,7 @@ def score_cmrc_command(
     """Score predictions exactly as the official CMRC 2018 evaluation script does (F1, EM, average)."""
     from ..atomic import atomic_write_json
 
+    require("nltk.tokenize", "cmrc", "spanbert score cmrc")  # before reading the files
     metrics = score_cmrc_files(data, predictions)
     typer.echo(json.dumps(metrics, indent=2))
     if output is not None:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json
 from ..errors import ConfigError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, model_card, set_dropout
 from .data import QAExample, examples_from_squad, load_json_file, read_qa
 from .decoding import DecodeConfig, Prediction, apply_null_threshold, nbest_json
@@ -118,7 +119,7 @@ def finetune_qa(
     model_path: str | os.PathLike, train_source: str | os.PathLike, output_dir: str | os.PathLike, *,
     dev_source: str | os.PathLike | None = None, windows: WindowConfig = WindowConfig(),
     decoding: DecodeConfig = DecodeConfig(), args: FinetuneArguments | None = None,
-    max_train_questions: int | None = None, max_dev_questions: int | None = None, eval_precision: str = "auto",
+    max_train_examples: int | None = None, max_dev_examples: int | None = None, eval_precision: str = "auto",
     dropout: float | None = None,
 ) -> dict:
     """Fine-tune any BERT-family checkpoint for extractive QA and save it, ready to serve.
@@ -130,8 +131,8 @@ def finetune_qa(
     args = args or FinetuneArguments(output_dir=str(output_dir))
     out = Path(output_dir)
     examples, report = read_qa(train_source, split="train")
-    if max_train_questions:
-        examples = examples[:max_train_questions]
+    if max_train_examples:
+        examples = examples[:max_train_examples]
     version = "2.0" if any(ex.is_impossible for ex in examples) else "1.1"
     decoding = replace(decoding, allow_null=version == "2.0")
     settings = QASettings(windows, decoding, version)
@@ -148,8 +149,8 @@ def finetune_qa(
     dev = None
     if dev_source is not None:
         dev_examples, dev_gold = read_with_gold(dev_source)
-        if max_dev_questions:
-            dev_examples = dev_examples[:max_dev_questions]
+        if max_dev_examples:
+            dev_examples = dev_examples[:max_dev_examples]
             keep = {ex.id for ex in dev_examples}
             dev_gold = SquadGold(tuple(q for q in dev_gold.questions if q.qid in keep), dev_gold.version, dev_gold.source)
 
@@ -161,28 +162,25 @@ def finetune_qa(
 
         dev = DevEvaluation(dev_f1, "f1")
     result = finetune(model, feats.lengths(), lambda idx: collate_windows(feats, idx, pad, labels=True), args,
-                      loss_fn=span_loss, dev=dev)
+                      loss_fn=span_loss, dev=dev, data={"model": model_path, "train": train_source, "dev": dev_source})
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
         return {"steps": result.steps, "final_loss": result.last_loss}
     summary: dict = {
         "model": str(model_path), "train": str(train_source), "train_questions": len(examples),
-        "train_windows": len(feats), "squad_version": version, "steps": result.steps,
-        "epochs": round(result.epochs_done, 3), "train_seconds": round(result.elapsed_s, 1),
-        "final_loss": result.last_loss, "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
+        "train_windows": len(feats), "squad_version": version, **training_summary(result),
     }
-    save_qa_model(out, model, tokenizer, settings, _card(summary))
-    if dev_source is not None:
-        ev = evaluate_qa(model, tokenizer, dev_source, settings, out / "dev", fit_threshold=version == "2.0",
-                         precision=eval_precision, progress=args.progress, max_questions=max_dev_questions)
-        if ev.null_threshold is not None:
-            settings = replace(settings, decoding=replace(settings.decoding, null_threshold=ev.null_threshold))
-            atomic_write_json(out / "qa_settings.json", settings.to_json())
-        summary.update({"dev": str(dev_source), "dev_questions": ev.questions, "dev_seconds": round(ev.seconds, 1),
-                        "dev_metrics": ev.metrics, "null_threshold": ev.null_threshold})
-        atomic_write_text(out / "README.md", _card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        if dev_source is not None:
+            ev = evaluate_qa(model, tokenizer, dev_source, settings, final / "dev", fit_threshold=version == "2.0",
+                             precision=eval_precision, progress=args.progress, max_questions=max_dev_examples)
+            if ev.null_threshold is not None:
+                settings = replace(settings, decoding=replace(settings.decoding, null_threshold=ev.null_threshold))
+            summary.update({"dev": str(dev_source), "dev_questions": ev.questions, "dev_seconds": round(ev.seconds, 1),
+                            "dev_metrics": ev.metrics, "null_threshold": ev.null_threshold})
+        save_qa_model(final, model, tokenizer, settings, _card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

@@ -15,44 +15,33 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
+                        with_aliases)
 
 
+@finetune_command("relations", epochs=3.0, batch_size=32, lr=5e-5)
 def finetune_relations_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, its card and summary, and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Data evaluated after training (written to OUTPUT/dev).")] = None,
+    dev: Annotated[str | None, typer.Option(help="Dev data: scored at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (written to OUTPUT/dev).")] = None,
     pooling: Annotated[str, typer.Option(help="markers: the subject-start and object-start marker states, concatenated; cls: the [CLS] state only.")] = "markers",
     marker_style: Annotated[str, typer.Option(help="wrap: markers around the entities; replace: one marker instead of each entity (as the SpanBERT paper did).")] = "wrap",
     no_relation_label: Annotated[str | None, typer.Option(help="Label left out of micro P/R/F1 (default: Other or no_relation when the data has it).")] = None,
-    epochs: Epochs = 3.0,
-    batch_size: BatchSize = 32,
-    lr: LearningRate = 5e-5,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per sentence, specials included; longer ones are cut around the entities.")] = 128,
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_examples: Annotated[int | None, typer.Option(min=1, help="Use only the first N training examples.")] = None,
-    max_dev_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev examples.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
     """Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."""
     from .run import finetune_relations
 
     summary = finetune_relations(
         model, train, output, dev_source=dev, pooling=pooling, marker_style=marker_style,
-        no_relation_label=no_relation_label, max_seq_length=max_seq_length,
-        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress, eval_every=eval_every, select_best=select_best),
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=mixed_precision,
+        no_relation_label=no_relation_label, max_seq_length=max_seq_length, args=args,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=args.mixed_precision,
         dropout=dropout,
     )
     if "train" not in summary:  # not the main process of a multi-process run
@@ -69,13 +58,14 @@ def _headline(metrics: dict) -> dict:
     return {k: round(metrics[k], 2) for k in keys if k in metrics}
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_relations_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned relation model folder.")],
     data: Annotated[str, typer.Option(help="Labelled data: a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions (SemEval: predictions.txt + answer_key.txt), predictions.jsonl, metrics.json.")],
     batch_size: Annotated[int, typer.Option(min=1, help="Sentences per forward pass.")] = 64,
     precision: Precision = "auto",
-    max_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
+    max_examples: MaxExamples = None,
     progress: Progress = True,
 ) -> None:
     """Classify every example of a data set; write the predictions and the metrics (SemEval: the official ones)."""
@@ -90,6 +80,7 @@ def evaluate_relations_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_relations_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned relation model folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A sentence with <e1>subject</e1> and <e2>object</e2> marked (<e1:TYPE> gives a type); repeatable.")] = None,

@@ -21,7 +21,8 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, set_dropout
 from .data import check_labels, entity_types, guess_no_relation_label, is_semeval_labels, label_set, read_relations
 from .features import MarkerScheme, collate, encode_examples
@@ -132,7 +133,8 @@ def finetune_relations(
             return scores
 
         dev = DevEvaluation(dev_scores, "f1")
-    result = finetune(model, feats.lengths(), lambda idx: collate(feats, idx, pad, labels=True), args, dev=dev)
+    result = finetune(model, feats.lengths(), lambda idx: collate(feats, idx, pad, labels=True), args, dev=dev,
+                      data={"model": model_path, "train": train_source, "dev": dev_source})
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -141,18 +143,17 @@ def finetune_relations(
         "model": str(model_path), "train": str(train_source), "train_examples": len(examples), "labels": len(labels),
         "no_relation_label": no_relation, "pooling": pooling, "marker_style": marker_style,
         "marker_tokens": scheme.tokens(), "max_seq_length": max_seq_length, "train_truncated": feats.truncated,
-        "steps": result.steps, "epochs": round(result.epochs_done, 3), "batch_size": args.batch_size, "lr": args.lr,
-        "seed": args.seed, "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget, "torch_threads": torch.get_num_threads(), **selection_summary(result),
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "torch_threads": torch.get_num_threads(),
+        **training_summary(result),
     }
-    save_relation_model(out, model, tokenizer, relation_card(summary))
-    if dev_source is not None:
-        ev = evaluate_relations(model, tokenizer, dev_source, out / "dev", precision=eval_precision,
-                                progress=args.progress, examples=dev_examples)
-        summary.update({"dev": str(dev_source), "dev_examples": ev.examples, "dev_seconds": round(ev.seconds, 1),
-                        "dev_scoring": ev.scoring, "dev_metrics": _headline(ev.metrics)})
-        atomic_write_text(out / "README.md", relation_card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        if dev_source is not None:
+            ev = evaluate_relations(model, tokenizer, dev_source, final / "dev", precision=eval_precision,
+                                    progress=args.progress, examples=dev_examples)
+            summary.update({"dev": str(dev_source), "dev_examples": ev.examples, "dev_seconds": round(ev.seconds, 1),
+                            "dev_scoring": ev.scoring, "dev_metrics": _headline(ev.metrics)})
+        save_relation_model(final, model, tokenizer, relation_card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

@@ -5,7 +5,10 @@
 
 Endpoints: ``GET /healthz``, ``GET /readyz`` (503 until the models are loaded), ``GET /v1/models``,
 ``POST /v1/{qa,fill,classify,relations,entities,coref,summarize}``, the web page at ``/`` (and
-``/static``), the OpenAPI document at ``/openapi.json`` and its docs at ``/docs``.
+``/static``), the OpenAPI document at ``/openapi.json`` and its docs at ``/docs``. The docs page
+is Swagger UI from the files the ``fastapi-offline`` package ships (part of the ``serve`` extra),
+served at ``/docs/assets``: it works without internet (FastAPI's default page loads Swagger UI
+from a CDN). There is no ``/redoc`` (ReDoc fetches its logo from a CDN).
 
 The models are loaded when the app starts (its lifespan), each through its task's Python API.
 Models are chosen by name among those given at start; a request never names a path.
@@ -54,11 +57,13 @@ from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..errors import CheckpointError, ConfigError, SpanBertError
+from ..errors import CheckpointError, ConfigError, MissingExtraError, SpanBertError
+from ..extras import install_hint, require
 from .batcher import BatcherStats, MicroBatcher
 from .schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
                       ModelsResponse, QARequest, QAResponse, RelationsRequest, SummarizeRequest, SummarizeResponse,
@@ -69,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs/assets"  # Swagger UI's files, served from the fastapi-offline package
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 # Requests of at most this many characters (all texts of all items) are counted in a thread of
 # their own, so that counting a flood of huge requests (~65 ms per 100,000 characters) never
 # delays counting a small one; counting this many characters takes about 10 ms.
@@ -456,6 +463,18 @@ async def serve_request(request: Request, task: str, body, options: dict | None 
 
 # -- the app ----------------------------------------------------------------------------------
 
+def docs_assets_dir() -> Path:
+    """The folder holding Swagger UI's files (:data:`SWAGGER_FILES`), as the ``fastapi-offline``
+    package ships them; a one-line :class:`MissingExtraError` when it is not installed."""
+    package = require("fastapi_offline", "serve", "the API docs page (/docs)")
+    folder = Path(package.__file__).resolve().parent / "static"
+    missing = [name for name in SWAGGER_FILES if not (folder / name).is_file()]
+    if missing:  # a fastapi-offline release that moved its files
+        raise MissingExtraError(f"the API docs page (/docs) needs Swagger UI's {', '.join(missing)}, absent from "
+                                f"{folder}: {install_hint('serve')}", name="fastapi_offline")
+    return folder
+
+
 def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                max_body_bytes: int = 1_000_000, max_text_chars: int = 100_000, max_items: int = 32,
                max_request_tokens: int = 16_384, max_batch_tokens: int = 4_096, short_request_tokens: int = 1_024,
@@ -489,8 +508,10 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
         folders.append((path, task))
     state = ServerState(folders, limits, device)
 
+    docs_assets = docs_assets_dir()
     app = FastAPI(
         title="spanbert", version=__version__, lifespan=_lifespan(state),
+        docs_url=None, redoc_url=None,  # FastAPI's pages load their scripts from a CDN: /docs is served below
         description="SpanBERT models over HTTP: question answering, span infilling, classification, relations, "
                     "entities, coreference and extractive summarization. Each request carries a list of `items`; "
                     "the response has one result per item, in order. Character offsets index the item's text.",
@@ -517,6 +538,18 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy that strips a prefix
+        assets = f"{root}{DOCS_ASSETS_URL}"
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title="spanbert - API docs",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js", swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge image from validator.swagger.io
+        )
 
     @app.get("/healthz", tags=["server"])
     async def healthz() -> dict:

@@ -2,7 +2,8 @@
 
     spanbert serve --model runs/qa --model runs/ner --port 8000
 
-The function is registered on the CLI by :mod:`spanbert.cli`.
+The function is registered on the CLI by :mod:`spanbert.cli`. It needs the optional ``serve``
+extra (``pip install 'spanbert[serve]'``: fastapi, uvicorn, fastapi-offline).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def serve_command(
     device: Annotated[str | None, typer.Option(help="torch device for the models (default: cuda when available, else cpu).")] = None,
 ) -> None:
     """Serve models over HTTP: a JSON API per task (OpenAPI docs at /docs), /healthz, /readyz and a web page at /."""
+    from ..extras import require
+
+    for module in ("fastapi", "uvicorn", "fastapi_offline"):  # the 'serve' extra: say so in one line, not a traceback
+        require(module, "serve", "spanbert serve")
     import uvicorn
 
     from .app import create_app

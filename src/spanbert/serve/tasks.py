@@ -28,14 +28,16 @@ from ..errors import ConfigError
 TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize")
 
 MODEL_TYPE_TASKS = {  # our own heads' config model_type
-    "spanbert": "fill",  # a `spanbert pretrain` folder: MLM + SBO heads
+    "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
     "spanbert_relation": "relations",
     "spanbert_span_ner": "entities",
     "spanbert_coref": "coref",
     "spanbert_extsum": "summarize",
 }
 TEXT_FIELDS = {"qa": ("question", "context"), "classify": ("text", "text_pair")}  # other tasks: ("text",)
-SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify"}
+# spanbert_config.json (spanbert.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
+# a BertForMaskedLM checkpoint with the SBO head beside it.
+SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify", "spanbert_config.json": "fill"}
 ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}  # stock heads
 
 

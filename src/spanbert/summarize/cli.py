@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..task_cli import (BatchSize, Dropout, EvalEvery, Epochs, LearningRate, MaxSteps, MixedPrecision, Precision, Progress, SelectBest, Seed,
-                        TimeBudget, WarmupRatio, finetune_arguments, read_text_file)
+from ..finetune import FinetuneArguments
+from ..task_cli import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
+                        read_text_file, with_aliases)
 
 
 def _budget(max_sentences: int | None, max_words: int | None, block_trigrams: bool):
@@ -22,16 +23,12 @@ def _budget(max_sentences: int | None, max_words: int | None, block_trigrams: bo
     return Budget(max_sentences, max_words, block_trigrams)
 
 
+@finetune_command("summarize", epochs=3.0, batch_size=16, lr=5e-5)
 def finetune_summarize_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
     train: Annotated[str, typer.Option(help="Training data: SciTLDR-style JSONL(.gz) (source/target), generic JSONL (text/summary) or a saved dataset folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
     dev: Annotated[str | None, typer.Option(help="Dev data: scored by ROUGE-1 F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (ROUGE, with lead-k and the oracle).")] = None,
-    epochs: Epochs = 3.0,
-    batch_size: BatchSize = 16,
-    lr: LearningRate = 5e-5,
-    warmup_ratio: WarmupRatio = 0.1,
-    max_steps: MaxSteps = None,
     max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per encoder segment ([CLS]/[SEP] included); longer documents use several.")] = 512,
     labels: Annotated[str, typer.Option(help="Training labels: 'oracle' (our greedy ROUGE oracle) or 'file' (the data's source_labels).")] = "oracle",
     oracle_sentences: Annotated[int, typer.Option(min=1, help="The greedy oracle picks at most this many sentences per document.")] = 3,
@@ -42,27 +39,23 @@ def finetune_summarize_command(
     max_sentences: Annotated[int | None, typer.Option(min=1, help="Summary budget saved with the model: sentences.")] = 1,
     max_words: Annotated[int | None, typer.Option(min=1, help="Summary budget saved with the model: words.")] = None,
     block_trigrams: Annotated[bool, typer.Option(help="Skip a sentence sharing a trigram with a chosen one.")] = False,
-    mixed_precision: MixedPrecision = "auto",
-    seed: Seed = 42,
     dropout: Dropout = None,
-    time_budget: TimeBudget = None,
-    max_train_examples: Annotated[int | None, typer.Option(min=1, help="Use only the first N training documents.")] = None,
-    max_dev_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N dev documents.")] = None,
-    eval_every: EvalEvery = None,
-    select_best: SelectBest = True,
-    progress: Progress = True,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
 ) -> None:
     """Fine-tune a model to pick summary sentences (sentences as spans, greedy ROUGE oracle labels)."""
     from .run import finetune_summarize
+    from .scoring import require_rouge
+
+    if labels == "oracle" or dev is not None:  # oracle labels and dev ROUGE need rouge-score: say so before loading
+        require_rouge("spanbert finetune summarize" + (" (oracle labels)" if labels == "oracle" else " --dev (ROUGE)"))
 
     summary = finetune_summarize(
         model, train, output, dev_source=dev, labels=labels, oracle_sentences=oracle_sentences,  # type: ignore[arg-type]
-        budget=_budget(max_sentences, max_words, block_trigrams),
-        args=finetune_arguments(output, epochs=epochs, batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio,
-                                max_steps=max_steps, mixed_precision=mixed_precision, seed=seed, time_budget=time_budget,
-                                progress=progress, eval_every=eval_every, select_best=select_best),
+        budget=_budget(max_sentences, max_words, block_trigrams), args=args,
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
-        eval_precision=mixed_precision, max_segment_length=max_seq_length, span_representation=span_representation,
+        eval_precision=args.mixed_precision, max_segment_length=max_seq_length, span_representation=span_representation,
         use_cross_attention=cross_attention, cross_attention_heads=cross_attention_heads, pos_weight=pos_weight,
     )
     if "train" not in summary:  # not the main process of a multi-process run
@@ -76,6 +69,7 @@ def finetune_summarize_command(
     typer.echo(f"model: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def evaluate_summarize_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned summarizer folder.")],
     data: Annotated[str, typer.Option(help="SciTLDR-style or generic JSONL(.gz), or a saved dataset folder, with reference summaries.")],
@@ -86,14 +80,15 @@ def evaluate_summarize_command(
     multi_reference: Annotated[str, typer.Option(help="Several references: max (SciTLDR: the reference of best ROUGE-1), mean or max-per-metric.")] = "max",
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per forward pass.")] = 8,
     precision: Precision = "auto",
-    max_examples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N documents.")] = None,
+    max_examples: MaxExamples = None,
     progress: Progress = True,
 ) -> None:
     """Summarise every document of a data set; write predictions.jsonl and ROUGE (model, lead-k, oracle)."""
     from .inference import ExtractiveSummarizer
     from .run import evaluate_summarize
-    from .scoring import MULTI_REFERENCE
+    from .scoring import MULTI_REFERENCE, require_rouge
 
+    require_rouge("spanbert evaluate summarize")  # before summarising the whole data set
     if multi_reference not in MULTI_REFERENCE:
         raise ConfigError(f"--multi-reference: {multi_reference!r} is not one of {', '.join(MULTI_REFERENCE)}")
     summarizer = ExtractiveSummarizer(model, precision=precision, batch_size=batch_size)
@@ -107,6 +102,7 @@ def evaluate_summarize_command(
     typer.echo(f"files: {output}")
 
 
+@with_aliases({"--mixed-precision": "precision"})
 def predict_summarize_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned summarizer folder.")],
     text: Annotated[str | None, typer.Option(help="The text to summarise.")] = None,

@@ -20,8 +20,9 @@ from functools import lru_cache
 
 @lru_cache(maxsize=1)
 def _tokenizer():
-    from rouge_score import tokenizers
+    from ..extras import require
 
+    tokenizers = require("rouge_score.tokenizers", "summarize", "the summarization oracle (ROUGE)")
     return tokenizers.DefaultTokenizer(use_stemmer=True)
 
 

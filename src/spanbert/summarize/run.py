@@ -23,7 +23,8 @@ import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, CorpusError
-from ..finetune import DevEvaluation, FinetuneArguments, finetune, selection_summary
+from ..finetune import DevEvaluation, FinetuneArguments, finetune, training_summary
+from ..finetune_folder import staged_output
 from ..task_model import check_positions, model_card, save_task_model, set_dropout
 from .data import SummaryExample, read_summaries
 from .decoding import Budget, join_summary, lead_sentences, select_sentences
@@ -157,7 +158,8 @@ def finetune_summarize(
 
         dev = DevEvaluation(dev_rouge, "rouge1")
     result = finetune(model, [f.num_tokens for f in feats],
-                      lambda idx: collate_documents([feats[i] for i in idx], pad, labels=True), args, dev=dev)
+                      lambda idx: collate_documents([feats[i] for i in idx], pad, labels=True), args, dev=dev,
+                      data={"model": model_path, "train": train_source, "dev": dev_source})
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
@@ -170,20 +172,19 @@ def finetune_summarize(
         "train_segments": sum(len(f.segments) for f in feats), "max_segment_length": seg_len,
         "head": {k: getattr(model.config, k) for k in ("span_representation", "endpoint_combination", "use_cross_attention",
                                                         "cross_attention_heads", "max_sentence_positions", "pos_weight")},
-        "budget": asdict(budget), "steps": result.steps, "epochs": round(result.epochs_done, 3),
-        "train_seconds": round(result.elapsed_s, 1), "final_loss": result.last_loss,
-        "stopped_by_budget": result.stopped_by_budget, **selection_summary(result),
+        "budget": asdict(budget), **training_summary(result),
     }
     if labels == "oracle" and all(ex.oracle_labels is not None for ex in examples):
         summary["oracle_agreement_with_file_labels"] = oracle_agreement(examples)
-    save_task_model(out, model, tokenizer, {SETTINGS_FILE: settings_json(budget)}, _card(summary))
-    if dev_examples is not None:
-        ev = evaluate_summarize(model, tokenizer, dev_source, out / "dev", budget=budget, multi_reference=multi_reference,
-                                precision=eval_precision, progress=args.progress, examples=dev_examples)
-        summary.update({"dev": str(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
-                        "dev_metrics": ev.metrics, "dev_lead": ev.lead, "dev_oracle": ev.oracle})
-        atomic_write_text(out / "README.md", _card(summary))
-    atomic_write_json(out / "finetune_summary.json", summary)
+    with staged_output(out) as final:  # the model, dev results, card and summary replace the folder together
+        if dev_examples is not None:
+            ev = evaluate_summarize(model, tokenizer, dev_source, final / "dev", budget=budget,
+                                    multi_reference=multi_reference, precision=eval_precision, progress=args.progress,
+                                    examples=dev_examples)
+            summary.update({"dev": str(dev_source), "dev_documents": ev.documents, "dev_seconds": round(ev.seconds, 1),
+                            "dev_metrics": ev.metrics, "dev_lead": ev.lead, "dev_oracle": ev.oracle})
+        save_task_model(final, model, tokenizer, {SETTINGS_FILE: settings_json(budget)}, _card(summary))
+        atomic_write_json(final / "finetune_summary.json", summary)
     return summary
 
 

@@ -13,6 +13,9 @@ scores the prediction against each reference. With several references the rule i
 Corpus scores are the mean over documents of the per-document precision, recall and F1,
 reported in percent (x100) as papers do. ``rougeL`` is the LCS over the whole summary (no
 sentence splitting), which is what a one-sentence SciTLDR summary needs.
+
+``rouge-score`` is the optional ``summarize`` extra (``pip install 'spanbert[summarize]'``);
+without it, scoring stops with a one-line :class:`~spanbert.errors.MissingExtraError`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, CorpusError
+from ..extras import require
 from ..sources import iter_jsonl, open_text
 from .data import row_id
 
@@ -34,13 +38,18 @@ MULTI_REFERENCE = ("max", "mean", "max-per-metric")
 MultiReference = Literal["max", "mean", "max-per-metric"]
 
 
+def require_rouge(feature: str = "ROUGE scoring") -> None:
+    """A one-line :class:`~spanbert.errors.MissingExtraError` naming ``feature`` when
+    ``rouge-score`` (the optional ``summarize`` extra) is not installed."""
+    require("rouge_score.rouge_scorer", "summarize", feature)
+
+
 @lru_cache(maxsize=1)
 def rouge_scorer():
     """The shared ``RougeScorer`` (ROUGE-1/2/L, Porter stemming on)."""
     import logging
 
-    from rouge_score import rouge_scorer as rs
-
+    rs = require("rouge_score.rouge_scorer", "summarize", "ROUGE scoring")
     absl = logging.getLogger("absl")  # rouge-score logs "Using default tokenizer." at INFO through absl
     level = absl.level
     absl.setLevel(logging.WARNING)
@@ -203,11 +212,12 @@ def read_predictions(path: str | os.PathLike, references: Sequence[ReferenceDoc]
 def score_rouge_files(references: str | os.PathLike, predictions: str | os.PathLike,
                       multi_reference: MultiReference = "max") -> dict:
     """``spanbert score rouge``: metrics (see :func:`rouge_corpus`) plus how they were computed."""
+    require_rouge("spanbert score rouge")  # before reading the files
     docs = read_references(references)
     preds = read_predictions(predictions, docs, str(references))
     metrics = rouge_corpus(preds, [d.references for d in docs], multi_reference)
     return {**metrics, "multi_reference": multi_reference, "stemming": True, "scale": "percent"}
 
 
-__all__ = ["ROUGE_TYPES", "MULTI_REFERENCE", "rouge_scorer", "score_document", "rouge_corpus", "read_references",
+__all__ = ["ROUGE_TYPES", "MULTI_REFERENCE", "require_rouge", "rouge_scorer", "score_document", "rouge_corpus", "read_references",
            "read_predictions", "score_rouge_files", "ReferenceDoc"]

@@ -1,0 +1,226 @@
+"""The output folder of a fine-tuning run: one run per folder, and a final model that appears whole.
+
+A fine-tuning writes into ``OUTPUT`` while it trains (``checkpoints/``, ``training_args.json``,
+``finetune_metrics.csv``, ``dev_history.jsonl``) and, at the end, the model: weights, config,
+tokenizer, the task's settings, the model card, ``finetune_summary.json`` and ``dev/``.
+
+* A fresh run refuses a folder that is not empty (:func:`check_output_folder`), unless told to
+  continue the run there (``--resume``) or to replace it (``--overwrite``, which deletes what an
+  earlier run wrote, :func:`remove_previous_run`, and keeps every other file).
+* The final model is built in a sibling folder (``.OUTPUT.staging``, :func:`staged_output`), which
+  receives hard links to what ``OUTPUT`` already holds (the run's record and metrics, files of
+  the user's), is renamed ``.OUTPUT.ready`` once complete, and then takes the place of ``OUTPUT``
+  by two renames. Readers see the old folder or the whole new one. A crash between the two
+  renames leaves no ``OUTPUT`` but a complete ``.OUTPUT.ready``: :func:`recover_output` (run at
+  the start of every fine-tuning and resume) finishes the swap; a crash before ``.ready``
+  exists leaves ``OUTPUT`` as it was, plus a staging folder it deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .atomic import normal_mode
+from .errors import ConfigError
+from .train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, list_checkpoints, remove_run_files
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "finetune_metrics.csv"
+HISTORY_FILE = "dev_history.jsonl"
+SUMMARY_FILE = "finetune_summary.json"
+DEV_DIR = "dev"
+MODEL_CARD = "README.md"
+# Every fine-tuning card says this (see spanbert.task_model.model_card): --overwrite deletes a
+# README.md only when it is one of ours.
+CARD_MARKER = "fine-tuned with the `spanbert` toolkit"
+# What a fine-tuning writes besides the model files (spanbert.train.MODEL_FILES) and the card.
+RUN_FILES = (CHECKPOINT_DIR, TRAINING_ARGS_FILE, METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, DEV_DIR)
+_SETTINGS_FILE = re.compile(r"[a-z]+_settings\.json")  # a task's settings: qa_settings.json, ner_settings.json, ...
+
+
+def _siblings(out: Path) -> tuple[Path, Path, Path]:
+    """(staging, ready, old): the folders of a final swap, beside ``out`` (an absolute path)."""
+    return (out.with_name(f".{out.name}.staging"), out.with_name(f".{out.name}.ready"),
+            out.with_name(f".{out.name}.old"))
+
+
+def _sync_folder(path: Path) -> None:
+    """fsync a folder, so that the renames in it are on disk (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap(out: Path, ready: Path) -> None:
+    """Put the complete folder ``ready`` in the place of ``out`` (absent or not) by renames."""
+    old = _siblings(out)[2]
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        os.replace(out, old)  # a crash from here until the next rename: recover_output finishes it
+    os.replace(ready, out)
+    _sync_folder(out.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_output(output_dir: str | os.PathLike) -> str | None:
+    """Finish or undo a final swap (:func:`staged_output`) that a crash cut short; returns what
+    was done, in words, or None when there was nothing to do.
+
+    A complete new folder (``.OUTPUT.ready``) replaces ``OUTPUT``; an incomplete one
+    (``.OUTPUT.staging``) is deleted; a leftover ``.OUTPUT.old`` goes once ``OUTPUT`` exists.
+    """
+    out = Path(output_dir).resolve()  # "." has no name to put a sibling beside; a symbolic link keeps pointing here
+    staging, ready, old = _siblings(out)
+    done = None
+    if staging.exists():
+        shutil.rmtree(staging)
+        done = f"deleted {staging.name}, a final model that a crash left half-written"
+    if ready.exists():
+        _swap(out, ready)
+        done = f"finished replacing {out} by its new final model, which a crash had left in {ready.name}"
+    elif old.exists() and not out.exists():  # not left by _swap's order; undone all the same
+        os.replace(old, out)
+        done = f"put back {out} from {old.name}"
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    if done:
+        logger.warning("%s: %s", out, done)
+    return done
+
+
+def _entries(out: Path) -> list[str]:
+    """Names in ``out`` (none when it does not exist)."""
+    return sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+
+
+def is_finished(output_dir: str | os.PathLike) -> bool:
+    """Whether ``output_dir`` holds the final model of a finished fine-tuning (its summary)."""
+    return (Path(output_dir) / SUMMARY_FILE).is_file()
+
+
+def check_output_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a fine-tuning into ``output_dir`` that would mix with what is there: a fresh run
+    needs a new or empty folder unless ``overwrite``; ``resume`` continues the run there from its
+    newest checkpoint, or starts one where there is none yet (a folder with a finished run or
+    another model and no checkpoint is refused). Changes nothing.
+
+    Raises:
+        ConfigError: one line naming the folder and what to do instead.
+    """
+    out = Path(output_dir)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite: choose one (--resume continues the run in --output, "
+                          "--overwrite deletes it and starts afresh)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {out}: not a folder")
+    names = _entries(out)
+    if not names or overwrite:
+        return
+    checkpoints = list_checkpoints(out)
+    if resume:
+        if not checkpoints and is_finished(out):
+            raise ConfigError(f"--resume: the fine-tuning in {out} is finished ({SUMMARY_FILE}); there is nothing to "
+                              "resume (--overwrite starts it again)")
+        model = next((n for n in ("model.safetensors", "config.json") if n in names), None)
+        if not checkpoints and model:
+            raise ConfigError(f"--resume: {out} holds a model ({model}) but no checkpoint of a run to resume; replace it "
+                              "with --overwrite, or choose a new or empty folder")
+        return
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    hint = "continue its run with --resume, " if checkpoints else ""
+    raise ConfigError(f"--output {out}: not empty ({shown}); {hint}replace the run there with --overwrite (files a "
+                      "run did not write stay), or choose a new or empty folder")
+
+
+def _is_our_card(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return CARD_MARKER in f.read(8192)
+    except OSError:
+        return False
+
+
+def remove_previous_run(output_dir: str | os.PathLike) -> list[str]:
+    """Delete what an earlier fine-tuning (or pre-training) run wrote into ``output_dir``: its
+    checkpoints, record, metrics, dev results, model files, the task's settings and our model
+    card. Every other file stays. Returns the names removed, sorted."""
+    out = Path(output_dir)
+    recover_output(out)
+    names = _entries(out)
+    extra = [*RUN_FILES, *(n for n in names if _SETTINGS_FILE.fullmatch(n))]
+    if MODEL_CARD in names and _is_our_card(out / MODEL_CARD):
+        extra.append(MODEL_CARD)
+    return remove_run_files(out, extra=extra)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Make ``dst`` hold what ``src`` holds: hard links to its files (copies where the file system
+    has none), the same folders and symbolic links. ``src`` is left as it is."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        dst.mkdir()
+        for child in src.iterdir():
+            _link_tree(child, dst / child.name)
+    else:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of spanbert.atomic's writes (``.NAME.XXXX.tmp``): never carried over."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+@contextlib.contextmanager
+def staged_output(output_dir: str | os.PathLike, drop: Iterable[str] = (CHECKPOINT_DIR,)) -> Iterator[Path]:
+    """Yield a new, empty folder beside ``output_dir`` to write the final model into; when the
+    block succeeds, it replaces ``output_dir`` whole (see the module doc).
+
+    What ``output_dir`` holds is carried into the new folder (hard links), except names the
+    block wrote itself (the new ones win), temporary files, and ``drop`` (by default the
+    checkpoints, which served to resume the run and are not needed once it is saved). On an
+    exception the new folder is deleted and ``output_dir`` is left as it was.
+    """
+    out = Path(output_dir).resolve()
+    recover_output(out)
+    staging, ready, _ = _siblings(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir()
+    dropped = set(drop)
+    try:
+        yield staging
+        for path in staging.rglob("*"):  # the new files: on disk, with the umask's mode, before they count
+            if path.is_file() and not path.is_symlink():
+                normal_mode(path)
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        for name in _entries(out):
+            if name not in dropped and not _is_temporary(name) and not os.path.lexists(staging / name):
+                _link_tree(out / name, staging / name)
+        _sync_folder(staging)
+        os.replace(staging, ready)  # complete from here: a crash now is finished by recover_output
+        _sync_folder(out.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap(out, ready)
+
+
+__all__ = ["check_output_folder", "recover_output", "remove_previous_run", "staged_output", "is_finished",
+           "METRICS_FILE", "HISTORY_FILE", "SUMMARY_FILE", "DEV_DIR", "RUN_FILES", "CARD_MARKER"]
