@@ -85,11 +85,12 @@ elif [ -e "$PRE/training_args.json" ]; then RESUME=(--overwrite); fi
 # 2. The baseline encoder: the same config and tokenizer, random weights.
 [ -d "$RANDOM_ENC" ] || "$PYTHON" - "$PRE" "$RANDOM_ENC" <<'PY'
 import sys, torch
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.modeling import SpanBertForPreTraining, load_pretraining_model, save_pretraining_folder
 from spanbert.tokenizer import load_tokenizer
-torch.manual_seed(0)
 src, dst = sys.argv[1], sys.argv[2]
-SpanBertForPreTraining(SpanBertConfig.from_pretrained(src)).save_pretrained(dst)
+config = load_pretraining_model(src)[0].config  # the pre-trained run's sizes and SBO settings
+torch.manual_seed(0)
+save_pretraining_folder(SpanBertForPreTraining(config), dst)
 load_tokenizer(src).save_pretrained(dst)
 PY
 
@@ -109,7 +110,7 @@ for enc in $ENCODERS; do
     split_files+=("$qa2/cmrc-test/cmrc_metrics.json") senti_files+=("$cls/test/metrics.json")
     # shellcheck disable=SC2086
     if ! ql_test_done "$qa/cmrc-test/cmrc_metrics.json" "$seed"; then
-      ql_trained "$qa" || { mkdir -p "$qa"; ql_timed "$qa.time" spanbert finetune qa --model "$RUNS/zh-$enc$TAG" \
+      ql_trained "$qa" || { mkdir -p "$qa"; ql_timed "$qa.time" spanbert finetune qa --resume --model "$RUNS/zh-$enc$TAG" \
         --train "$DATA/cmrc2018/cmrc2018_trial.json" --dev "$C/dev.json" --output "$qa" --seed "$seed" --epochs 4 \
         --batch-size 32 --lr 3e-4 --max-seq-length 256 --window-overlap 96 --max-answer-tokens 64 "$CMRC_SELECT" \
         --no-progress $EXTRA; }
@@ -118,14 +119,14 @@ for enc in $ENCODERS; do
     fi
     # shellcheck disable=SC2086
     if ! ql_test_done "$qa2/cmrc-test/cmrc_metrics.json" "$seed"; then
-      ql_trained "$qa2" || { mkdir -p "$qa2"; ql_timed "$qa2.time" spanbert finetune qa --model "$RUNS/zh-$enc$TAG" \
+      ql_trained "$qa2" || { mkdir -p "$qa2"; ql_timed "$qa2.time" spanbert finetune qa --resume --model "$RUNS/zh-$enc$TAG" \
         --train "$C/train.json" --dev "$C/dev.json" --output "$qa2" --seed "$seed" --epochs 4 --batch-size 32 \
         --lr 3e-4 --max-seq-length 256 --window-overlap 96 "$CMRC_SELECT" --no-progress $EXTRA; }
       cmrc_test "$qa2" "$C/test.json" "$qa2/cmrc-test"
     fi
     # shellcheck disable=SC2086
     if ! ql_test_done "$cls/test/metrics.json" "$seed"; then
-      ql_trained "$cls" || { mkdir -p "$cls"; ql_timed "$cls.time" spanbert finetune classify --model "$RUNS/zh-$enc$TAG" \
+      ql_trained "$cls" || { mkdir -p "$cls"; ql_timed "$cls.time" spanbert finetune classify --resume --model "$RUNS/zh-$enc$TAG" \
         --train "$RUNS/zh-data/chnsenticorp/train.jsonl" --dev "$RUNS/zh-data/chnsenticorp/dev.jsonl" --text-field text \
         --output "$cls" --seed "$seed" --epochs 3 --select-best --batch-size 32 --lr 2e-4 --max-seq-length 256 \
         --no-progress $EXTRA; }

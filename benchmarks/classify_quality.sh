@@ -23,7 +23,7 @@
 # 10% warm-up; BUDGET (minutes, default 45) caps a fine-tuning's time.
 # Output: RUNS/data/, RUNS/span/seed<N>/ (model, dev/, dev_history.jsonl, test/metrics.json),
 # RUNS/span/summary.{md,json} (mean ± sd), RUNS/summary.md.
-# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning is redone.
+# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; ~1,790 steps an epoch at ~0.15-0.2 s, a dev
 # evaluation ~5-10 s): the split ~1 min, at most ~15-20 min a fine-tuning, 4 fine-tunings (1 extra
@@ -83,7 +83,7 @@ train() {  # OUT LR SEED: one fine-tuning with dev selection (skipped when finis
   mkdir -p "$out"
   echo "fine-tuning seed $seed, lr $lr -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune classify --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
+  ql_timed "$out.time" spanbert finetune classify --resume --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
     --seed "$seed" --lr "$lr" --epochs "$EPOCHS" --select-best --batch-size 32 --warmup-ratio 0.1 \
     --max-seq-length 128 --time-budget "$BUDGET" --no-progress $EXTRA
 }

@@ -33,7 +33,7 @@
 # decoder.json, test/metrics.json, gap-dev/, gap-test/metrics.json), RUNS/span/{litbank,gap}_summary.
 # {md,json} (mean ± sd) and RUNS/summary.md.
 # Resumable: a seed whose test/metrics.json (and gap-test/metrics.json) exists is skipped; an
-# unfinished fine-tuning is redone.
+# unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; 80 steps an epoch at ~3.8 s, a dev evaluation of
 # the 10 books ~40 s): at most ~1.9 h a fine-tuning; GAP development + test ~7 min a seed; about
@@ -74,7 +74,7 @@ train() {  # OUT LR SEED: one LitBank fine-tuning with dev selection (skipped wh
   mkdir -p "$out"
   echo "fine-tuning seed $seed, lr $lr (head $HEAD_LR) -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune coref --model "$BASE" --train "$RUNS/litbank/train" --dev "$RUNS/litbank/dev" \
+  ql_timed "$out.time" spanbert finetune coref --resume --model "$BASE" --train "$RUNS/litbank/train" --dev "$RUNS/litbank/dev" \
     --output "$out" --seed "$seed" --lr "$lr" --head-lr "$HEAD_LR" --epochs "$EPOCHS" --select-best --warmup-ratio 0.1 \
     --max-segment-length 384 --max-training-segments 3 --max-span-width 30 --top-span-ratio 0.4 --max-antecedents 50 \
     --mention-loss-weight 1 --singletons --non-crossing --time-budget "$BUDGET" --no-progress $EXTRA

@@ -23,7 +23,7 @@
 # Baseline: a dictionary of the training entity strings tagged in test (no seed, no choice).
 # Output: RUNS/<variant>/seed<N>/ (model, dev/, dev_history.jsonl, test/metrics.json),
 # RUNS/<variant>/summary.{md,json} (mean ± sd) and RUNS/summary.md.
-# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning is redone.
+# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; 106 steps an epoch, ~0.3 s a step, a dev evaluation
 # ~12-25 s, a test evaluation ~25-40 s): at most ~8 min a fine-tuning, 10 fine-tunings (1 extra for
@@ -72,7 +72,7 @@ train() {  # OUT LR SEED VARIANT: one fine-tuning with dev selection (skipped wh
   mkdir -p "$out"
   echo "fine-tuning $variant, seed $seed, lr $lr -> $out"
   # shellcheck disable=SC2046,SC2086
-  ql_timed "$out.time" spanbert finetune ner --model "$(variant_model "$variant")" --train "$TRAIN" --dev "$DEV" \
+  ql_timed "$out.time" spanbert finetune ner --resume --model "$(variant_model "$variant")" --train "$TRAIN" --dev "$DEV" \
     --output "$out" --seed "$seed" --lr "$lr" --epochs "$EPOCHS" --select-best --batch-size 32 \
     --max-span-width 8 --negative-ratio 1.0 --warmup-ratio 0.1 --time-budget "$BUDGET" $(variant_options "$variant") \
     --no-progress $EXTRA

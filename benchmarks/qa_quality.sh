@@ -34,7 +34,7 @@
 # caps a fine-tuning's time.
 # Output: RUNS/data/ (the splits), RUNS/<variant>/seed<N>/ and RUNS/squad2/seed<N>/ (model, dev/,
 # dev_history.jsonl, test/metrics.json), summaries RUNS/*/summary.{md,json} and RUNS/summary.md.
-# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning is redone.
+# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; ~1.45 s a step of 32 windows): SQuAD v1.1 251
 # steps an epoch, at most ~24 min of training + ~4 min of dev evaluation a fine-tuning, 7
@@ -108,7 +108,7 @@ train() {  # OUT LR SEED VARIANT: one SQuAD v1.1 fine-tuning with dev selection 
   mkdir -p "$out"
   echo "fine-tuning $variant on SQuADShifts, seed $seed, lr $lr -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune qa --model "$(variant_model "$variant")" --train "$TRAIN" \
+  ql_timed "$out.time" spanbert finetune qa --resume --model "$(variant_model "$variant")" --train "$TRAIN" \
     --dev "$D/squad1/dev.json" --output "$out" --seed "$seed" --lr "$lr" --epochs "$EPOCHS" --select-best \
     --batch-size 32 --warmup-ratio 0.1 --max-seq-length 384 --window-overlap 128 --max-question-tokens 64 \
     --time-budget "$BUDGET" --no-progress $EXTRA
@@ -147,7 +147,7 @@ train2() {  # OUT LR SEED: one SQuAD 2.0 fine-tuning; epoch and null threshold c
   mkdir -p "$out"
   echo "fine-tuning SQuAD 2.0 from $V2_FROM seed $seed, lr $lr -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune qa --model "$RUNS/$V2_FROM/seed$seed" --train "$D/squad2/train.json" \
+  ql_timed "$out.time" spanbert finetune qa --resume --model "$RUNS/$V2_FROM/seed$seed" --train "$D/squad2/train.json" \
     --dev "$D/squad2/threshold-dev.json" --output "$out" --seed "$seed" --lr "$lr" --epochs "$V2_EPOCHS" --select-best \
     --batch-size 32 --warmup-ratio 0.1 --max-seq-length 384 --window-overlap 128 --max-question-tokens 64 \
     --time-budget "$BUDGET" --no-progress $EXTRA

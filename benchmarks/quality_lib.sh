@@ -10,7 +10,7 @@
 #   seed is fine-tuned once per value, the best dev score (finetune_summary.json
 #   selected_on_dev.score) wins, recorded in lr_choice.json, and the other seeds use it;
 # - each seed's test metrics file is written once; a seed whose file exists is skipped, so a
-#   script can be re-run after an interruption (a half-finished fine-tuning is redone).
+#   script can be re-run after an interruption (a half-finished fine-tuning continues from its last checkpoint: --resume).
 # shellcheck shell=bash
 
 BASE_ENCODER_NAME="all-MiniLM-L6-v2 (sentence-transformers; 6 layers, hidden 384)"

@@ -26,7 +26,7 @@
 # Baseline: the majority training label (Other) for every test sentence.
 # Output: RUNS/<variant>/seed<N>/ (model, dev/, dev_history.jsonl, test/metrics.json),
 # RUNS/<variant>/summary.{md,json} (mean ± sd), RUNS/majority/ and RUNS/summary.md.
-# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning is redone.
+# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; 225 steps an epoch at ~65 sentences/s, a dev
 # evaluation ~10 s): at most ~13 min a fine-tuning, 7 fine-tunings (1 extra for the grid): ~1.5 h.
@@ -81,7 +81,7 @@ train() {  # OUT LR SEED VARIANT: one fine-tuning with dev selection (skipped wh
   mkdir -p "$out"
   echo "fine-tuning $pooling, seed $seed, lr $lr -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune relations --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
+  ql_timed "$out.time" spanbert finetune relations --resume --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
     --pooling "$pooling" --seed "$seed" --lr "$lr" --epochs "$EPOCHS" --select-best --batch-size 32 \
     --warmup-ratio 0.1 --max-seq-length 128 --time-budget "$BUDGET" --no-progress $EXTRA
 }

@@ -26,7 +26,7 @@
 # default 40) caps a fine-tuning's time.
 # Output: RUNS/data/labels_choice.json, RUNS/span/seed<N>/ (model, dev/, dev_history.jsonl,
 # test/metrics.json), RUNS/span/summary.{md,json} (mean ± sd), RUNS/summary.md.
-# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning is redone.
+# Resumable: a seed whose test/metrics.json exists is skipped; an unfinished fine-tuning continues from its last checkpoint (--resume).
 #
 # Run time on 2 CPU cores (OMP_NUM_THREADS=2; 125 steps an epoch at ~1.7 s, a dev evaluation
 # ~40 s): the label check ~1 min, at most ~21 min a fine-tuning, test evaluation with lead and
@@ -79,7 +79,7 @@ train() {  # OUT LR SEED: one fine-tuning with dev selection (skipped when finis
   mkdir -p "$out"
   echo "fine-tuning seed $seed, lr $lr, labels $LABELS -> $out"
   # shellcheck disable=SC2086
-  ql_timed "$out.time" spanbert finetune summarize --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
+  ql_timed "$out.time" spanbert finetune summarize --resume --model "$BASE" --train "$TRAIN" --dev "$DEV" --output "$out" \
     --seed "$seed" --lr "$lr" --epochs "$EPOCHS" --select-best --batch-size 16 --warmup-ratio 0.1 --max-seq-length 512 \
     --labels "$LABELS" --oracle-sentences 1 --max-sentences 1 --time-budget "$BUDGET" --no-progress $EXTRA
 }
