@@ -67,3 +67,17 @@ def tiny_tokenizer(tiny_tokenizer_dir):
     from spanbert.tokenizer import load_tokenizer
 
     return load_tokenizer(str(tiny_tokenizer_dir))
+
+
+@pytest.fixture(scope="module")
+def offline_cli_environment(tmp_path_factory):
+    """No SPANBERT_DEBUG (it turns errors into tracebacks), no network, a private datasets cache:
+    the CLI as a user runs it. Modules use it through an autouse fixture of their own."""
+    import datasets
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SPANBERT_DEBUG", raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
+        yield

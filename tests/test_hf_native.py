@@ -42,16 +42,9 @@ TWO_RUNS = "Fellow citizens of the [MASK] and House of [MASK] [MASK], I feel muc
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cli_environment(tmp_path_factory):
-    """No SPANBERT_DEBUG (it turns errors into tracebacks), no network, a private datasets cache."""
-    import datasets
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("SPANBERT_DEBUG", raising=False)
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_DATASETS_OFFLINE", "1")
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
-        yield
+def _cli_environment(offline_cli_environment):
+    """The CLI as a user runs it (conftest.offline_cli_environment)."""
+    yield
 
 
 def pretrain_args(tokenizer: Path, out: Path, *extra: str) -> list[str]:

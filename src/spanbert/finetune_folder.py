@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .atomic import normal_mode
+from .atomic import fsync_dir, normal_mode
 from .errors import ConfigError
 from .train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, list_checkpoints, remove_run_files
 
@@ -51,18 +51,6 @@ def _siblings(out: Path) -> tuple[Path, Path, Path]:
             out.with_name(f".{out.name}.old"))
 
 
-def _sync_folder(path: Path) -> None:
-    """fsync a folder, so that the renames in it are on disk (no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _swap(out: Path, ready: Path) -> None:
     """Put the complete folder ``ready`` in the place of ``out`` (absent or not) by renames."""
     old = _siblings(out)[2]
@@ -71,7 +59,7 @@ def _swap(out: Path, ready: Path) -> None:
     if out.exists():
         os.replace(out, old)  # a crash from here until the next rename: recover_output finishes it
     os.replace(ready, out)
-    _sync_folder(out.parent)
+    fsync_dir(out.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -213,9 +201,9 @@ def staged_output(output_dir: str | os.PathLike, drop: Iterable[str] = (CHECKPOI
         for name in _entries(out):
             if name not in dropped and not _is_temporary(name) and not os.path.lexists(staging / name):
                 _link_tree(out / name, staging / name)
-        _sync_folder(staging)
+        fsync_dir(staging)
         os.replace(staging, ready)  # complete from here: a crash now is finished by recover_output
-        _sync_folder(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
