@@ -373,6 +373,19 @@ def test_the_final_folder_appears_whole(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and ff.recover_output(out) is None
 
 
+def test_the_transformers_script_names_mean_ours(tiny_base, finished, tmp_path):
+    """--learning-rate / --num-train-epochs / --gradient-accumulation-steps (run_qa.py's names) give
+    the run that --lr / --epochs / --grad-accum give."""
+    out = tmp_path / "theirs"
+    args = classify_args(tiny_base, out, "--warmup-steps", "2", "--weight-decay", "0.05", "--log-every", "5", "--seed", "3")
+    i = args.index("--lr")
+    args[i] = "--learning-rate"
+    assert main([*args, "--gradient-accumulation-steps", "1"]) == 0
+    ours, theirs = (json.loads((f / "training_args.json").read_text())["options"] for f in (finished, out))
+    assert (theirs["lr"], theirs["grad_accum"]) == (ours["lr"], ours["grad_accum"]) == (1e-2, 1)
+    assert logged_losses(out) == logged_losses(finished)
+
+
 def test_old_option_names_are_hidden_aliases():
     """Every finetune/evaluate/predict command takes --precision (default auto) with
     --mixed-precision hidden beside it, and the subset options under their new names with the
@@ -396,6 +409,8 @@ def test_old_option_names_are_hidden_aliases():
                 assert {"--max-train-examples", "--max-dev-examples", "--grad-accum", "--weight-decay", "--warmup-steps",
                         "--early-stopping", "--save-every", "--log-every", "--resume", "--overwrite"} <= set(params)
                 assert params["--seed"].default == 42
+                for name in ("--learning-rate", "--num-train-epochs", "--gradient-accumulation-steps"):
+                    assert params[name].hidden, (task, name)  # the transformers scripts' names
     rc, _, err = run_cli(["evaluate", "classify", "--model", "m", "--data", "d", "--output", "o", "--precision", "no",
                           "--mixed-precision", "bf16"])
     assert rc == 2 and "--mixed-precision and --precision: give one" in err

@@ -330,6 +330,24 @@ def test_batch_size_is_the_global_batch_and_grad_accum_splits_it(tiny_tokenizer_
             assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-5), (a["step"], key)
 
 
+def test_the_transformers_script_names_are_accepted(tiny_tokenizer_dir, tmp_path, capsys):
+    """--learning-rate, --num-train-epochs and --gradient-accumulation-steps (run_mlm.py's names)
+    mean --lr, --epochs and --grad-accum: the same run, the same record; both names with two values
+    is refused."""
+    ours = base_args(tiny_tokenizer_dir, tmp_path / "ours", "--lr", "2e-3", "--grad-accum", "2", "--dropout", "0")
+    theirs = base_args(tiny_tokenizer_dir, tmp_path / "theirs", "--learning-rate", "2e-3",
+                       "--gradient-accumulation-steps", "2", "--dropout", "0")
+    assert main(ours) == 0 and main(theirs) == 0
+    a, b = training_args(tmp_path / "ours"), training_args(tmp_path / "theirs")
+    assert (b["lr"], b["grad_accum"], b["micro_batch_size"]) == (2e-3, 2, 2) == (a["lr"], a["grad_accum"], a["micro_batch_size"])
+    assert [r["loss"] for r in rows(tmp_path / "theirs")] == [r["loss"] for r in rows(tmp_path / "ours")]
+    assert main(base_args(tiny_tokenizer_dir, tmp_path / "both", "--lr", "1e-3", "--learning-rate", "2e-3")) == 2
+    assert "--learning-rate" in error_line(capsys)
+    epochs = base_args(tiny_tokenizer_dir, tmp_path / "epochs", "--num-train-epochs", "0.5")
+    epochs.remove("--max-steps"), epochs.remove("4")
+    assert main(epochs) == 0 and training_args(tmp_path / "epochs")["epochs"] == 0.5
+
+
 def test_a_batch_that_does_not_split_is_refused_before_reading(tiny_tokenizer_dir, tmp_path, capsys):
     assert main(base_args(tiny_tokenizer_dir, tmp_path / "never", "--batch-size", "6", "--grad-accum", "4")) == 2
     line = error_line(capsys)

@@ -114,6 +114,18 @@ def _precision_option(precision: Precision, alias: Precision | None, given: froz
     return alias.value, (given - {"mixed_precision"}) | {"precision"}
 
 
+def _alias_value(name: str, value, alias: str, alias_value, given: frozenset[str]):
+    """``(value, given)`` of an option that also has a hidden name: the transformers script name
+    (``--learning-rate`` for ``--lr``, ...) wins when given, and counts as ``name`` in ``given``;
+    both names with different values is a one-line error."""
+    if alias_value is None:
+        return value, given
+    flag, alias_flag = "--" + name.replace("_", "-"), "--" + alias.replace("_", "-")
+    if name in given and alias_value != value:
+        raise ConfigError(f"{flag} {value} and {alias_flag} {alias_value}: the same option under two names; give one")
+    return alias_value, (given - {alias}) | {name}
+
+
 @app.command()
 def pretrain(
     ctx: typer.Context,
@@ -159,6 +171,9 @@ def pretrain(
     head_warmup_steps: Annotated[int, typer.Option(min=0, help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
     heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl, heldout_summary.json and the heldout_* columns of metrics.csv (0: off). See also --validation-corpus.")] = 0.0,
     eval_every: Annotated[int, typer.Option(min=0, help="With --heldout-fraction or --validation-corpus: also evaluate every N steps (0: only before and after).")] = 0,
+    learning_rate: Annotated[float | None, typer.Option(hidden=True, help="transformers' name of --lr.")] = None,
+    num_train_epochs: Annotated[float | None, typer.Option(hidden=True, help="transformers' name of --epochs.")] = None,
+    gradient_accumulation_steps: Annotated[int | None, typer.Option(min=1, hidden=True, help="transformers' name of --grad-accum.")] = None,
 ) -> None:
     """Pre-train SpanBERT (span masking + span boundary objective) on your corpus."""
     _quiet_libraries()
@@ -167,6 +182,9 @@ def pretrain(
     from .train import PretrainArguments
 
     precision_value, given = _precision_option(precision, mixed_precision, _given_parameters(ctx))
+    lr, given = _alias_value("lr", lr, "learning_rate", learning_rate, given)
+    epochs, given = _alias_value("epochs", epochs, "num_train_epochs", num_train_epochs, given)
+    grad_accum, given = _alias_value("grad_accum", grad_accum, "gradient_accumulation_steps", gradient_accumulation_steps, given)
     if not 0 < geometric_p <= 1:  # (nan fails too)
         raise ConfigError(f"--geometric-p {geometric_p}: must be a probability in (0, 1] (1: every span one word)")
     job = PretrainJob(

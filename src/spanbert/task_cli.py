@@ -166,6 +166,11 @@ def _shared_parameters(epochs: float, batch_size: int, lr: float) -> list[inspec
             for name, annotation, default in shared]
 
 
+# The names transformers' example scripts (run_qa.py, run_ner.py, ...) give these options, accepted
+# as hidden aliases. Not --per-device-train-batch-size: our --batch-size is the whole step's.
+TRANSFORMERS_NAMES = {"--learning-rate": "lr", "--num-train-epochs": "epochs", "--gradient-accumulation-steps": "grad_accum"}
+
+
 def _jsonable(value: Any) -> Any:
     """An option's value as training_args.json stores it."""
     if isinstance(value, enum.Enum):
@@ -208,7 +213,7 @@ def finetune_command(task: str, *, epochs: float, batch_size: int, lr: float,
             return fn(**kwargs, args=args)
 
         command.__signature__ = signature.replace(parameters=[*own, *shared])
-        return with_aliases({"--mixed-precision": "precision", **(aliases or {})})(command)
+        return with_aliases({"--mixed-precision": "precision", **TRANSFORMERS_NAMES, **(aliases or {})})(command)
 
     return decorate
 
