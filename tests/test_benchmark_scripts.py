@@ -165,3 +165,18 @@ def test_summarize_seeds_errors_are_one_line(tmp_path, key, message):
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     done = run_summary("--key", "metrics.f1", files[0], str(tmp_path / "absent.json"))
     assert done.returncode == 2 and "no such file" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_quality_all_runs_the_named_steps_and_refuses_unknown_ones(tmp_path):
+    """benchmarks/quality_all.sh: an unknown step is one line and exit 2; a step that fails (here
+    minilm_span.sh without its corpus) is reported and the run ends non-zero."""
+    script = BENCH / "quality_all.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path)], env={"PATH": "/usr/bin:/bin", "STEPS": "bogus"},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: unknown step 'bogus' (minilm ner relations classify summarize qa coref chinese)"]
+    done = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "STEPS": "minilm", "SPANBERT_SHARED_DATA": str(tmp_path / "none")})
+    assert done.returncode != 0
+    assert "=== minilm failed" in done.stdout and "failed: minilm" in done.stdout
+    assert "corpus/sotu.jsonl.gz: no such file" in done.stderr
