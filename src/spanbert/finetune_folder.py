@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .atomic import fsync_dir, normal_mode
 from .errors import ConfigError
-from .train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, list_checkpoints, remove_run_files
+from .train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, is_our_card, list_checkpoints, remove_run_files
 
 logger = logging.getLogger(__name__)
 
@@ -133,14 +133,6 @@ def check_output_folder(output_dir: str | os.PathLike, *, resume: bool, overwrit
                       "run did not write stay), or choose a new or empty folder")
 
 
-def _is_our_card(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return CARD_MARKER in f.read(8192)
-    except OSError:
-        return False
-
-
 def remove_previous_run(output_dir: str | os.PathLike) -> list[str]:
     """Delete what an earlier fine-tuning (or pre-training) run wrote into ``output_dir``: its
     checkpoints, record, metrics, dev results, model files, the task's settings and our model
@@ -149,7 +141,7 @@ def remove_previous_run(output_dir: str | os.PathLike) -> list[str]:
     recover_output(out)
     names = _entries(out)
     extra = [*RUN_FILES, *(n for n in names if _SETTINGS_FILE.fullmatch(n))]
-    if MODEL_CARD in names and _is_our_card(out / MODEL_CARD):
+    if MODEL_CARD in names and is_our_card(out / MODEL_CARD, CARD_MARKER, 8192):
         extra.append(MODEL_CARD)
     return remove_run_files(out, extra=extra)
 

@@ -635,11 +635,12 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
                           "replace it with --overwrite, or choose another folder")
 
 
-def _is_model_card(path: Path) -> bool:
-    """Whether ``path`` is the README.md that :func:`save_final_model` wrote."""
+def is_our_card(path: Path, marker: str = MODEL_CARD_TITLE, limit: int = 4096) -> bool:
+    """Whether ``path`` is a README.md that we wrote: ``marker`` in its first ``limit`` characters
+    (default: the card :func:`save_final_model` writes)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return MODEL_CARD_TITLE in f.read(4096)
+            return marker in f.read(limit)
     except OSError:
         return False
 
@@ -659,7 +660,7 @@ def remove_run_files(output_dir: str | os.PathLike, extra: Iterable[str] = (), f
         name = path.name
         ours = (name in names
                 or (final_model and re.fullmatch(r"model-\d+-of-\d+\.safetensors", name) is not None)
-                or (final_model and name == MODEL_CARD and _is_model_card(path))
+                or (final_model and name == MODEL_CARD and is_our_card(path))
                 or name.startswith(".final.")  # save_final_model's temporary folder
                 or (name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (*names, MODEL_CARD))))
         if not ours:
