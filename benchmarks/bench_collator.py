@@ -21,8 +21,8 @@ import warnings
 import torch
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.words import batch_word_starts
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.pretrain.words import batch_word_starts
 
 from realtext import sotu_texts
 

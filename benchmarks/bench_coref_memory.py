@@ -34,8 +34,8 @@ def main() -> None:
 
     import torch
 
-    from spanbert.coref.features import encode_document, text_document
-    from spanbert.coref.inference import CorefResolver
+    from spanbert.tasks.coref.features import encode_document, text_document
+    from spanbert.tasks.coref.inference import CorefResolver
 
     data = Path(os.environ.get("SPANBERT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     with gzip.open(data / "corpus" / "moby_dick.txt.gz", "rt", encoding="utf-8") as f:

@@ -16,10 +16,10 @@ import time
 import numpy as np
 import torch
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.flops import pretraining_step_flops
-from spanbert.modeling import SpanBertForPreTraining, config_from_preset
-from spanbert.train import PretrainArguments, build_optimizer
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.core.flops import pretraining_step_flops
+from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
+from spanbert.pretrain.train import PretrainArguments, build_optimizer
 
 
 class _Tok:

@@ -38,11 +38,11 @@ import torch
 
 from spanbert.onnx import OnnxQuestionAnswerer, export_onnx, read_export_info
 from spanbert.onnx.runtime import make_session, model_file
-from spanbert.qa.data import QAExample, read_qa
-from spanbert.qa.features import WindowConfig, build_features, collate_windows
-from spanbert.qa.inference import QuestionAnswerer
-from spanbert.qa.model import QASettings, load_qa_model, save_qa_model
-from spanbert.qa.scoring import squad_v1_metrics
+from spanbert.tasks.qa.data import QAExample, read_qa
+from spanbert.tasks.qa.features import WindowConfig, build_features, collate_windows
+from spanbert.tasks.qa.inference import QuestionAnswerer
+from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+from spanbert.tasks.qa.scoring import squad_v1_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

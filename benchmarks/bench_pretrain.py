@@ -8,17 +8,17 @@ gradients to 1.0, fused AdamW step (transformers' Trainer default), zero the gra
 * baseline: ``BertForMaskedLM`` fed by ``DataCollatorForLanguageModeling(whole_word_mask=True)``
   (decodes all 2048 positions over the vocabulary);
 * ours: ``SpanBertForPreTraining`` (MLM + SBO heads on the masked positions only) fed by
-  ``SpanMaskingCollator`` (span masking + SBO targets), optimiser from ``spanbert.train``, and
+  ``SpanMaskingCollator`` (span masking + SBO targets), optimiser from ``spanbert.pretrain.train``, and
   hashed dropout masks as ``spanbert pretrain`` uses on a CPU (``--torch-dropout`` to compare
   with torch's own dropout).
 
 Both run in one process under the same memory allocator settings: by default glibc's own,
 which makes every step page-fault fresh memory in (this hurts the baseline's 250 MB logits
 most); ``--tuned-malloc`` applies to both what ``spanbert pretrain`` does for itself
-(``spanbert.train.tune_glibc_malloc``). Steps alternate between the two so that machine noise
+(``spanbert.pretrain.train.tune_glibc_malloc``). Steps alternate between the two so that machine noise
 hits both alike; the median step time
 of each is reported, with the ratio. Model FLOP utilisation (MFU) counts the matrix products
-each model needs (``spanbert.flops``) against a matmul peak measured in this same run.
+each model needs (``spanbert.core.flops``) against a matmul peak measured in this same run.
 
     python benchmarks/bench_pretrain.py [--steps 8] [--threads N]
 """
@@ -35,12 +35,12 @@ import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.dropout import use_hashed_dropout
-from spanbert.flops import dense_mlm_step_flops, pretraining_step_flops
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.train import PretrainArguments, build_optimizer, tune_glibc_malloc
-from spanbert.words import batch_word_starts
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.core.dropout import use_hashed_dropout
+from spanbert.core.flops import dense_mlm_step_flops, pretraining_step_flops
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.train import PretrainArguments, build_optimizer, tune_glibc_malloc
+from spanbert.pretrain.words import batch_word_starts
 
 from realtext import sotu_texts
 

@@ -1,7 +1,7 @@
 """QA feature creation speed: ours (``build_features``) vs the transformers ``run_qa.py`` way.
 
 Both cut the same SQuAD v1.1 dev questions (``../shared/data/squad_v1.1/dev-v1.1.json.gz`` or
-``$SPANBERT_SHARED_DATA``, read with ``spanbert.qa.data.read_qa``) into windows of 384 tokens
+``$SPANBERT_SHARED_DATA``, read with ``spanbert.tasks.qa.data.read_qa``) into windows of 384 tokens
 that share 128 context tokens, for inference (no answer labels), in one process:
 
 * ours: ``build_features(examples, tokenizer, WindowConfig(), training=False)`` on all examples
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spanbert.qa.data import read_qa
-from spanbert.qa.features import NOT_CONTEXT, WindowConfig, build_features
+from spanbert.tasks.qa.data import read_qa
+from spanbert.tasks.qa.features import NOT_CONTEXT, WindowConfig, build_features
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -18,9 +18,9 @@ very same model object.
   batch in fp32; then decode with our rule: the max-context masks are computed here,
   independently, from the overflow windows themselves (each window's context is aligned with
   the previous one by token id and character offsets, so the stride is not assumed), and the
-  logits, offsets and masks go to ``spanbert.qa.decoding.decode_example``. The pipeline's own
+  logits, offsets and masks go to ``spanbert.tasks.qa.decoding.decode_example``. The pipeline's own
   decoding (softmax per window, no max-context rule) would give other answers by design.
-* ours: ``spanbert.qa.inference.predict_examples`` over all questions at once, fp32
+* ours: ``spanbert.tasks.qa.inference.predict_examples`` over all questions at once, fp32
   (``precision="no"``) and, where the CPU has native bf16 or on CUDA, bf16 autocast.
 
 Before timing, every question's windows are checked against ``build_features`` (token ids,
@@ -58,10 +58,10 @@ import numpy as np
 import torch
 import transformers
 
-from spanbert.qa.data import QAExample
-from spanbert.qa.decoding import decode_example
-from spanbert.qa.features import NOT_CONTEXT, build_features
-from spanbert.qa.model import QASettings, load_qa_model, load_settings
+from spanbert.tasks.qa.data import QAExample
+from spanbert.tasks.qa.decoding import decode_example
+from spanbert.tasks.qa.features import NOT_CONTEXT, build_features
+from spanbert.tasks.qa.model import QASettings, load_qa_model, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -217,8 +217,8 @@ def check_windows(tokenizer, ex: QAExample, settings: QASettings) -> str | None:
 @contextlib.contextmanager
 def our_stage_times(model, times: dict[str, float]):
     """Time the stages of ``predict_examples`` (features, padding, model, decoding) by wrapping
-    the names ``spanbert.qa.inference`` calls (a few wrapper calls per batch: microseconds)."""
-    import spanbert.qa.inference as inf
+    the names ``spanbert.tasks.qa.inference`` calls (a few wrapper calls per batch: microseconds)."""
+    import spanbert.tasks.qa.inference as inf
 
     saved = {name: getattr(inf, name) for name in ("iter_feature_chunks", "collate_windows", "decode_example")}
 
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     model.to(device).eval()
     if not tokenizer.is_fast:
         raise SystemExit("the reference needs a fast tokenizer (offsets, overflow windows)")
-    from spanbert.train import cpu_has_native_bf16
+    from spanbert.core.precision import cpu_has_native_bf16
 
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
     bf16 = not args.no_bf16 and native
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     window_mismatch = {ex.id: why for ex in examples if (why := check_windows(tokenizer, ex, settings))}
     n_windows = len(build_features(examples, tokenizer, settings.windows))
 
-    from spanbert.qa.inference import predict_examples
+    from spanbert.tasks.qa.inference import predict_examples
 
     sides = {"reference": None, "ours fp32": "no"}
     if bf16:

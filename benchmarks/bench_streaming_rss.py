@@ -10,7 +10,7 @@ Lines shards with a ``.manifest.json`` (documents, characters, bytes). Then, in 
   ``SpanMaskingCollator`` batches, to the last document. RSS is sampled every few batches
   (and by a thread); reported: tokens/s, RSS at 0/25/50/75/100 % of the documents read, peak
   RSS, and that every document written was read;
-* phase 2, training: ``spanbert.pipeline.run_pretrain_job`` with ``streaming=True`` (the tiny
+* phase 2, training: ``spanbert.pretrain.pipeline.run_pretrain_job`` with ``streaming=True`` (the tiny
   preset, a WordPiece vocabulary trained once on the shared corpus) for ``--steps`` optimizer
   steps, RSS sampled from a thread that maps samples to steps by following ``metrics.csv``.
 
@@ -33,7 +33,7 @@ the trainer uses one); ``--onednn-cache N`` sets oneDNN's primitive cache, which
 for every new tensor shape (the trainer pads batch widths and head rows to a few shapes).
 Phase 1 also checks that ``example_id`` numbers the segments once each.
 
-The allocator is what ``spanbert pretrain`` sets on a CPU (``spanbert.train.tune_glibc_malloc``,
+The allocator is what ``spanbert pretrain`` sets on a CPU (``spanbert.pretrain.train.tune_glibc_malloc``,
 applied before phase 1 too; ``--default-malloc`` keeps glibc's own for phase 1). The Rust
 tokenizer runs single-threaded (``TOKENIZERS_PARALLELISM=false``) unless the variable is set.
 The report is also written as JSON (``--report``, default ``WORKDIR/report.json``).
@@ -216,7 +216,7 @@ def flatness(steps: Sequence[int], rss: Sequence[int], warmup_steps: int) -> dic
 
 def sentence_pool(data_dir: Path = SHARED_DATA) -> tuple[list[str], list[str]]:
     """Real English sentences (Brown, State of the Union, Moby Dick) and the files they came from."""
-    from spanbert.corpus import iter_documents, sentence_starts
+    from spanbert.pretrain.corpus import iter_documents, sentence_starts
 
     corpus = data_dir / "corpus"
     files = [corpus / "brown.jsonl.gz", corpus / "sotu.jsonl.gz", corpus / "moby_dick.txt.gz"]
@@ -260,7 +260,7 @@ def write_corpus(out_dir: Path, total_bytes: int, *, seed: int = 0, shard_bytes:
     atomically) holds ``documents``, ``text_chars``, ``text_bytes`` (the ``text`` fields,
     UTF-8), ``file_bytes`` and the shard ``files``.
     """
-    from spanbert.atomic import atomic_write_json
+    from spanbert.core.atomic import atomic_write_json
 
     settings = {"version": GENERATOR_VERSION, "total_bytes": int(total_bytes), "seed": seed,
                 "shard_bytes": int(shard_bytes), "compress": compress}
@@ -316,7 +316,7 @@ def write_corpus(out_dir: Path, total_bytes: int, *, seed: int = 0, shard_bytes:
 
 def count_documents(sources: Sequence[str]) -> dict[str, Any]:
     """Documents and characters of user corpus files (read once with ``iter_documents``)."""
-    from spanbert.corpus import iter_documents
+    from spanbert.pretrain.corpus import iter_documents
 
     documents = chars = 0
     for doc in iter_documents(list(sources)):
@@ -327,7 +327,7 @@ def count_documents(sources: Sequence[str]) -> dict[str, Any]:
 
 def ensure_tokenizer(workdir: Path, vocab_size: int, data_dir: Path = SHARED_DATA) -> Path:
     """A cased WordPiece vocabulary trained once on the shared corpus files (cached in ``workdir``)."""
-    from spanbert.tokenizer import train_tokenizer_from_files
+    from spanbert.pretrain.tokenizer import train_tokenizer_from_files
 
     out = workdir / f"tokenizer-{vocab_size}"
     if not (out / "tokenizer.json").is_file():
@@ -364,7 +364,7 @@ class DataPathSettings:
     shuffle_buffer: int = 10_000
     seed: int = 0
     sample_every: int = 20  # batches between RSS samples in the loop
-    max_buffer_input_shards: int | None = None  # None: as spanbert.train (one file at a time)
+    max_buffer_input_shards: int | None = None  # None: as spanbert.pretrain.train (one file at a time)
     warmup_fraction: float = 0.10
     progress_every_s: float = 30.0
 
@@ -377,18 +377,18 @@ def run_data_path(sources: Sequence[str], tokenizer_dir: Path, expected: dict[st
     (documents/characters seen, segments, tokens, tokens/s, RSS at 0/25/50/75/100 %, peak,
     flatness over batches, whether the limit was kept).
     """
-    from spanbert.collator import SpanMaskingCollator
-    from spanbert.corpus import load_corpus, pack_documents
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.collator import SpanMaskingCollator
+    from spanbert.pretrain.corpus import load_corpus, pack_documents
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(tokenizer_dir))
     counter = DocCounter()
     docs = load_corpus(list(sources), streaming=True)
     docs = docs.map(counter, batched=True, batch_size=256)
     packed = pack_documents(docs, tokenizer, max_length=settings.max_length)
-    if settings.shuffle_buffer > 0:  # as spanbert.train._local_micro_batches does in epoch 0
+    if settings.shuffle_buffer > 0:  # as spanbert.pretrain.train._local_micro_batches does in epoch 0
         if settings.max_buffer_input_shards is None:
-            from spanbert.train import _shuffle_stream
+            from spanbert.pretrain.train import _shuffle_stream
 
             packed = _shuffle_stream(packed, settings.seed, settings.shuffle_buffer)
         else:
@@ -519,8 +519,8 @@ class TrainSettings:
 def run_training(sources: Sequence[str], tokenizer_dir: Path, out_dir: Path, settings: TrainSettings,
                  limit_bytes: int) -> dict[str, Any]:
     """Phase 2: ``run_pretrain_job(streaming=True)`` for ``settings.steps`` steps, RSS sampled by step."""
-    from spanbert.pipeline import PretrainJob, run_pretrain_job
-    from spanbert.train import PretrainArguments
+    from spanbert.pretrain.pipeline import PretrainJob, run_pretrain_job
+    from spanbert.pretrain.train import PretrainArguments
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -695,8 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import datasets
     import transformers
 
-    from spanbert.atomic import atomic_write_json
-    from spanbert.train import tune_glibc_malloc
+    from spanbert.core.atomic import atomic_write_json
+    from spanbert.pretrain.train import tune_glibc_malloc
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()

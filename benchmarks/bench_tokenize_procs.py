@@ -57,7 +57,7 @@ def same_rows(a, b, batch_size: int = 10_000) -> bool:
 
 def time_pack(docs, tokenizer, num_proc: int, max_length: int) -> tuple[float, Any]:
     """Seconds to pack ``docs`` with ``num_proc`` processes, and the packed Dataset."""
-    from spanbert.corpus import pack_documents
+    from spanbert.pretrain.corpus import pack_documents
 
     t0 = time.perf_counter()
     packed = pack_documents(docs, tokenizer, max_length=max_length, num_proc=num_proc)
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     import datasets
     import transformers
 
-    from spanbert.corpus import load_corpus
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.corpus import load_corpus
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()

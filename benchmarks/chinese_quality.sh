@@ -10,7 +10,7 @@
 # Base encoder: not all-MiniLM-L6-v2 (sentence-transformers; 6 layers, hidden 384), which the
 # English scripts use: this script pre-trains its own encoder (PRESET, default mini: 4 layers,
 # hidden 256) on an 8,000-piece lowercased WordPiece vocabulary trained on its corpus.
-# Data (benchmarks/chinese_data.py and `python -m spanbert.qa.data split`, by whole documents):
+# Data (benchmarks/chinese_data.py and `python -m spanbert.tasks.qa.data split`, by whole documents):
 #   pre-training corpus: the ChnSentiCorp training reviews + the CMRC 2018 trial contexts (6,468
 #     documents; nothing that is evaluated is in it)
 #   CMRC 2018 (its test set is not public): the official dev set (848 documents, 3,219
@@ -63,8 +63,8 @@ mkdir -p "$RUNS" "$SUM"
 [ -d "$RUNS/zh-data" ] || "$PYTHON" "$BENCH_DIR/chinese_data.py" --out "$RUNS/zh-data" --shared "$DATA"
 if [ ! -f "$C/test.json" ]; then
   rm -rf "$C.tmp"
-  "$PYTHON" -m spanbert.qa.data split "$DATA/cmrc2018/cmrc2018_dev.json" 424 0 "$C.tmp/a"
-  "$PYTHON" -m spanbert.qa.data split "$C.tmp/a/train.json" 106 0 "$C.tmp/b"
+  "$PYTHON" -m spanbert.tasks.qa.data split "$DATA/cmrc2018/cmrc2018_dev.json" 424 0 "$C.tmp/a"
+  "$PYTHON" -m spanbert.tasks.qa.data split "$C.tmp/a/train.json" 106 0 "$C.tmp/b"
   mv "$C.tmp/a/dev.json" "$C.tmp/test.json" && mv "$C.tmp/b/dev.json" "$C.tmp/dev.json" && mv "$C.tmp/b/train.json" "$C.tmp/train.json"
   rm -rf "$C.tmp/a" "$C.tmp/b" "$C" && mv "$C.tmp" "$C"
 fi
@@ -85,8 +85,8 @@ elif [ -e "$PRE/training_args.json" ]; then RESUME=(--overwrite); fi
 # 2. The baseline encoder: the same config and tokenizer, random weights.
 [ -d "$RANDOM_ENC" ] || "$PYTHON" - "$PRE" "$RANDOM_ENC" <<'PY'
 import sys, torch
-from spanbert.modeling import SpanBertForPreTraining, load_pretraining_model, save_pretraining_folder
-from spanbert.tokenizer import load_tokenizer
+from spanbert.pretrain.modeling import SpanBertForPreTraining, load_pretraining_model, save_pretraining_folder
+from spanbert.pretrain.tokenizer import load_tokenizer
 src, dst = sys.argv[1], sys.argv[2]
 config = load_pretraining_model(src)[0].config  # the pre-trained run's sizes and SBO settings
 torch.manual_seed(0)

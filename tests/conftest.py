@@ -50,7 +50,7 @@ def minilm_dir() -> Path:
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     """A cased WordPiece vocabulary (600) trained on the committed real-text samples.
 
-    It is committed (``tests/data/tiny_wordpiece``, made by ``spanbert.tokenizer.
+    It is committed (``tests/data/tiny_wordpiece``, made by ``spanbert.pretrain.tokenizer.
     train_tokenizer_from_files([tiny_corpus.txt, sotu_1790_washington.txt], out, vocab_size=600)``)
     rather than trained per session: the trainer breaks ties in hash order, so each training
     gives a slightly different vocabulary and the tiny models' numbers would move between runs.
@@ -64,7 +64,7 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_tokenizer_dir):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     return load_tokenizer(str(tiny_tokenizer_dir))
 

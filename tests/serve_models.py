@@ -37,7 +37,7 @@ def _quiet():
 
 
 def load_tiny_tokenizer(tokenizer_dir: str | os.PathLike = TOKENIZER_DIR):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     return load_tokenizer(str(tokenizer_dir))
 
@@ -56,9 +56,9 @@ def build_encoder(out: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOK
 
 def build_qa(base: Path, out: Path, seed: int = 1) -> Path:
     """Stock ``BertForQuestionAnswering`` + ``qa_settings.json`` (as ``finetune_qa`` saves)."""
-    from spanbert.qa.decoding import DecodeConfig
-    from spanbert.qa.features import WindowConfig
-    from spanbert.qa.model import QASettings, load_qa_model, save_qa_model
+    from spanbert.tasks.qa.decoding import DecodeConfig
+    from spanbert.tasks.qa.features import WindowConfig
+    from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
 
     torch.manual_seed(seed)
     model, tokenizer = load_qa_model(base)
@@ -68,8 +68,8 @@ def build_qa(base: Path, out: Path, seed: int = 1) -> Path:
 
 def build_fill(out: Path, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed: int = 2) -> Path:
     """A ``SpanBertForPreTraining`` folder with MLM and SBO heads (as ``spanbert pretrain`` saves)."""
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-    from spanbert.train import save_final_model
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.pretrain.train import save_final_model
 
     tokenizer = load_tiny_tokenizer(tokenizer_dir)
     torch.manual_seed(seed)
@@ -81,9 +81,9 @@ def build_fill(out: Path, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed
 
 def build_classify(base: Path, out: Path, seed: int = 3) -> Path:
     """Stock ``BertForSequenceClassification`` + ``classify_settings.json`` (as ``finetune_classify`` saves)."""
-    from spanbert.classify.features import ClassifySettings
-    from spanbert.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.classify.features import ClassifySettings
+    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
+    from spanbert.core.checkpoints import save_task_model
 
     torch.manual_seed(seed)
     model, tokenizer = load_classifier(base, num_labels=len(CLASSIFY_LABELS), id2label=dict(enumerate(CLASSIFY_LABELS)),
@@ -95,7 +95,7 @@ def build_classify(base: Path, out: Path, seed: int = 3) -> Path:
 
 def build_relations(base: Path, out: Path, seed: int = 4) -> Path:
     """A relation head with entity-marker tokens in its tokenizer (as ``finetune_relations`` saves)."""
-    from spanbert.relations.model import new_relation_model, save_relation_model
+    from spanbert.tasks.relations.model import new_relation_model, save_relation_model
 
     model, tokenizer = new_relation_model(base, RELATION_LABELS, no_relation_label="Other", max_seq_length=64, seed=seed)
     return save_relation_model(out, model, tokenizer)
@@ -103,9 +103,9 @@ def build_relations(base: Path, out: Path, seed: int = 4) -> Path:
 
 def build_entities(base: Path, out: Path, seed: int = 5) -> Path:
     """A span NER head + ``ner_settings.json`` (as ``finetune_ner`` saves)."""
-    from spanbert.ner.decoding import DecodeConfig
-    from spanbert.ner.features import WindowConfig
-    from spanbert.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
+    from spanbert.tasks.ner.decoding import DecodeConfig
+    from spanbert.tasks.ner.features import WindowConfig
+    from spanbert.tasks.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
 
     torch.manual_seed(seed)
     model, tokenizer = load_ner_model(base, **label_maps(ENTITY_TYPES), max_span_width=4, width_embedding_dim=8,
@@ -115,9 +115,9 @@ def build_entities(base: Path, out: Path, seed: int = 5) -> Path:
 
 def build_coref(base: Path, out: Path, seed: int = 6) -> Path:
     """A coreference head + ``coref_settings.json`` (as ``finetune_coref`` saves)."""
-    from spanbert.coref.inference import SETTINGS_FILE
-    from spanbert.coref.model import load_coref_model
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.coref.inference import SETTINGS_FILE
+    from spanbert.tasks.coref.model import load_coref_model
+    from spanbert.core.checkpoints import save_task_model
 
     torch.manual_seed(seed)
     model, tokenizer = load_coref_model(base, max_span_width=6, ffnn_size=32, feature_size=8, max_top_antecedents=10)
@@ -126,10 +126,10 @@ def build_coref(base: Path, out: Path, seed: int = 6) -> Path:
 
 def build_summarize(base: Path, out: Path, seed: int = 7) -> Path:
     """An extractive summarization head + ``summarize_settings.json`` (as ``finetune_summarize`` saves)."""
-    from spanbert.summarize.decoding import Budget
-    from spanbert.summarize.inference import SETTINGS_FILE, settings_json
-    from spanbert.summarize.model import load_summarizer
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.summarize.decoding import Budget
+    from spanbert.tasks.summarize.inference import SETTINGS_FILE, settings_json
+    from spanbert.tasks.summarize.model import load_summarizer
+    from spanbert.core.checkpoints import save_task_model
 
     torch.manual_seed(seed)
     model, tokenizer = load_summarizer(base, cross_attention_heads=2, max_segment_length=64)

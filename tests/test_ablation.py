@@ -17,7 +17,7 @@ import pytest
 
 from spanbert.ablation.config import load_config
 from spanbert.ablation.report import ExampleCounts, example_counts, paired_bootstrap
-from spanbert.errors import ConfigError
+from spanbert.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"
 
@@ -98,8 +98,8 @@ def test_relation_counts_give_the_official_semeval_score_on_any_subset(tmp_path)
     """Per-example counts summed over any multiset of examples give the official scorer's
     macro-F1 of those examples (checked on the SemEval sample with random predictions)."""
     from spanbert.ablation.config import TaskSpec
-    from spanbert.relations.data import read_relations
-    from spanbert.relations.scoring import score_semeval
+    from spanbert.tasks.relations.data import read_relations
+    from spanbert.tasks.relations.scoring import score_semeval
 
     examples = read_relations(DATA / "relations" / "semeval_test_sample.txt")
     labels = sorted({e.label for e in examples} | {"Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Other"})
@@ -119,8 +119,8 @@ def test_relation_counts_give_the_official_semeval_score_on_any_subset(tmp_path)
 
 def test_qa_counts_give_the_official_squad_f1(tmp_path):
     from spanbert.ablation.config import TaskSpec
-    from spanbert.qa.run import read_with_gold
-    from spanbert.qa.scoring import squad_v1_metrics
+    from spanbert.tasks.qa.run import read_with_gold
+    from spanbert.tasks.qa.scoring import squad_v1_metrics
 
     source = DATA / "squad" / "xquad_en_sample.json"
     examples, gold = read_with_gold(source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spanbert.batching import inference_batches
+from spanbert.core.batching import inference_batches
 
 
 def test_batches_cover_every_item_once_with_bounded_padding():

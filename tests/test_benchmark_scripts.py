@@ -73,7 +73,7 @@ def _command_options() -> dict[tuple[str, ...], set[str]]:
     return out
 
 
-# Options of the scripts' non-spanbert tools: chinese_data.py, python -m spanbert.ner.baseline.
+# Options of the scripts' non-spanbert tools: chinese_data.py, python -m spanbert.tasks.ner.baseline.
 OTHER_TOOLS = {"--out", "--shared", "--train", "--data", "--output"}
 
 

@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("jieba", reason="jieba is not installed (pip install 'spanbert[chinese]')")
 
 from spanbert.cli import main  # noqa: E402
-from spanbert.collator import SpanMaskingCollator  # noqa: E402
-from spanbert.corpus import pack_documents  # noqa: E402
-from spanbert.masking import MaskingConfig  # noqa: E402
-from spanbert.segmenters import get_segmenter, jieba_segments  # noqa: E402
-from spanbert.tokenizer import train_wordpiece  # noqa: E402
-from spanbert.words import word_starts  # noqa: E402
+from spanbert.pretrain.collator import SpanMaskingCollator  # noqa: E402
+from spanbert.pretrain.corpus import pack_documents  # noqa: E402
+from spanbert.pretrain.masking import MaskingConfig  # noqa: E402
+from spanbert.pretrain.segmenters import get_segmenter, jieba_segments  # noqa: E402
+from spanbert.pretrain.tokenizer import train_wordpiece  # noqa: E402
+from spanbert.pretrain.words import word_starts  # noqa: E402
 
 SAMPLE = Path(__file__).parent / "data" / "chinese" / "cmrc2018_trial_sample.json"
 
@@ -145,8 +145,8 @@ def test_get_segmenter_none():
 def test_qa_windows_recover_every_chinese_answer_exactly(zh_tokenizer):
     """With a character vocabulary every CMRC answer is a token span: the training windows'
     answer positions map back, through the offsets, to exactly the gold answer text."""
-    from spanbert.qa.data import read_qa
-    from spanbert.qa.features import WindowConfig, build_features
+    from spanbert.tasks.qa.data import read_qa
+    from spanbert.tasks.qa.features import WindowConfig, build_features
 
     examples, _ = read_qa(SAMPLE)
     feats = build_features(examples, zh_tokenizer, WindowConfig(max_seq_length=128, window_overlap=48), training=True)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from spanbert.classify.data import label_set, read_classification
-from spanbert.classify.features import ClassifySettings, aggregate_logits, build_windows
-from spanbert.classify.scoring import classification_metrics, majority_baseline
+from spanbert.tasks.classify.data import label_set, read_classification
+from spanbert.tasks.classify.features import ClassifySettings, aggregate_logits, build_windows
+from spanbert.tasks.classify.scoring import classification_metrics, majority_baseline
 from spanbert.cli import main
-from spanbert.errors import ConfigError, CorpusError
+from spanbert.core.errors import ConfigError, CorpusError
 
 from .conftest import DATA
 
@@ -61,7 +61,7 @@ def test_label_set_sorts_integers_numerically():
 
 
 def test_long_text_windows_cover_every_token_in_order(minilm_dir):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(minilm_dir))
     text = (DATA / "sotu_1790_washington.txt").read_text()
@@ -162,7 +162,7 @@ def test_dev_accuracy_chooses_the_kept_weights(tiny_tokenizer, tmp_path):
 def test_saved_model_is_plain_transformers_and_reloads_identically(sst2_model):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from spanbert.classify import TextClassifier
+    from spanbert.tasks.classify import TextClassifier
 
     config = json.loads((sst2_model / "config.json").read_text())
     assert config["model_type"] == "bert" and config["id2label"] == {"0": "0", "1": "1"}

@@ -11,10 +11,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.errors import ConfigError, TokenizerError
-from spanbert.masking import IGNORE_INDEX, MaskingConfig, mask_sequence
-from spanbert.words import batch_word_starts
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.core.errors import ConfigError, TokenizerError
+from spanbert.pretrain.masking import IGNORE_INDEX, MaskingConfig, mask_sequence
+from spanbert.pretrain.words import batch_word_starts
 
 SAMPLE = Path(__file__).parent / "data" / "sotu_1790_washington.txt"
 

@@ -1,4 +1,4 @@
-"""Converting the SpanBERT authors' checkpoints (spanbert.convert).
+"""Converting the SpanBERT authors' checkpoints (spanbert.pretrain.convert).
 
 The tests write tiny checkpoints in the authors' exact layouts (real pickles, via torch.save,
 with LayerNorm gamma/beta names), convert them, load the result with our loader and with plain
@@ -24,9 +24,9 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
-from spanbert.convert import convert_fairseq, convert_original_hf
-from spanbert.errors import CheckpointError, ConfigError
-from spanbert.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_for_pretraining
+from spanbert.pretrain.convert import convert_fairseq, convert_original_hf
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.pretrain.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_for_pretraining
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 MAX_POSITIONS = 64

@@ -13,7 +13,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from spanbert.cli import main
-from spanbert.coref.conll import read_conll
+from spanbert.tasks.coref.conll import read_conll
 
 from .conftest import DATA
 
@@ -143,7 +143,7 @@ def test_predict_raw_text_as_json_and_html_and_reload_is_identical(coref_model, 
     assert any({m["text"] for m in c} >= {"Alice", "she"} or {m["text"] for m in c} >= {"her", "she"} for c in clusters)
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count('class="mention"') >= sum(len(c) for c in clusters)
-    from spanbert.coref.inference import CorefResolver
+    from spanbert.tasks.coref.inference import CorefResolver
 
     again = CorefResolver(coref_model).resolve([text])[0]
     assert [[m.to_dict() for m in c] for c in again] == clusters

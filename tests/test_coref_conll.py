@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spanbert.coref.conll import CorefDocument, coref_column, read_conll, read_conll_clusters, write_conll
-from spanbert.coref.metrics import score_corpus
-from spanbert.errors import CorpusError
+from spanbert.tasks.coref.conll import CorefDocument, coref_column, read_conll, read_conll_clusters, write_conll
+from spanbert.tasks.coref.metrics import score_corpus
+from spanbert.core.errors import CorpusError
 
 DATA = Path(__file__).parent / "data" / "coref"
 SCORER_TESTS = DATA / "scorer_tests"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from spanbert.cli import main
-from spanbert.coref.gap import (GapExample, gap_decisions, mention_matches, read_gap, read_gap_response, score_gap,
+from spanbert.tasks.coref.gap import (GapExample, gap_decisions, mention_matches, read_gap, read_gap_response, score_gap,
                                 write_gap_response)
-from spanbert.errors import CorpusError
+from spanbert.core.errors import CorpusError
 
 HEADER = "ID\tText\tPronoun\tPronoun-offset\tA\tA-offset\tA-coref\tB\tB-offset\tB-coref\tURL"
 

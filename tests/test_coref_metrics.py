@@ -13,12 +13,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from spanbert.coref.cli import register, score_coref_files
-from spanbert.coref.conll import read_conll_clusters
-from spanbert.coref.metrics import (METRICS, BlancCounts, Counts, align_mentions, b_cubed, blanc, ceaf_e, ceaf_m,
+from spanbert.tasks.coref.cli import register, score_coref_files
+from spanbert.tasks.coref.conll import read_conll_clusters
+from spanbert.tasks.coref.metrics import (METRICS, BlancCounts, Counts, align_mentions, b_cubed, blanc, ceaf_e, ceaf_m,
                                     check_metrics, conll_f1, mention_identification, muc, score_corpus,
                                     score_document)
-from spanbert.errors import ConfigError, CorpusError
+from spanbert.core.errors import ConfigError, CorpusError
 
 SCORER_TESTS = Path(__file__).parent / "data" / "coref" / "scorer_tests"
 EXPECTED = json.loads((SCORER_TESTS / "expected.json").read_text())
@@ -306,7 +306,7 @@ def test_score_coref_refuses_a_response_document_not_in_the_key(tmp_path):
 
 
 def _random_document(rng: random.Random, name: str, key: list[list] | None):
-    from spanbert.coref.conll import CorefDocument
+    from spanbert.tasks.coref.conll import CorefDocument
 
     n = rng.randint(3, 12)
     if key is None:
@@ -344,7 +344,7 @@ def test_random_documents_against_the_real_scorer(tmp_path):
     import os
     import shutil
 
-    from spanbert.coref.conll import format_conll, parse_conll
+    from spanbert.tasks.coref.conll import format_conll, parse_conll
 
     scorer = os.environ.get("SPANBERT_COREF_SCORER")
     if not scorer or not shutil.which("perl"):

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from spanbert.coref.conll import CorefDocument, read_conll
-from spanbert.coref.decoding import clusters_from_antecedents, decode_clusters, predicted_antecedents
-from spanbert.coref.features import SegmentConfig, document_tensors, encode_document, text_document
-from spanbert.coref.html import render_page, render_text
-from spanbert.coref.model import BertForCoreference, CorefConfig, distance_bucket, non_crossing_top_spans
-from spanbert.errors import ConfigError
+from spanbert.tasks.coref.conll import CorefDocument, read_conll
+from spanbert.tasks.coref.decoding import clusters_from_antecedents, decode_clusters, predicted_antecedents
+from spanbert.tasks.coref.features import SegmentConfig, document_tensors, encode_document, text_document
+from spanbert.tasks.coref.html import render_page, render_text
+from spanbert.tasks.coref.model import BertForCoreference, CorefConfig, distance_bucket, non_crossing_top_spans
+from spanbert.core.errors import ConfigError
 
 from .conftest import DATA
 
@@ -250,7 +250,7 @@ def test_fine_scores_in_chunks_equal_one_pass(tiny_tokenizer):
 
 def test_inference_path_equals_training_path(tiny_tokenizer, monkeypatch):
     """Inference scores spans in chunks and recomputes the kept vectors; training keeps them all."""
-    import spanbert.coref.model as coref_model
+    import spanbert.tasks.coref.model as coref_model
 
     doc = read_conll(ALICE)[0]
     batch = document_tensors(encode_document(tiny_tokenizer, doc, SegmentConfig(64, 8)), tiny_tokenizer.pad_token_id)
@@ -264,7 +264,7 @@ def test_inference_path_equals_training_path(tiny_tokenizer, monkeypatch):
 
 
 def test_real_litbank_books_encode_exactly(tiny_tokenizer, shared_data):
-    from spanbert.coref.run import read_coref_documents
+    from spanbert.tasks.coref.run import read_coref_documents
 
     files = sorted((shared_data / "litbank_coref" / "conll").glob("*.conll.gz"))[:3]
     for doc in read_coref_documents(files):
@@ -274,7 +274,7 @@ def test_real_litbank_books_encode_exactly(tiny_tokenizer, shared_data):
 
 
 def test_training_window_equals_encoding_the_window_alone(tiny_tokenizer):
-    from spanbert.coref.features import TrainingCollator, segment_window
+    from spanbert.tasks.coref.features import TrainingCollator, segment_window
 
     doc = read_conll(ALICE)[0]
     config = SegmentConfig(64, 12)

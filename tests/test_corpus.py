@@ -1,4 +1,4 @@
-"""Tests for spanbert.corpus: reading, loading, sentence packing and corpus statistics.
+"""Tests for spanbert.pretrain.corpus: reading, loading, sentence packing and corpus statistics.
 
 Committed samples (public domain): tests/data/tiny_corpus.txt is the opening of Moby Dick,
 chapter 1 (Melville, 1851), six blank-line-separated paragraphs; tests/data/tiny_docs.jsonl
@@ -23,7 +23,7 @@ import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.corpus import (
+from spanbert.pretrain.corpus import (
     corpus_stats,
     iter_documents,
     load_corpus,
@@ -33,9 +33,9 @@ from spanbert.corpus import (
     sentence_starts,
     unigram_distribution,
 )
-from spanbert.errors import ConfigError, CorpusError
-from spanbert.tokenizer import train_wordpiece
-from spanbert.words import batch_word_starts
+from spanbert.core.errors import ConfigError, CorpusError
+from spanbert.pretrain.tokenizer import train_wordpiece
+from spanbert.pretrain.words import batch_word_starts
 
 DATA = Path(__file__).parent / "data"
 TINY_TXT = DATA / "tiny_corpus.txt"

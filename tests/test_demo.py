@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from spanbert import demo
-from spanbert.errors import ConfigError
+from spanbert.pretrain import demo
+from spanbert.core.errors import ConfigError
 
 HEADS = ("mlm", "sbo", "joint", "unigram")
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from spanbert.dropout import (
+from spanbert.core.dropout import (
     ATTENTION_NAME,
     HashedDropout,
     hashed_dropout,
@@ -14,7 +14,7 @@ from spanbert.dropout import (
     hashed_keep_mask,
     use_hashed_dropout,
 )
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 
 transformers.logging.set_verbosity_error()
 

@@ -1,4 +1,4 @@
-"""The slim core install and the optional extras (``spanbert.extras``).
+"""The slim core install and the optional extras (``spanbert.core.extras``).
 
 An optional package is made to look uninstalled by wrapping every finder of ``sys.meta_path`` so
 that it finds nothing under that name (``import x`` raises ModuleNotFoundError and
@@ -206,8 +206,8 @@ loaded = sorted(m for m in sys.modules if m.partition(".")[0] in HIDDEN)
 print(json.dumps({{"imported": imported, "helps": helps, "loaded": loaded}}))
 """
     result = run_slim(body)
-    assert {"spanbert.cli", "spanbert.train", "spanbert.coref.metrics", "spanbert.qa.cmrc", "spanbert.summarize.scoring",
-            "spanbert.serve.cli", "spanbert.ablation.report", "spanbert.extras"} <= set(result["imported"])
+    assert {"spanbert.cli", "spanbert.pretrain.train", "spanbert.tasks.coref.metrics", "spanbert.tasks.qa.cmrc", "spanbert.tasks.summarize.scoring",
+            "spanbert.serve.cli", "spanbert.ablation.report", "spanbert.core.extras"} <= set(result["imported"])
     assert result["loaded"] == []
     for h in result["helps"]:
         assert h["rc"] == 0 and "Usage:" in h["out"], h
@@ -305,7 +305,7 @@ def test_summarization_with_file_labels_and_no_dev_needs_no_rouge(monkeypatch):
 
 
 def test_the_server_app_needs_the_docs_assets(monkeypatch, tmp_path):
-    from spanbert.errors import MissingExtraError
+    from spanbert.core.errors import MissingExtraError
     from spanbert.serve.app import create_app
     from tests.serve_models import build_fill
 
@@ -322,7 +322,7 @@ def test_the_server_app_needs_the_docs_assets(monkeypatch, tmp_path):
 
 
 def test_loss_curve_without_matplotlib_is_skipped_and_a_stale_one_removed(monkeypatch, tmp_path, caplog):
-    from spanbert.train import plot_loss_curve
+    from spanbert.pretrain.train import plot_loss_curve
 
     csv_path = tmp_path / "metrics.csv"
     csv_path.write_text("step,loss,mlm_loss,sbo_loss\n1,5.0,3.0,2.0\n2,4.0,2.5,1.5\n")
@@ -356,7 +356,7 @@ def test_ablation_plot_without_matplotlib_is_skipped(monkeypatch, caplog):
 def test_max_weight_assignment_equals_scipy_on_random_matrices():
     from scipy.optimize import linear_sum_assignment
 
-    from spanbert.coref.metrics import max_weight_assignment
+    from spanbert.tasks.coref.metrics import max_weight_assignment
 
     rng = np.random.default_rng(0)
     for trial in range(1500):
@@ -383,7 +383,7 @@ def test_max_weight_assignment_equals_scipy_on_random_matrices():
 def test_max_weight_assignment_on_a_large_matrix():
     from scipy.optimize import linear_sum_assignment
 
-    from spanbert.coref.metrics import max_weight_assignment
+    from spanbert.tasks.coref.metrics import max_weight_assignment
 
     w = np.random.default_rng(1).integers(0, 5, size=(150, 200)).astype(float)
     r, c = max_weight_assignment(w)

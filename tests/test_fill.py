@@ -7,12 +7,12 @@ import pytest
 import torch
 import transformers
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.errors import SpanBertError
-from spanbert.fill import SpanFiller, mask_runs
-from spanbert.masking import MaskingConfig
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.words import batch_word_starts
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.core.errors import SpanBertError
+from spanbert.pretrain.fill import SpanFiller, mask_runs
+from spanbert.pretrain.masking import MaskingConfig
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.words import batch_word_starts
 
 transformers.logging.set_verbosity_error()
 

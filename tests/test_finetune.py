@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spanbert.finetune import length_grouped_batches
+from spanbert.tasks.finetune import length_grouped_batches
 
 
 def test_batches_are_full_disjoint_length_grouped_and_seeded():
@@ -42,9 +42,9 @@ def test_head_learning_rate_groups():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from spanbert.errors import ConfigError
-    from spanbert.finetune import FinetuneArguments
-    from spanbert.train import adamw
+    from spanbert.core.errors import ConfigError
+    from spanbert.tasks.arguments import FinetuneArguments
+    from spanbert.pretrain.train import adamw
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
@@ -70,8 +70,8 @@ def test_head_learning_rate_groups():
     ("time_budget_s", float("inf")),
 ])
 def test_finetune_arguments_refuse_values_that_cannot_train(field, value, tmp_path):
-    from spanbert.errors import ConfigError
-    from spanbert.finetune import FinetuneArguments
+    from spanbert.core.errors import ConfigError
+    from spanbert.tasks.arguments import FinetuneArguments
 
     with pytest.raises(ConfigError, match=field.replace("_s", "") if field == "time_budget_s" else field):
         FinetuneArguments(str(tmp_path), **{field: value})
@@ -83,7 +83,8 @@ def _toy_classifier_run(tmp_path, scores, **overrides):
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from spanbert.finetune import DevEvaluation, FinetuneArguments, finetune
+    from spanbert.tasks.finetune import DevEvaluation, finetune
+    from spanbert.tasks.arguments import FinetuneArguments
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1,

@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from spanbert.cli import main
-from spanbert.errors import ConfigError
-from spanbert.finetune import DevEvaluation, FinetuneArguments, finetune
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.finetune import DevEvaluation, finetune
+from spanbert.tasks.arguments import FinetuneArguments
 
 from .conftest import DATA, run_cli
 
@@ -231,7 +232,7 @@ def test_a_new_best_evaluation_is_checkpointed_even_between_save_steps(tmp_path)
     ([0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 3, 12, 3),  # a tie is no improvement
 ])
 def test_early_stopping_stops_after_n_evaluations_without_improvement(tmp_path, scores, patience, stop, best):
-    import spanbert.finetune as ft
+    import spanbert.tasks.finetune as ft
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -341,7 +342,7 @@ def test_non_empty_output_is_refused_and_overwrite_clears_only_the_old_run(tiny_
 def test_the_final_folder_appears_whole(tmp_path, monkeypatch):
     """A crash inside the staged block leaves the old folder as it was; a crash between the two
     renames of the swap leaves a complete new folder that recover_output puts in place."""
-    import spanbert.finetune_folder as ff
+    import spanbert.core.run_folder as ff
 
     out = tmp_path / "model"
     out.mkdir()

@@ -58,7 +58,7 @@ def _metrics(path: Path) -> list[dict[str, str]]:
 
 
 def _tiny_model():
-    from spanbert.modeling import SpanBertForPreTraining, config_from_preset
+    from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
 
     return SpanBertForPreTraining(config_from_preset("tiny", vocab_size=100))
 
@@ -144,7 +144,7 @@ def test_fsdp2_two_cpu_processes_match_one_process_and_resume(tiny_tokenizer_dir
     # Saved files: the same tensors as the one-process run (tied copies left out), loadable as ours.
     from safetensors.torch import load_file
 
-    from spanbert.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_pretraining_model
+    from spanbert.pretrain.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_pretraining_model
 
     for file in ("model.safetensors", SBO_HEAD_FILE, "checkpoints/step-00000004/model.safetensors"):
         a, b = (load_file(str(tmp_path / d / file)) for d in ("one", "fsdp"))

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import SpanBertError
+from spanbert.core.errors import SpanBertError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CLI_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -51,13 +51,13 @@ def _only_our_errors(fn, path) -> None:
 
 
 def _readers():
-    from spanbert.classify.data import read_classification
-    from spanbert.coref.conll import read_conll as read_coref
-    from spanbert.coref.gap import read_gap, read_gap_response
-    from spanbert.ner.data import read_conll as read_ner_conll
-    from spanbert.qa.data import read_qa
-    from spanbert.relations.data import read_semeval
-    from spanbert.sources import iter_jsonl
+    from spanbert.tasks.classify.data import read_classification
+    from spanbert.tasks.coref.conll import read_conll as read_coref
+    from spanbert.tasks.coref.gap import read_gap, read_gap_response
+    from spanbert.tasks.ner.data import read_conll as read_ner_conll
+    from spanbert.tasks.qa.data import read_qa
+    from spanbert.tasks.relations.data import read_semeval
+    from spanbert.core.sources import iter_jsonl
 
     return {
         "data.jsonl": lambda p: list(iter_jsonl(p)),
@@ -96,7 +96,7 @@ def _lines(fields_per_line: int):
 @FUZZ
 @given(rows=_lines(5), header=st.booleans(), end=st.booleans())
 def test_coref_conll_built_from_its_pieces(tmp_path, rows, header, end):
-    from spanbert.coref.conll import read_conll
+    from spanbert.tasks.coref.conll import read_conll
 
     lines = (["#begin document (d); part 000"] if header else []) + ["\t".join(["d", "0", str(i), *r]) for i, r in enumerate(rows)]
     lines += ["#end document"] if end else []
@@ -106,7 +106,7 @@ def test_coref_conll_built_from_its_pieces(tmp_path, rows, header, end):
 @FUZZ
 @given(rows=_lines(11))
 def test_gap_tsv_built_from_its_pieces(tmp_path, rows):
-    from spanbert.coref.gap import KEY_FIELDS, read_gap
+    from spanbert.tasks.coref.gap import KEY_FIELDS, read_gap
 
     content = "\t".join(KEY_FIELDS) + "\n" + "\n".join("\t".join(r) for r in rows) + "\n"
     _only_our_errors(read_gap, _write(tmp_path, "fuzz.tsv", content))
@@ -121,7 +121,7 @@ json_value = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**1
 @given(context=text, question=text, answer=text, start=st.one_of(st.integers(-5, 400), json_value),
        extra=st.dictionaries(st.sampled_from(["id", "is_impossible", "answers", "qas", "title"]), json_value, max_size=3))
 def test_squad_json_built_from_its_pieces(tmp_path, context, question, answer, start, extra):
-    from spanbert.qa.data import read_qa
+    from spanbert.tasks.qa.data import read_qa
 
     qa = {"id": "q1", "question": question, "answers": [{"text": answer, "answer_start": start}], **extra}
     data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [qa]}]}]}
@@ -131,7 +131,7 @@ def test_squad_json_built_from_its_pieces(tmp_path, context, question, answer, s
 @FUZZ
 @given(objects=st.lists(json_value, max_size=6))
 def test_jsonl_of_random_json_values(tmp_path, objects):
-    from spanbert.sources import iter_jsonl
+    from spanbert.core.sources import iter_jsonl
 
     content = "\n".join(json.dumps(o) for o in objects) + "\n"
     _only_our_errors(lambda p: list(iter_jsonl(p)), _write(tmp_path, "fuzz.jsonl", content))
@@ -141,7 +141,7 @@ def test_jsonl_of_random_json_values(tmp_path, objects):
 @given(sentence=text, e1=text, e2=text, label=st.one_of(text, st.sampled_from(["Other", "Cause-Effect(e1,e2)"])),
        order=st.permutations(["<e1>", "</e1>", "<e2>", "</e2>"]))
 def test_semeval_built_from_its_pieces(tmp_path, sentence, e1, e2, label, order):
-    from spanbert.relations.data import read_semeval
+    from spanbert.tasks.relations.data import read_semeval
 
     body = f"{order[0]}{e1}{order[1]} {sentence} {order[2]}{e2}{order[3]}"
     content = f'1\t"{body}"\n{label}\nComment:\n\n'
@@ -214,7 +214,7 @@ def qa_windows(draw):
 def test_qa_decoding_on_random_windows_and_logits(data, allow_null, max_tokens):
     """Whatever the logits and windows, the answer is a slice of the context it names, from
     context tokens only, and the n-best probabilities sum to 1."""
-    from spanbert.qa.decoding import DecodeConfig, decode_example
+    from spanbert.tasks.qa.decoding import DecodeConfig, decode_example
 
     context, windows = data
     s, e, off, best = zip(*windows)

@@ -7,7 +7,7 @@ Masking: random text (emoji and ZWJ sequences, combining marks, CJK, right-to-le
 zero-width and control characters, literal "[MASK]"/"[SEP]" strings, empty documents, and
 "huge tokens": one 5,000-character run without a space) goes through the tiny tokenizer,
 ``pack_documents`` and ``SpanMaskingCollator`` with random masking settings. The invariants
-are the ones ``spanbert.masking`` implements:
+are the ones ``spanbert.pretrain.masking`` implements:
 
 * only maskable positions (attention 1, not a special id) are chosen; labels are the original
   id exactly at chosen positions and -100 everywhere else; only chosen positions change, and a
@@ -51,7 +51,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import SpanBertError
+from spanbert.core.errors import SpanBertError
 
 from .conftest import DATA
 from .conftest import run_cli as _run
@@ -97,7 +97,7 @@ def _pad(rows: list[list[int]], width: int, value: int) -> np.ndarray:
 
 def _check_masked_batch(batch, features, tokenizer, config) -> None:
     """The invariants of the module docstring for one collated batch."""
-    from spanbert.masking import IGNORE_INDEX, mask_budget
+    from spanbert.pretrain.masking import IGNORE_INDEX, mask_budget
 
     out, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
     attention = batch["attention_mask"].numpy().astype(bool)
@@ -158,7 +158,7 @@ def _check_masked_batch(batch, features, tokenizer, config) -> None:
 
 @st.composite
 def masking_configs(draw):
-    from spanbert.masking import MaskingConfig
+    from spanbert.pretrain.masking import MaskingConfig
 
     lo = draw(st.integers(1, 3))
     mask_prob = draw(st.floats(0, 1))
@@ -182,8 +182,8 @@ def test_masking_end_to_end_on_random_unicode(tiny_tokenizer, docs, max_length, 
     and every invariant of the module docstring holds."""
     import datasets
 
-    from spanbert.collator import SpanMaskingCollator
-    from spanbert.corpus import pack_documents
+    from spanbert.pretrain.collator import SpanMaskingCollator
+    from spanbert.pretrain.corpus import pack_documents
 
     packed = pack_documents(datasets.Dataset.from_dict({"text": docs}), tiny_tokenizer, max_length=max_length,
                             min_tokens=min_tokens)
@@ -214,8 +214,8 @@ def test_word_starts_with_random_pre_segmenter(tiny_tokenizer, text_, data, conf
     one of our errors; its output is well formed; no segments, or segments outside the text,
     change nothing; one segment over the whole text makes one word; and masking with the
     result still starts every span at one of its word starts."""
-    from spanbert.collator import SpanMaskingCollator
-    from spanbert.words import word_starts
+    from spanbert.pretrain.collator import SpanMaskingCollator
+    from spanbert.pretrain.words import word_starts
 
     enc = tiny_tokenizer(text_, return_offsets_mapping=True, verbose=False)
     wid, off = enc.word_ids(), enc["offset_mapping"]
@@ -255,7 +255,7 @@ def test_word_starts_with_random_pre_segmenter(tiny_tokenizer, text_, data, conf
 def test_malformed_pre_segmenter_output(tiny_tokenizer, segments):
     """A pre_segmenter that returns something other than (start, end) pairs of int64: one of our
     errors, one line, naming the pre_segmenter (it used to be a raw numpy error)."""
-    from spanbert.words import word_starts
+    from spanbert.pretrain.words import word_starts
 
     text_ = "the union of states"
     enc = tiny_tokenizer(text_, return_offsets_mapping=True)
@@ -374,7 +374,7 @@ def test_pretrain_on_random_corpus_files(tmp_path, tiny_tokenizer_dir, data, tex
 @st.composite
 def bad_options(draw, root: Path) -> tuple[list[str], str | None]:
     """One plainly invalid option value, and a string its error line must contain."""
-    from spanbert.modeling import PRESETS
+    from spanbert.pretrain.modeling import PRESETS
 
     kind = draw(st.sampled_from(["batch", "accum", "steps", "lr", "ratio", "length", "preset", "doc_per", "tokenizer",
                                  "huge_batch"]))
@@ -476,7 +476,7 @@ def fill_progress_guard(monkeypatch):
     exception then fails the command (exit 1). Counts are kept per iterative fill, so texts of
     other examples (the fixture lives for all of a test's examples) never mix in.
     """
-    from spanbert import fill
+    from spanbert.pretrain import fill
 
     real_runs, real_fill = fill.mask_runs, fill.SpanFiller._fill_iteratively
     counts: list[int] | None = None  # within the current iterative fill
@@ -819,9 +819,9 @@ def test_fill_never_predicts_mask_and_ends(tmp_path, model_dir, fill_progress_gu
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
-    from spanbert.modeling import SBO_HEAD_FILE
+    from spanbert.pretrain.modeling import SBO_HEAD_FILE
 
     path = _copy_model(model_dir, tmp_path / "model")
     tokenizer = load_tokenizer(path)

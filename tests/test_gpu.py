@@ -17,8 +17,8 @@ import os
 import pytest
 import torch
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.fill import SpanFiller
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.pretrain.fill import SpanFiller
 
 from .test_train import make_model, packed, read_metrics, run  # noqa: F401 (packed is a fixture)
 
@@ -91,9 +91,9 @@ def test_bf16_pretraining_on_the_gpu_learns_resumes_and_fills_on_the_cpu(tiny_to
 
 
 def test_coreference_scores_match_the_cpu(tiny_tokenizer):
-    from spanbert.coref.conll import read_conll
-    from spanbert.coref.features import SegmentConfig, document_tensors, encode_document
-    from spanbert.coref.model import BertForCoreference, CorefConfig
+    from spanbert.tasks.coref.conll import read_conll
+    from spanbert.tasks.coref.features import SegmentConfig, document_tensors, encode_document
+    from spanbert.tasks.coref.model import BertForCoreference, CorefConfig
 
     from .test_coref_model import PRIDE, TINY
 

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.corpus import load_corpus, pack_documents, unigram_distribution
-from spanbert.errors import ConfigError
-from spanbert.heldout import HeldoutMetrics, evaluate_heldout, split_by_document, unigram_topk_ids
-from spanbert.masking import IGNORE_INDEX
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.pretrain.corpus import load_corpus, pack_documents, unigram_distribution
+from spanbert.core.errors import ConfigError
+from spanbert.pretrain.heldout import HeldoutMetrics, evaluate_heldout, split_by_document, unigram_topk_ids
+from spanbert.pretrain.masking import IGNORE_INDEX
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 
 from .conftest import DATA
 

@@ -22,9 +22,9 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from spanbert.errors import CheckpointError, ConfigError
-from spanbert.fill import SpanFiller
-from spanbert.modeling import (
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.pretrain.fill import SpanFiller
+from spanbert.pretrain.modeling import (
     SBO_HEAD_FILE,
     SPANBERT_CONFIG_FILE,
     SpanBertConfig,
@@ -32,8 +32,8 @@ from spanbert.modeling import (
     load_for_pretraining,
     load_pretraining_model,
 )
-from spanbert.task_model import load_task_model
-from spanbert.tokenizer import load_tokenizer
+from spanbert.core.checkpoints import load_task_model
+from spanbert.pretrain.tokenizer import load_tokenizer
 
 from .conftest import DATA, run_cli
 
@@ -202,7 +202,7 @@ def test_the_sbo_head_round_trips_through_the_run_folder(run):
 
 
 def test_save_final_model_then_our_loader_gives_the_in_memory_model(tiny_tokenizer, tmp_path):
-    from spanbert.train import save_final_model
+    from spanbert.pretrain.train import save_final_model
 
     torch.manual_seed(0)
     model = SpanBertForPreTraining(SpanBertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2,
@@ -345,11 +345,12 @@ def test_serve_and_onnx_read_the_new_layout(run):
 
 
 def test_overwrite_removes_the_final_model_with_its_side_files(run, tmp_path):
-    from spanbert.train import remove_run_files
+    from spanbert.core.run_folder import remove_run_files
+    from spanbert.pretrain.train import MODEL_CARD_TITLE, MODEL_FILES, RUN_FILES
 
     folder = tmp_path / "run"
     shutil.copytree(run, folder)
     (folder / "notes.txt").write_text("mine")
-    removed = remove_run_files(folder)
+    removed = remove_run_files(folder, RUN_FILES, MODEL_FILES, MODEL_CARD_TITLE)
     assert {SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, "config.json", "model.safetensors", "README.md"} <= set(removed)
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -1,6 +1,6 @@
-"""spanbert.hf_trainer: SpanMaskingCollator + SpanBertForPreTraining in a transformers Trainer.
+"""spanbert.pretrain.hf_trainer: SpanMaskingCollator + SpanBertForPreTraining in a transformers Trainer.
 
-The reference is the real ``spanbert pretrain`` loop (``spanbert.train.pretrain``) on the same
+The reference is the real ``spanbert pretrain`` loop (``spanbert.pretrain.train.pretrain``) on the same
 examples in the same order: per-step losses, gradient norms and the weights after training
 must be the same. Dropout is off so that both loops compute the same forward passes."""
 
@@ -19,13 +19,13 @@ import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerState, TrainingArguments
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.corpus import load_corpus, pack_documents
-from spanbert.errors import ConfigError
-from spanbert.hf_trainer import SpanBertTrainer, SpanBertTrainerCallback
-from spanbert.masking import IGNORE_INDEX, MaskingConfig
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.train import PretrainArguments, epoch_batches, pretrain
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.pretrain.corpus import load_corpus, pack_documents
+from spanbert.core.errors import ConfigError
+from spanbert.pretrain.hf_trainer import SpanBertTrainer, SpanBertTrainerCallback
+from spanbert.pretrain.masking import IGNORE_INDEX, MaskingConfig
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.train import PretrainArguments, epoch_batches, pretrain
 
 from .conftest import DATA
 
@@ -235,7 +235,7 @@ def test_unusable_setups_fail_with_one_line_errors(tiny_tokenizer, packed, tmp_p
 def _two_process_worker(out: Path) -> None:
     """One of two torchrun processes: ``pretrain`` and ``SpanBertTrainer`` on the same global
     batches (each process its share, with accumulation); rank 0 writes both runs' step logs."""
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(DATA / "tiny_wordpiece"))
     docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")])

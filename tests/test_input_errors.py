@@ -13,7 +13,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from spanbert.errors import CheckpointError, ConfigError, TokenizerError
+from spanbert.core.errors import CheckpointError, ConfigError, TokenizerError
 
 transformers.logging.set_verbosity_error()
 
@@ -27,7 +27,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermed
     ("adam_eps", 0.0), ("max_grad_norm", math.nan), ("batch_size", 0), ("max_steps", 0), ("lr", "1e-4"),
 ])
 def test_pretrain_arguments_refuse_bad_values(field, value):
-    from spanbert.train import PretrainArguments
+    from spanbert.pretrain.train import PretrainArguments
 
     with pytest.raises(ConfigError, match=field) as info:
         PretrainArguments(output_dir="out", **{field: value})
@@ -36,7 +36,7 @@ def test_pretrain_arguments_refuse_bad_values(field, value):
 
 
 def test_pretrain_arguments_accept_the_edges():
-    from spanbert.train import PretrainArguments
+    from spanbert.pretrain.train import PretrainArguments
 
     PretrainArguments(output_dir="out", warmup_steps=0, weight_decay=0.0, seed=2**32 - 1, save_every=0, num_workers=0,
                       max_grad_norm=math.inf, time_budget_s=0.5)
@@ -47,8 +47,8 @@ def test_pretrain_arguments_accept_the_edges():
     ({"dropout": 1.0}, "--dropout"), ({"dropout": math.nan}, "--dropout"), ({"max_length": 7}, "--max-length"),
 ])
 def test_pretrain_job_refuses_bad_values(fields, option):
-    from spanbert.pipeline import PretrainJob
-    from spanbert.train import PretrainArguments
+    from spanbert.pretrain.pipeline import PretrainJob
+    from spanbert.pretrain.train import PretrainArguments
 
     with pytest.raises(ConfigError, match=option):
         PretrainJob(corpus=["x.txt"], train=PretrainArguments(output_dir="out"), **fields)
@@ -56,7 +56,7 @@ def test_pretrain_job_refuses_bad_values(fields, option):
 
 
 def test_unknown_precision_is_refused():
-    from spanbert.task_model import check_precision, inference_autocast
+    from spanbert.core.precision import check_precision, inference_autocast
 
     with pytest.raises(ConfigError, match="--precision 'fp8'"):
         inference_autocast(torch.device("cpu"), "fp8")
@@ -81,7 +81,7 @@ def _drop_tensors(path: Path, prefix: str) -> None:
 
 
 def _load_qa(path):
-    from spanbert.task_model import load_task_model
+    from spanbert.core.checkpoints import load_task_model
 
     return load_task_model(path, transformers.AutoModelForQuestionAnswering, transformers.BertForQuestionAnswering, "QA")
 
@@ -99,8 +99,8 @@ def test_a_saved_task_model_must_hold_its_head(tiny_tokenizer, tmp_path):
 
 def test_missing_encoder_layers_are_refused_everywhere(tiny_tokenizer, tmp_path):
     """Encoder tensors missing from the weights: every loader refuses the folder, naming them."""
-    from spanbert.fill import SpanFiller
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining, load_for_pretraining
+    from spanbert.pretrain.fill import SpanFiller
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining, load_for_pretraining
 
     torch.manual_seed(0)
     path = tmp_path / "spanbert"
@@ -128,7 +128,7 @@ def test_tokenizer_larger_than_the_embeddings_is_refused(tiny_tokenizer, tmp_pat
 
 
 def test_a_tokenizer_of_special_tokens_only_is_refused(tiny_tokenizer, tmp_path):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     tiny_tokenizer.save_pretrained(tmp_path)
     assert len(load_tokenizer(tmp_path)) == len(tiny_tokenizer)
@@ -143,8 +143,8 @@ def test_a_tokenizer_of_special_tokens_only_is_refused(tiny_tokenizer, tmp_path)
 @pytest.fixture(scope="module")
 def mask_loving_filler(tiny_tokenizer):
     """A filler whose heads both rank [MASK] (and [CLS]) far above every other token."""
-    from spanbert.fill import SpanFiller
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.pretrain.fill import SpanFiller
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 
     torch.manual_seed(0)
     model = SpanBertForPreTraining(SpanBertConfig(vocab_size=len(tiny_tokenizer), **TINY))

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import ConfigError
-from spanbert.masking import (
+from spanbert.core.errors import ConfigError
+from spanbert.pretrain.masking import (
     IGNORE_INDEX,
     MaskingConfig,
     mask_batch,
@@ -25,7 +25,7 @@ from spanbert.masking import (
     random_token_cdf,
     span_length_distribution,
 )
-from spanbert.words import batch_word_starts
+from spanbert.pretrain.words import batch_word_starts
 
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SAMPLE = Path(__file__).parent / "data" / "sotu_1790_washington.txt"

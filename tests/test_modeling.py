@@ -12,8 +12,8 @@ import torch.nn.functional as F
 import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, BertForMaskedLM, BertModel
 
-from spanbert.errors import ConfigError
-from spanbert.modeling import (
+from spanbert.core.errors import ConfigError
+from spanbert.pretrain.modeling import (
     PRESETS,
     SpanBertConfig,
     SpanBertForPreTraining,

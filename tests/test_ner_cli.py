@@ -113,8 +113,8 @@ def test_predict_conll_input_matches_evaluate(ner_model, tmp_path, capsys):
 
 
 def test_python_api_matches_the_cli(ner_model):
-    from spanbert.ner import EntityRecognizer
-    from spanbert.ner.data import read_conll
+    from spanbert.tasks.ner import EntityRecognizer
+    from spanbert.tasks.ner.data import read_conll
 
     sentences = [list(s.tokens) for s in read_conll(TRAIN).sentences]
     first = EntityRecognizer(ner_model).predict_words(sentences)
@@ -191,6 +191,6 @@ def test_quality_script_uses_only_existing_options():
     for command in ("finetune", "evaluate", "score"):
         ner = root.commands[command].commands["ner"]
         known |= {name for param in ner.params for name in (*param.opts, *param.secondary_opts)}
-    known |= {"--train", "--data", "--output"}  # python -m spanbert.ner.baseline
+    known |= {"--train", "--data", "--output"}  # python -m spanbert.tasks.ner.baseline
     assert used <= known, used - known
     assert "--cross-attention" in known and "--no-cross-attention" in known

@@ -1,4 +1,4 @@
-"""Tests for spanbert.ner.data and spanbert.ner.tags: the CoNLL reader on real WNUT-17 lines,
+"""Tests for spanbert.tasks.ner.data and spanbert.tasks.ner.tags: the CoNLL reader on real WNUT-17 lines,
 tag schemes (IOB2, IOB1, IOBES) <-> spans, malformed input, and the ``datasets`` views."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import ConfigError, CorpusError
-from spanbert.ner.data import NerSentence, read_conll, read_ner, to_dataset
-from spanbert.ner.tags import Span, convert_tags, detect_scheme, spans_to_tags, strict_spans, tags_to_spans
+from spanbert.core.errors import ConfigError, CorpusError
+from spanbert.tasks.ner.data import NerSentence, read_conll, read_ner, to_dataset
+from spanbert.tasks.ner.tags import Span, convert_tags, detect_scheme, spans_to_tags, strict_spans, tags_to_spans
 
 from .conftest import DATA
 

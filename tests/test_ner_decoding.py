@@ -1,4 +1,4 @@
-"""Tests for spanbert.ner.decoding: greedy non-overlapping span selection, worked by hand."""
+"""Tests for spanbert.tasks.ner.decoding: greedy non-overlapping span selection, worked by hand."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import ConfigError
-from spanbert.ner.decoding import DecodeConfig, ScoredSpan, decode_spans, decoded_to_tags, fit_threshold
-from spanbert.ner.tags import Span
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.ner.decoding import DecodeConfig, ScoredSpan, decode_spans, decoded_to_tags, fit_threshold
+from spanbert.tasks.ner.tags import Span
 
 ID2LABEL = {0: "O", 1: "PER", 2: "LOC"}
 

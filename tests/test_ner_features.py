@@ -1,4 +1,4 @@
-"""Tests for spanbert.ner.features: word-boundary spans land on the right subwords (checked
+"""Tests for spanbert.tasks.ner.features: word-boundary spans land on the right subwords (checked
 against the tokenizer's own word_ids), long sentences become windows of whole words, and
 negative sampling is seeded."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spanbert.ner.data import read_conll
-from spanbert.ner.features import TrainingCollator, WindowConfig, encode_sentences, window_spans
+from spanbert.tasks.ner.data import read_conll
+from spanbert.tasks.ner.features import TrainingCollator, WindowConfig, encode_sentences, window_spans
 
 from .conftest import DATA
 
@@ -42,7 +42,7 @@ def test_spans_map_to_subwords_with_the_tiny_tokenizer(tiny_tokenizer):
 
 
 def test_spans_map_to_subwords_with_real_minilm(minilm_dir):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(minilm_dir))
     sentences = [s.tokens for s in read_conll(SAMPLE).sentences]
@@ -113,7 +113,7 @@ def torch_equal(x, y) -> bool:
 
 @pytest.mark.parametrize("max_seq_length", [2, 0])
 def test_window_config_is_checked(max_seq_length):
-    from spanbert.errors import ConfigError
+    from spanbert.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         WindowConfig(max_seq_length)

@@ -1,4 +1,4 @@
-"""Tests for spanbert.ner.model: the config and head register with the Auto classes, the loss
+"""Tests for spanbert.tasks.ner.model: the config and head register with the Auto classes, the loss
 is the cross-entropy of the labelled spans only, padding changes nothing, the encoder comes
 from plain BERT and from our pre-training folders, and a saved model reloads exactly."""
 
@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, BertConfig, BertModel
 
-from spanbert.errors import ConfigError
-from spanbert.ner.features import encode_sentences, pad_inputs, pad_spans, window_spans
-from spanbert.ner.model import BertForSpanNER, SpanNerConfig, label_maps, load_ner_model
-from spanbert.task_model import set_dropout
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.ner.features import encode_sentences, pad_inputs, pad_spans, window_spans
+from spanbert.tasks.ner.model import BertForSpanNER, SpanNerConfig, label_maps, load_ner_model
+from spanbert.core.checkpoints import set_dropout
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
 TYPES = ["location", "person"]
@@ -82,7 +82,7 @@ def test_without_spans_every_token_is_scored(tiny_tokenizer):
 
 
 def test_encoder_from_plain_bert_and_from_spanbert_pretraining(tiny_tokenizer, tmp_path):
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 
     torch.manual_seed(2)
     bert = BertModel(BertConfig(vocab_size=len(tiny_tokenizer), **TINY), add_pooling_layer=False)
@@ -107,7 +107,7 @@ def test_encoder_from_plain_bert_and_from_spanbert_pretraining(tiny_tokenizer, t
 
 
 def test_save_and_reload_give_identical_logits(tiny_tokenizer, tmp_path):
-    from spanbert.ner.model import NerSettings, load_settings, save_ner_model
+    from spanbert.tasks.ner.model import NerSettings, load_settings, save_ner_model
 
     torch.manual_seed(3)
     model = BertForSpanNER(tiny_config(len(tiny_tokenizer))).eval()

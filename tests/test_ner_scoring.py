@@ -1,4 +1,4 @@
-"""Tests for spanbert.ner.scoring: the same numbers as the ``seqeval`` package, in its default
+"""Tests for spanbert.tasks.ner.scoring: the same numbers as the ``seqeval`` package, in its default
 (conlleval-like) mode and its strict IOB2 / IOBES modes, on hand-made tricky sequences,
 hypothesis-generated tag sequences and real WNUT-17 gold against perturbed predictions; hand
 computations; and ``spanbert score ner`` on files (alignment errors name file and line)."""
@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanbert.cli import main
-from spanbert.errors import ConfigError
-from spanbert.ner.data import read_conll
-from spanbert.ner.scoring import score_tags
-from spanbert.ner.tags import Span, spans_to_tags
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.ner.data import read_conll
+from spanbert.tasks.ner.scoring import score_tags
+from spanbert.tasks.ner.tags import Span, spans_to_tags
 
 from .conftest import DATA
 

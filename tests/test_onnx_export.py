@@ -20,19 +20,19 @@ import typer
 from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 from typer.testing import CliRunner
 
-from spanbert.classify.features import ClassifySettings
-from spanbert.classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
-from spanbert.classify.inference import TextClassifier, load_classifier, settings_to_json
-from spanbert.errors import ConfigError
+from spanbert.tasks.classify.features import ClassifySettings
+from spanbert.tasks.classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
+from spanbert.tasks.classify.inference import TextClassifier, load_classifier, settings_to_json
+from spanbert.core.errors import ConfigError
 from spanbert.onnx import OnnxQuestionAnswerer, OnnxTextClassifier, export_onnx
 from spanbert.onnx import export as onnx_export
 from spanbert.onnx.cli import export_onnx_command
 from spanbert.onnx.runtime import make_session
-from spanbert.qa.data import read_qa
-from spanbert.qa.features import WindowConfig, build_features
-from spanbert.qa.inference import QuestionAnswerer
-from spanbert.qa.model import QASettings, load_qa_model, save_qa_model
-from spanbert.task_model import save_task_model
+from spanbert.tasks.qa.data import read_qa
+from spanbert.tasks.qa.features import WindowConfig, build_features
+from spanbert.tasks.qa.inference import QuestionAnswerer
+from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+from spanbert.core.checkpoints import save_task_model
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -289,7 +289,7 @@ def test_real_size_minilm_qa_export_matches_pytorch(minilm_dir, tmp_path):
     assert info["max_abs_logit_diff"]["fp32"] < 1e-4
     examples, _ = read_qa(DATA / "squad" / "xquad_en_sample.json")
     feats = build_features(examples[:8], tokenizer, WindowConfig())
-    from spanbert.qa.features import collate_windows
+    from spanbert.tasks.qa.features import collate_windows
 
     batch = collate_windows(feats, list(range(len(feats))), tokenizer.pad_token_id)
     session = make_session(tmp_path / "onnx" / "model.onnx")

@@ -55,8 +55,8 @@ def error_line(capsys) -> str:
 
 @pytest.fixture
 def spy_pretrain(monkeypatch):
-    """What run_pretrain_job hands to spanbert.train.pretrain (collator, arguments, held-out set), per call."""
-    import spanbert.pipeline as pipeline
+    """What run_pretrain_job hands to spanbert.pretrain.train.pretrain (collator, arguments, held-out set), per call."""
+    import spanbert.pretrain.pipeline as pipeline
 
     calls: list[dict] = []
     real = pipeline.pretrain
@@ -74,9 +74,9 @@ def spy_pretrain(monkeypatch):
 
 def test_validation_corpus_metrics_are_columns_of_metrics_csv_and_curves_of_the_plot(tiny_tokenizer_dir, tmp_path,
                                                                                      spy_pretrain):
-    from spanbert.heldout import evaluate_heldout
-    from spanbert.modeling import load_for_pretraining
-    from spanbert.train import HELDOUT_METRIC_FIELDS, _heldout_points
+    from spanbert.pretrain.heldout import evaluate_heldout
+    from spanbert.pretrain.modeling import load_for_pretraining
+    from spanbert.pretrain.train import HELDOUT_METRIC_FIELDS, _heldout_points
 
     run = tmp_path / "run"
     validation = DATA / "tiny_corpus.txt"
@@ -143,7 +143,7 @@ def _bert_checkpoint(folder: Path, tokenizer, kind: str) -> Path:
 @pytest.mark.parametrize("kind, heads", [("encoder", ["MLM", "SBO"]), ("mlm", ["SBO"]), ("ours", [])])
 def test_the_run_says_which_heads_are_new_and_what_precision_auto_became(tiny_tokenizer, tiny_tokenizer_dir, tmp_path,
                                                                            caplog, kind, heads):
-    from spanbert.train import resolve_precision
+    from spanbert.core.precision import resolve_precision
 
     if kind == "ours":  # a pre-training run of ours has both heads
         start = tmp_path / "ours"
@@ -225,7 +225,7 @@ def _mean_truncated_geometric(p: float, longest: int) -> float:
 
 def _drawn_span_lengths(collator, dataset, monkeypatch, rows_wanted: int = 3000) -> np.ndarray:
     """Span lengths (words) the collator draws while masking ``rows_wanted`` rows of real segments."""
-    import spanbert.collator as collator_module
+    import spanbert.pretrain.collator as collator_module
 
     drawn: list[np.ndarray] = []
     real = collator_module.mask_batch
@@ -272,7 +272,7 @@ def test_geometry_options_are_checked(tiny_tokenizer_dir, tmp_path, capsys):
 def test_doc_per_line_makes_every_non_blank_line_a_document(tiny_tokenizer, tiny_tokenizer_dir, tmp_path, caplog):
     import datasets
 
-    from spanbert.corpus import iter_documents, pack_documents
+    from spanbert.pretrain.corpus import iter_documents, pack_documents
 
     source = DATA / "tiny_corpus.txt"  # hard-wrapped prose: 52 lines in 5 blank-line blocks
     lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -308,7 +308,7 @@ def test_precision_and_its_old_name(tiny_tokenizer_dir, tmp_path, capsys):
 
 
 def test_batch_size_is_the_global_batch_and_grad_accum_splits_it(tiny_tokenizer_dir, tmp_path, monkeypatch):
-    from spanbert.collator import SpanMaskingCollator
+    from spanbert.pretrain.collator import SpanMaskingCollator
 
     sizes: list[int] = []
     real = SpanMaskingCollator.__call__

@@ -57,8 +57,8 @@ def test_inference_window_check_catches_different_windows(inference_bench, minil
     the reference does not) is reported."""
     from transformers import AutoTokenizer
 
-    from spanbert.qa.data import QAExample
-    from spanbert.qa.model import QASettings
+    from spanbert.tasks.qa.data import QAExample
+    from spanbert.tasks.qa.model import QASettings
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir))
     context = " ".join(f"word{i % 97} and sentence {i}." for i in range(400))

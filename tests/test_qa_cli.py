@@ -30,7 +30,7 @@ def qa_model(tmp_path_factory, minilm_dir):
 def test_finetune_writes_a_plain_transformers_qa_model(qa_model):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from spanbert.qa.model import load_qa_model
+    from spanbert.tasks.qa.model import load_qa_model
 
     config = json.loads((qa_model / "config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForQuestionAnswering"]
@@ -84,7 +84,7 @@ def test_squad2_finetune_fits_and_saves_a_null_threshold(minilm_dir, tmp_path):
     t = settings["decoding"]["null_threshold"]
     assert all(preds[q] == "" for q in preds if odds[q] > t)
     # the fitted threshold gives the best F1 of all thresholds, each scored the official way
-    from spanbert.qa.scoring import gold_answers_from_squad, squad_v2_metrics
+    from spanbert.tasks.qa.scoring import gold_answers_from_squad, squad_v2_metrics
 
     gold = gold_answers_from_squad(json.loads(SAMPLE_V2.read_text()))
     nbest = json.loads((out / "dev" / "nbest_predictions.json").read_text())
@@ -119,7 +119,7 @@ def test_predict_on_a_long_file(qa_model, tmp_path, capsys):
 
 
 def test_python_api_answers_a_batch(qa_model):
-    from spanbert.qa.inference import QuestionAnswerer
+    from spanbert.tasks.qa.inference import QuestionAnswerer
 
     qa = QuestionAnswerer(qa_model, precision="no")
     contexts = ["The Normans were descended from Norse raiders.", "Paris is the capital and largest city of France."]

@@ -1,11 +1,11 @@
-"""Tests for spanbert.qa.cmrc: CMRC 2018 metrics equal to the official script's.
+"""Tests for spanbert.tasks.qa.cmrc: CMRC 2018 metrics equal to the official script's.
 
 OFFICIAL below holds what the official ``cmrc2018_evaluate.py`` (ymcui/cmrc2018, commit
 c0eb1b6b; both the squad-style v5-special script run under Python 3 with the minimal
 py2->py3 edits, and the baseline v6 script, printed the same) printed for the prediction
 files that :func:`make_predictions` builds from the real dev and trial files. In both
 adapted scripts ``nltk.word_tokenize`` was replaced by ``NLTKWordTokenizer().tokenize``, as
-in spanbert.qa.cmrc (punkt data cannot be downloaded here). The files were written and
+in spanbert.tasks.qa.cmrc (punkt data cannot be downloaded here). The files were written and
 scored with::
 
     python tests/test_qa_cmrc.py ../shared/data/cmrc2018/cmrc2018_dev.json OUT/dev
@@ -27,8 +27,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import SpanBertError
-from spanbert.qa.cmrc import (
+from spanbert.core.errors import SpanBertError
+from spanbert.tasks.qa.cmrc import (
     _longest_common_run,
     cmrc_em,
     cmrc_f1,
@@ -38,7 +38,7 @@ from spanbert.qa.cmrc import (
     score_cmrc_command,
     score_cmrc_files,
 )
-from spanbert.qa.scoring import ScoringError
+from spanbert.tasks.qa.scoring import ScoringError
 
 # --------------------------------------------------------------------------- the generator
 

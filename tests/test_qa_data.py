@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spanbert.qa.data import QADataError, examples_from_rows, read_qa, split_squad_by_article
+from spanbert.tasks.qa.data import QADataError, examples_from_rows, read_qa, split_squad_by_article
 
 from .conftest import DATA
 
@@ -96,7 +96,7 @@ def test_missing_file():
 
 
 def test_split_by_article_keeps_articles_whole(shared_data):
-    from spanbert.qa.data import load_json_file
+    from spanbert.tasks.qa.data import load_json_file
 
     data = load_json_file(shared_data / "squad_v2.0" / "cs224n-dev-v2.0.json.gz")
     train, dev = split_squad_by_article(data, 4, seed=0)
@@ -106,8 +106,8 @@ def test_split_by_article_keeps_articles_whole(shared_data):
 
 
 def test_contexts_become_a_pretraining_corpus(tmp_path):
-    from spanbert.corpus import iter_documents
-    from spanbert.qa.data import main
+    from spanbert.pretrain.corpus import iter_documents
+    from spanbert.tasks.qa.data import main
 
     out = tmp_path / "contexts.jsonl"
     main(["contexts", str(SAMPLE_V1), str(out)])

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from spanbert.qa.data import QAExample
-from spanbert.qa.decoding import DecodeConfig, apply_null_threshold, decode_example
-from spanbert.qa.features import NOT_CONTEXT, WindowConfig, build_features
+from spanbert.tasks.qa.data import QAExample
+from spanbert.tasks.qa.decoding import DecodeConfig, apply_null_threshold, decode_example
+from spanbert.tasks.qa.features import NOT_CONTEXT, WindowConfig, build_features
 
 from .conftest import DATA
 
@@ -106,7 +106,7 @@ def _long_document(shared) -> str:
 def test_long_document_answer_near_the_end_has_exact_offsets(use_shared, request, minilm_dir):
     """Windowing + decoding on a 10,000-word speech: an answer in the last paragraph is found in
     whichever window owns it, with character offsets into the original text."""
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     shared = request.getfixturevalue("shared_data") if use_shared else None
     tok = load_tokenizer(str(minilm_dir))
@@ -135,9 +135,9 @@ def test_long_document_answer_near_the_end_has_exact_offsets(use_shared, request
 def test_squad2_metrics_follow_the_threshold_even_above_one():
     """The official script forces "no answer" above na_prob_thresh (default 1.0); our metrics
     use the model's own threshold, so they agree with predictions.json whatever it is."""
-    from spanbert.qa.decoding import Candidate, Prediction
-    from spanbert.qa.run import evaluate_predictions
-    from spanbert.qa.scoring import SquadGold, GoldQuestion
+    from spanbert.tasks.qa.decoding import Candidate, Prediction
+    from spanbert.tasks.qa.run import evaluate_predictions
+    from spanbert.tasks.qa.scoring import SquadGold, GoldQuestion
 
     span = Candidate("Paris", 0, 5, 1.0, 1.0)
     p = Prediction("q", "Paris", 0, 5, 2.0, 3.5, 1.5, [span], span)  # null odds 1.5

@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import ConfigError
-from spanbert.qa.data import QAExample, read_qa
-from spanbert.qa.features import (
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.qa.data import QAExample, read_qa
+from spanbert.tasks.qa.features import (
     NOT_CONTEXT,
     PairTemplate,
     WindowConfig,
@@ -27,7 +27,7 @@ SAMPLE = DATA / "squad" / "xquad_en_sample.json"
 
 @pytest.fixture(scope="module")
 def tok(minilm_dir):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     return load_tokenizer(str(minilm_dir))
 
@@ -196,10 +196,10 @@ def test_span_loss_ignores_padding_so_batch_slices_average_to_the_batch(minilm_d
     """A window's loss does not depend on the other windows' lengths (padding is masked), so
     the mean of two half-batch losses is the whole batch's loss; without padding it equals
     transformers' own QA loss."""
-    from spanbert.qa.data import read_qa
-    from spanbert.qa.features import WindowConfig, build_features, collate_windows, span_loss
-    from spanbert.qa.model import load_qa_model
-    from spanbert.task_model import set_dropout
+    from spanbert.tasks.qa.data import read_qa
+    from spanbert.tasks.qa.features import WindowConfig, build_features, collate_windows, span_loss
+    from spanbert.tasks.qa.model import load_qa_model
+    from spanbert.core.checkpoints import set_dropout
 
     examples, _ = read_qa(DATA / "squad" / "xquad_en_sample.json", split="train")
     torch.manual_seed(0)

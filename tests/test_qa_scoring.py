@@ -1,4 +1,4 @@
-"""Tests for spanbert.qa.scoring: SQuAD v1.1 / v2.0 metrics equal to the official scripts'.
+"""Tests for spanbert.tasks.qa.scoring: SQuAD v1.1 / v2.0 metrics equal to the official scripts'.
 
 The reference numbers in tests/data/squad/official_scores.json were printed by the official
 ``evaluate-v1.1.py`` and ``evaluate-v2.0.py`` on predictions built by :func:`make_predictions`
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert.errors import SpanBertError
-from spanbert.qa.scoring import (
+from spanbert.core.errors import SpanBertError
+from spanbert.tasks.qa.scoring import (
     GoldQuestion,
     ScoringError,
     SquadGold,
@@ -298,7 +298,7 @@ def test_v1_max_over_golds_and_missing(caplog: pytest.LogCaptureFixture) -> None
     }
     # q1 "Broncos win": vs "Broncos" P=1/2 R=1 F1=2/3; vs "Denver Broncos" P=R=1/2 F1=1/2 -> 2/3, EM 0
     # q2 exact -> EM 1, F1 1; q3 missing -> 0 (but still counted in the total of 3)
-    with caplog.at_level(logging.WARNING, logger="spanbert.qa.scoring"):
+    with caplog.at_level(logging.WARNING, logger="spanbert.tasks.qa.scoring"):
         m = squad_v1_metrics(gold, {"q1": "Broncos win", "q2": "paris."})
     assert m == pytest.approx({"exact_match": 100 / 3, "f1": 100 * (2 / 3 + 1) / 3})
     assert list(m) == ["exact_match", "f1"]
@@ -575,7 +575,7 @@ def test_detect_version() -> None:
 
 
 def test_fit_null_threshold_groups_ties_and_can_answer_nothing() -> None:
-    from spanbert.qa.scoring import fit_null_threshold
+    from spanbert.tasks.qa.scoring import fit_null_threshold
 
     gold = {"a": ["Paris"], "b": [], "c": ["Rome"], "d": []}
     spans = {"a": "Paris", "b": "Lyon", "c": "Milan", "d": "Nice"}

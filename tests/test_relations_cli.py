@@ -73,7 +73,7 @@ def test_predict_through_the_cli(re_model, tmp_path, capsys):
 
 
 def test_python_api_matches_the_saved_model(re_model):
-    from spanbert.relations import RelationClassifier
+    from spanbert.tasks.relations import RelationClassifier
 
     clf = RelationClassifier(re_model, precision="no")
     inputs = ["The <e1>author</e1> of a keygen uses a <e2>disassembler</e2> to look at the raw assembly code.",

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from spanbert.errors import CorpusError
-from spanbert.relations.data import (
+from spanbert.core.errors import CorpusError
+from spanbert.tasks.relations.data import (
     RelationExample,
     check_labels,
     entity_types,
@@ -190,7 +190,7 @@ def test_split_semeval_file_keeps_every_block_once(tmp_path):
     unchanged (ids, words, entities, labels), and the same seed gives the same split."""
     from pathlib import Path
 
-    from spanbert.relations.data import read_semeval, split_semeval_file
+    from spanbert.tasks.relations.data import read_semeval, split_semeval_file
 
     source = Path(__file__).parent / "data" / "relations" / "semeval_train_sample.txt"
     original = read_semeval(source)
@@ -203,6 +203,6 @@ def test_split_semeval_file_keeps_every_block_once(tmp_path):
     assert (tmp_path / "b" / "dev.txt").read_bytes() == (tmp_path / "a" / "dev.txt").read_bytes()
     import pytest
 
-    from spanbert.errors import CorpusError
+    from spanbert.core.errors import CorpusError
     with pytest.raises(CorpusError, match="cannot put"):
         split_semeval_file(source, len(original), 0, tmp_path / "c")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from spanbert.errors import CheckpointError, ConfigError
-from spanbert.relations.data import read_semeval, read_tacred
-from spanbert.relations.features import (
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.tasks.relations.data import read_semeval, read_tacred
+from spanbert.tasks.relations.features import (
     MarkerScheme,
     add_marker_tokens,
     collate,
@@ -23,7 +23,7 @@ REL = DATA / "relations"
 
 @pytest.fixture
 def tokenizer(tiny_tokenizer_dir):
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     return load_tokenizer(str(tiny_tokenizer_dir))  # a fresh copy: markers get added
 

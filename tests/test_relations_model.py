@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spanbert.errors import CheckpointError
-from spanbert.relations.data import label_set, read_semeval
-from spanbert.relations.features import collate, encode_examples
-from spanbert.relations.model import (
+from spanbert.core.errors import CheckpointError
+from spanbert.tasks.relations.data import label_set, read_semeval
+from spanbert.tasks.relations.features import collate, encode_examples
+from spanbert.tasks.relations.model import (
     BertForRelationExtraction,
     RelationConfig,
     load_relation_model,
@@ -105,7 +105,7 @@ def test_same_seed_same_head(bert_dir):
 
 
 def test_spanbert_pretraining_folder_as_base(tmp_path, tiny_tokenizer):
-    from spanbert.modeling import SpanBertForPreTraining, config_from_preset
+    from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
 
     torch.manual_seed(0)
     pre = SpanBertForPreTraining(config_from_preset("tiny", vocab_size=len(tiny_tokenizer)))

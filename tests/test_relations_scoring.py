@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from spanbert.cli import main
-from spanbert.errors import CorpusError
-from spanbert.relations.scoring import (
+from spanbert.core.errors import CorpusError
+from spanbert.tasks.relations.scoring import (
     SEMEVAL_LABELS,
     read_answer_file,
     relation_metrics,

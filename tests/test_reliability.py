@@ -47,7 +47,7 @@ def folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_encoder(tmp_path_factory, tiny_tokenizer):
     """A pre-training folder whose encoder has only 64 positions."""
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 
     path = tmp_path_factory.mktemp("short") / "encoder"
     torch.manual_seed(0)
@@ -91,12 +91,12 @@ def test_pretraining_from_scratch_refuses_a_huge_position_table(tmp_path):
 
 
 def _predictors():
-    from spanbert.classify.inference import TextClassifier
-    from spanbert.coref.inference import CorefResolver
-    from spanbert.ner.inference import EntityRecognizer
-    from spanbert.qa.inference import QuestionAnswerer
-    from spanbert.relations.inference import RelationClassifier
-    from spanbert.summarize.inference import ExtractiveSummarizer
+    from spanbert.tasks.classify.inference import TextClassifier
+    from spanbert.tasks.coref.inference import CorefResolver
+    from spanbert.tasks.ner.inference import EntityRecognizer
+    from spanbert.tasks.qa.inference import QuestionAnswerer
+    from spanbert.tasks.relations.inference import RelationClassifier
+    from spanbert.tasks.summarize.inference import ExtractiveSummarizer
 
     return {"qa": QuestionAnswerer, "classify": TextClassifier, "relations": RelationClassifier,
             "entities": EntityRecognizer, "coref": CorefResolver, "summarize": ExtractiveSummarizer}
@@ -105,7 +105,7 @@ def _predictors():
 def test_every_predictor_refuses_another_tasks_folder(folders):
     """Was: QuestionAnswerer (and `predict qa`) on a classifier or pre-training folder answered
     from a freshly made random head, exit 0, no warning."""
-    from spanbert.errors import CheckpointError
+    from spanbert.core.errors import CheckpointError
 
     predictors = _predictors()
     for task, predictor in predictors.items():
@@ -264,8 +264,8 @@ def test_a_full_disk_through_the_cli(folders, tmp_path):
 
 def test_saved_weights_follow_the_umask(folders, tmp_path):
     """Was: model.safetensors (and checkpoint tensors) 0600, the rest of the folder 0644."""
-    from spanbert.task_model import save_task_model
-    from spanbert.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import save_task_model
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     from transformers import BertForQuestionAnswering
 

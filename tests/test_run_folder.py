@@ -151,7 +151,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_an_intact_one(tiny_tokenizer_
     weights_size = weights.stat().st_size
     weights.write_bytes(weights.read_bytes()[: weights_size // 2])  # truncated
     capsys.readouterr()
-    with caplog.at_level(logging.WARNING, logger="spanbert.train"):
+    with caplog.at_level(logging.WARNING, logger="spanbert.pretrain.train"):
         assert pretrain(tiny_tokenizer_dir, run, "--max-steps", "12", "--save-every", "5", "--resume") == 0
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "step-00000010" in warning and "step-00000005" in warning and "damaged" in warning
@@ -189,15 +189,15 @@ def test_a_run_that_fails_at_start_up_leaves_nothing_behind(tiny_tokenizer_dir, 
 
 
 def test_the_python_api_keeps_a_run_folder_to_one_run_too(tiny_tokenizer, tmp_path):
-    """`spanbert.train.pretrain` (no command line): the same refusals, and overwrite."""
+    """`spanbert.pretrain.train.pretrain` (no command line): the same refusals, and overwrite."""
     import torch
 
-    from spanbert.collator import SpanMaskingCollator
-    from spanbert.corpus import load_corpus, pack_documents
-    from spanbert.errors import ConfigError
-    from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-    from spanbert.train import PretrainArguments
-    from spanbert.train import pretrain as train
+    from spanbert.pretrain.collator import SpanMaskingCollator
+    from spanbert.pretrain.corpus import load_corpus, pack_documents
+    from spanbert.core.errors import ConfigError
+    from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.train import pretrain as train
 
     packed = pack_documents(load_corpus([str(DATA / "tiny_corpus.txt")]), tiny_tokenizer, max_length=48)
     run = tmp_path / "run"
@@ -227,7 +227,7 @@ def test_resume_compares_the_global_batch(tmp_path):
     continue as 4 x 64 (docs/multi_gpu.md), since both are --batch-size 256. A folder of an older
     version recorded the per-process micro-batch (no micro_batch_size key): its global batch is
     that x processes x grad_accum."""
-    from spanbert.train import resume_batch_error, stored_global_batch
+    from spanbert.pretrain.train import resume_batch_error, stored_global_batch
 
     new = {"batch_size": 256, "processes": 8, "grad_accum": 1, "micro_batch_size": 32}
     old = {"batch_size": 32, "processes": 8, "grad_accum": 2}

@@ -14,12 +14,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from spanbert.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.serve import app as app_module
 from spanbert.serve.app import create_app
 from spanbert.serve.cli import is_loopback, serve_command
 from spanbert.serve.tasks import detect_task
-from spanbert.summarize.data import split_sentences
+from spanbert.tasks.summarize.data import split_sentences
 
 from .conftest import DATA
 from .serve_models import CLASSIFY_LABELS, ENTITY_TYPES, RELATION_LABELS, build_all, build_qa
@@ -104,7 +104,7 @@ def test_index_page_and_placeholder(client, monkeypatch, tmp_path):
 # -- every task equals its Python API ---------------------------------------------------------
 
 def test_qa_equals_python_api(client, folders):
-    from spanbert.qa.inference import QuestionAnswerer
+    from spanbert.tasks.qa.inference import QuestionAnswerer
 
     items = [{"question": "What did the Congress make provision for?", "context": CONTEXT},
              {"question": "Who is addressed?", "context": PARAGRAPHS[1]}]
@@ -120,7 +120,7 @@ def test_qa_equals_python_api(client, folders):
 
 
 def test_model_is_chosen_by_name(client, folders):
-    from spanbert.qa.inference import QuestionAnswerer
+    from spanbert.tasks.qa.inference import QuestionAnswerer
 
     items = [{"question": "Who is addressed?", "context": PARAGRAPHS[1]}]
     out = post(client, "/v1/qa", {"items": items, "model": "other-qa"})
@@ -131,7 +131,7 @@ def test_model_is_chosen_by_name(client, folders):
 
 
 def test_fill_equals_python_api(client, folders):
-    from spanbert.fill import SpanFiller
+    from spanbert.pretrain.fill import SpanFiller
 
     texts = ["The [MASK] [MASK] of the Senate met in [MASK] York.", "I feel much [MASK] in the public debt."]
     out = post(client, "/v1/fill", {"items": [{"text": t} for t in texts], "top_k": 3})
@@ -153,7 +153,7 @@ def test_fill_equals_python_api(client, folders):
 
 
 def test_classify_equals_python_api(client, folders):
-    from spanbert.classify.inference import TextClassifier
+    from spanbert.tasks.classify.inference import TextClassifier
 
     items = [{"text": PARAGRAPHS[0]}, {"text": "A short one.", "text_pair": "With a pair."}, {"text": PARAGRAPHS[2]}]
     out = post(client, "/v1/classify", {"items": items})
@@ -166,7 +166,7 @@ def test_classify_equals_python_api(client, folders):
 
 
 def test_relations_equals_python_api(client, folders):
-    from spanbert.relations.inference import RelationClassifier
+    from spanbert.tasks.relations.inference import RelationClassifier
 
     texts = ["The <e1>author</e1> wrote the <e2>book</e2>.", "A <e2>flock</e2> of <e1>birds</e1> flew over the Senate."]
     out = post(client, "/v1/relations", {"items": [{"text": t} for t in texts]})
@@ -175,7 +175,7 @@ def test_relations_equals_python_api(client, folders):
 
 
 def test_entities_equals_python_api(client, folders):
-    from spanbert.ner.inference import EntityRecognizer
+    from spanbert.tasks.ner.inference import EntityRecognizer
 
     texts = PARAGRAPHS[:2]
     out = post(client, "/v1/entities", {"items": [{"text": t} for t in texts]})
@@ -188,7 +188,7 @@ def test_entities_equals_python_api(client, folders):
 
 
 def test_coref_equals_python_api(client, folders):
-    from spanbert.coref.inference import CorefResolver
+    from spanbert.tasks.coref.inference import CorefResolver
 
     texts = PARAGRAPHS[:2]
     out = post(client, "/v1/coref", {"items": [{"text": t} for t in texts]})
@@ -200,7 +200,7 @@ def test_coref_equals_python_api(client, folders):
 
 
 def test_summarize_equals_python_api(client, folders):
-    from spanbert.summarize.inference import ExtractiveSummarizer
+    from spanbert.tasks.summarize.inference import ExtractiveSummarizer
 
     texts = PARAGRAPHS[:3]
     summarizer = ExtractiveSummarizer(folders["summarize"], device="cpu")
@@ -239,7 +239,7 @@ def test_concurrent_requests_share_model_calls(folders):
 
 def test_a_bad_request_does_not_fail_the_others_of_its_batch(folders):
     """Five clients at once, one with a sentence whose markers are missing: it alone gets 422."""
-    from spanbert.relations.inference import RelationClassifier
+    from spanbert.tasks.relations.inference import RelationClassifier
 
     app = create_app([folders["relations"]], device="cpu", max_wait_ms=1000)
     texts = [f"The <e1>author</e1> wrote {i} <e2>books</e2> in New York." for i in range(4)]
@@ -534,7 +534,7 @@ def test_each_lane_has_its_own_tokenizer_and_shares_the_weights(folders):
 def test_a_long_request_runs_in_the_long_lane_split_into_bounded_calls(folders, monkeypatch):
     """Nine texts of ~20-30 tokens with 64 tokens per call: several calls of whole items, each
     within the budget; the results are those of the Python API, in order."""
-    from spanbert.classify.inference import TextClassifier
+    from spanbert.tasks.classify.inference import TextClassifier
     from spanbert.serve.tasks import TokenCounter
 
     from .serve_models import load_tiny_tokenizer

@@ -6,8 +6,8 @@ import gzip
 
 import pytest
 
-from spanbert.errors import ConfigError, CorpusError
-from spanbert.sources import iter_jsonl, load_dataset_source, open_text
+from spanbert.core.errors import ConfigError, CorpusError
+from spanbert.core.sources import iter_jsonl, load_dataset_source, open_text
 
 
 def test_gzip_and_plain_read_alike(tmp_path):

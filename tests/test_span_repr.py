@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spanbert.errors import ConfigError
-from spanbert.span_repr import (
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.span_repr import (
     EndpointSpanExtractor,
     MaxPoolSpanExtractor,
     SelfAttentiveSpanExtractor,
@@ -124,7 +124,7 @@ def test_negative_sampling():
 
 
 def test_width_bucket_of_matches_the_tensor_version_and_builds_on_meta():
-    from spanbert.span_repr import width_bucket_of
+    from spanbert.tasks.span_repr import width_bucket_of
 
     widths = torch.arange(1, 300)
     assert [width_bucket_of(w) for w in widths.tolist()] == width_bucket(widths, 1000).tolist()

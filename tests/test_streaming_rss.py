@@ -37,7 +37,7 @@ def corpus(bench, shared_data, tmp_path_factory):
 
 
 def test_corpus_manifest_matches_an_independent_read(bench, corpus):
-    from spanbert.corpus import iter_documents
+    from spanbert.pretrain.corpus import iter_documents
 
     assert len(corpus["files"]) >= 3 and not corpus["reused"]
     docs = list(iter_documents(corpus["files"]))

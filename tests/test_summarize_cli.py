@@ -12,8 +12,8 @@ import torch
 from transformers import BertConfig, BertModel
 
 from spanbert.cli import main
-from spanbert.summarize.data import read_summaries
-from spanbert.summarize.oracle import greedy_oracle
+from spanbert.tasks.summarize.data import read_summaries
+from spanbert.tasks.summarize.oracle import greedy_oracle
 
 from .conftest import DATA
 
@@ -117,7 +117,7 @@ def test_evaluate_files_score_the_same_and_reload_is_identical(trained, tmp_path
 
 
 def test_predict_on_raw_text_gives_sentences_with_offsets(trained, tmp_path, capsys):
-    from spanbert.summarize import ExtractiveSummarizer
+    from spanbert.tasks.summarize import ExtractiveSummarizer
 
     doc = tmp_path / "speech.txt"
     doc.write_text(TEXT, encoding="utf-8")

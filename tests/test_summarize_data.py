@@ -9,8 +9,8 @@ import json
 import pytest
 
 from spanbert.cli import main
-from spanbert.errors import CorpusError
-from spanbert.summarize.data import read_summaries, split_sentences, to_dataset
+from spanbert.core.errors import CorpusError
+from spanbert.tasks.summarize.data import read_summaries, split_sentences, to_dataset
 
 from .conftest import DATA
 

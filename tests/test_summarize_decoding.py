@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spanbert.errors import ConfigError
-from spanbert.summarize.decoding import Budget, join_summary, lead_sentences, select_sentences
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.summarize.decoding import Budget, join_summary, lead_sentences, select_sentences
 
 SENTS = ["one two three.", "four five.", "six seven eight nine ten.", "eleven.", "twelve thirteen."]
 #        3 words           2 words       5 words                     1 word     2 words

@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from spanbert.errors import CheckpointError, ConfigError
-from spanbert.summarize.data import read_summaries
-from spanbert.summarize.features import collate_documents, encode_document
-from spanbert.summarize.model import BertForExtractiveSummarization, ExtractiveSummarizerConfig, load_summarizer
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.tasks.summarize.data import read_summaries
+from spanbert.tasks.summarize.features import collate_documents, encode_document
+from spanbert.tasks.summarize.model import BertForExtractiveSummarization, ExtractiveSummarizerConfig, load_summarizer
 
 from .conftest import DATA
 
@@ -139,7 +139,7 @@ def test_head_on_plain_bert_and_reload_gives_identical_scores(docs, tiny_tokeniz
 
 
 def test_spanbert_pretraining_folder_gives_its_encoder(tiny_tokenizer, tmp_path):
-    from spanbert.modeling import SpanBertForPreTraining, config_from_preset
+    from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
 
     torch.manual_seed(0)
     pre = SpanBertForPreTraining(config_from_preset("tiny", vocab_size=len(tiny_tokenizer)))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from rouge_score import rouge_scorer
 
-from spanbert.summarize.data import read_summaries
-from spanbert.summarize.oracle import greedy_oracle, oracle_gain, oracle_labels, rouge_tokens
-from spanbert.summarize.run import oracle_agreement
+from spanbert.tasks.summarize.data import read_summaries
+from spanbert.tasks.summarize.oracle import greedy_oracle, oracle_gain, oracle_labels, rouge_tokens
+from spanbert.tasks.summarize.run import oracle_agreement
 
 from .conftest import DATA
 

@@ -9,9 +9,9 @@ import pytest
 from rouge_score import rouge_scorer
 
 from spanbert.cli import main
-from spanbert.errors import CorpusError
-from spanbert.summarize.data import read_summaries
-from spanbert.summarize.scoring import ROUGE_TYPES, rouge_corpus, score_document, score_rouge_files
+from spanbert.core.errors import CorpusError
+from spanbert.tasks.summarize.data import read_summaries
+from spanbert.tasks.summarize.scoring import ROUGE_TYPES, rouge_corpus, score_document, score_rouge_files
 
 from .conftest import DATA
 

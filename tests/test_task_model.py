@@ -7,16 +7,16 @@ import json
 import pytest
 import torch
 
-from spanbert.errors import CheckpointError
-from spanbert.modeling import SpanBertForPreTraining, config_from_preset
-from spanbert.task_model import load_task_model
+from spanbert.core.errors import CheckpointError
+from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
+from spanbert.core.checkpoints import load_task_model
 
 
 @pytest.fixture(scope="module", params=["new", "old"])
 def spanbert_dir(request, tmp_path_factory, tiny_tokenizer):
     """A pre-training folder in today's layout (a BertForMaskedLM checkpoint + SBO side files, as
     `spanbert pretrain` saves it) or the older one (``model_type: spanbert``, save_pretrained)."""
-    from spanbert.modeling import save_pretraining_folder
+    from spanbert.pretrain.modeling import save_pretraining_folder
 
     torch.manual_seed(0)
     model = SpanBertForPreTraining(config_from_preset("tiny", vocab_size=len(tiny_tokenizer)))
@@ -78,7 +78,7 @@ def test_custom_head_takes_the_encoder_then_reloads_as_itself(spanbert_dir, tmp_
     its own model_type and reloaded as-is."""
     from transformers import BertConfig, BertModel, BertPreTrainedModel
 
-    from spanbert.task_model import load_head_model, save_task_model
+    from spanbert.core.checkpoints import load_head_model, save_task_model
 
     class ToyHeadConfig(BertConfig):
         model_type = "toy_head_for_tests"
@@ -123,10 +123,10 @@ def test_half_precision_checkpoints_load_as_float32_and_run_under_autocast(tiny_
     autocast works on it: float16 parameters under CPU autocast raised a LayerNorm dtype error."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from spanbert.classify import TextClassifier
-    from spanbert.classify.features import ClassifySettings
-    from spanbert.classify.inference import SETTINGS_FILE, settings_to_json
-    from spanbert.task_model import save_task_model
+    from spanbert.tasks.classify import TextClassifier
+    from spanbert.tasks.classify.features import ClassifySettings
+    from spanbert.tasks.classify.inference import SETTINGS_FILE, settings_to_json
+    from spanbert.core.checkpoints import save_task_model
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2,
@@ -143,7 +143,7 @@ def test_a_final_swap_cut_short_by_a_crash_is_finished_by_the_loader(tmp_path):
     """A fine-tuning killed between its two renames leaves only ``.OUT.ready`` (complete): the
     loaders finish the swap instead of calling the model missing; a half-written staging folder
     is never taken for a model."""
-    from spanbert.task_model import check_model_folder
+    from spanbert.core.checkpoints import check_model_folder
 
     out = tmp_path / "model"
     ready = tmp_path / ".model.ready"

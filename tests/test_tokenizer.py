@@ -1,4 +1,4 @@
-"""Tests for spanbert.tokenizer: WordPiece training, saving/reloading with AutoTokenizer, loading checks.
+"""Tests for spanbert.pretrain.tokenizer: WordPiece training, saving/reloading with AutoTokenizer, loading checks.
 
 Training text: the committed samples under tests/data (Moby Dick's opening paragraphs and
 the first sentences of four State of the Union addresses, all public domain) plus the
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import transformers
 
-from spanbert.corpus import iter_documents, sample_corpus_path
-from spanbert.errors import ConfigError, CorpusError, TokenizerError
-from spanbert import tokenizer as tokenizer_module
-from spanbert.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer_from_files, train_wordpiece
+from spanbert.pretrain.corpus import iter_documents, sample_corpus_path
+from spanbert.core.errors import ConfigError, CorpusError, TokenizerError
+from spanbert.pretrain import tokenizer as tokenizer_module
+from spanbert.pretrain.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer_from_files, train_wordpiece
 
 DATA = Path(__file__).parent / "data"
 SOURCES = [DATA / "tiny_corpus.txt", DATA / "tiny_docs.jsonl", sample_corpus_path()]

@@ -11,11 +11,12 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
-from spanbert.collator import SpanMaskingCollator
-from spanbert.corpus import load_corpus, pack_documents
-from spanbert.errors import ConfigError
-from spanbert.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.train import PretrainArguments, epoch_batches, latest_checkpoint, pretrain
+from spanbert.pretrain.collator import SpanMaskingCollator
+from spanbert.pretrain.corpus import load_corpus, pack_documents
+from spanbert.core.errors import ConfigError
+from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
+from spanbert.pretrain.train import PretrainArguments, epoch_batches, pretrain
+from spanbert.core.run_folder import latest_checkpoint
 
 from .conftest import DATA
 
@@ -156,7 +157,7 @@ def test_streaming_corpus_trains_and_resumes_exactly(tiny_tokenizer, tmp_path):
 def test_shuffled_stream_of_several_files_keeps_every_segment_once(tiny_tokenizer, tmp_path):
     """The training shuffle of a multi-file stream yields each packed segment exactly once, with
     distinct example ids (distinct mask seeds), the same segments as the unshuffled stream."""
-    from spanbert.train import _shuffle_stream
+    from spanbert.pretrain.train import _shuffle_stream
 
     lines = (DATA / "tiny_corpus.txt").read_text().split("\n\n")
     files = []
@@ -173,14 +174,16 @@ def test_shuffled_stream_of_several_files_keeps_every_segment_once(tiny_tokenize
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    import spanbert.train as train
+    import spanbert.core.precision as precision
 
-    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    assert train.resolve_precision("auto") == "bf16"
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert train.resolve_precision("auto") == "no"
-    assert train.resolve_precision("fp16") == "fp16" and train.resolve_precision("no") == "no"
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.resolve_precision("auto") == "no"
+    assert precision.resolve_precision("fp16") == "fp16" and precision.resolve_precision("no") == "no"
 
 
 def test_bf16_autocast_on_cpu_trains(tiny_tokenizer, packed, tmp_path):
@@ -211,7 +214,7 @@ def test_written_files_have_normal_permissions(tiny_tokenizer, packed, tmp_path)
 
 @pytest.fixture(scope="module")
 def split(tiny_tokenizer):
-    from spanbert.heldout import split_by_document
+    from spanbert.pretrain.heldout import split_by_document
 
     docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")])
     return split_by_document(pack_documents(docs, tiny_tokenizer, max_length=48, with_doc_ids=True), 0.3, seed=0)
@@ -288,7 +291,7 @@ def test_head_warmup_freezes_the_encoder_then_trains_it(tiny_tokenizer, split, t
 def test_head_warmup_by_discarded_gradients_equals_no_encoder_backward(tiny_tokenizer, split, tmp_path, monkeypatch):
     """What DDP/FSDP runs (full backward, encoder gradients dropped before clipping) gives the updates
     of the single-process freeze (no encoder backward at all)."""
-    import spanbert.train as train
+    import spanbert.pretrain.train as train
 
     fast = run_recipe(tiny_tokenizer, split, tmp_path / "fast", save_every=0, eval_every=0)
     monkeypatch.setattr(train, "freeze_without_backward", lambda world, fsdp: False)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from spanbert.errors import TokenizerError
-from spanbert.words import batch_word_starts, is_cjk_codepoint, word_starts
+from spanbert.core.errors import TokenizerError
+from spanbert.pretrain.words import batch_word_starts, is_cjk_codepoint, word_starts
 
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SAMPLE_TEXT = (Path(__file__).parent / "data" / "sotu_1790_washington.txt").read_text(encoding="utf-8")

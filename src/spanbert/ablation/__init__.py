@@ -11,8 +11,10 @@
     spanbert ablate report configs/ablation/cpu-minilm.toml
 """
 
-from .config import AblationConfig, load_config
-from .grid import cells, grid_status, run_grid
-from .report import collect, write_report
+from spanbert.core.lazy import lazy_exports
 
 __all__ = ["AblationConfig", "cells", "collect", "grid_status", "load_config", "run_grid", "write_report"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "AblationConfig": "config", "load_config": "config", "cells": "grid", "grid_status": "grid", "run_grid": "grid",
+    "collect": "report", "write_report": "report",
+})

@@ -21,10 +21,10 @@ def run_command(
                                                 "`threads`; not part of any fingerprint, recorded in each cell.json).")] = None,
 ) -> None:
     """Run the grid's missing cells in order (finished cells are skipped, a stopped pre-training resumes), then write the report."""
-    from ..errors import ConfigError
-    from .config import load_config
-    from .grid import run_grid
-    from .report import write_report
+    from spanbert.core.errors import ConfigError
+    from spanbert.ablation.config import load_config
+    from spanbert.ablation.grid import run_grid
+    from spanbert.ablation.report import write_report
 
     cfg = load_config(config, output)
     if threads is not None:
@@ -45,8 +45,8 @@ def run_command(
 
 def status_command(config: ConfigPath, output: Output = None) -> None:
     """Print every cell of the grid: done (with its time and result), started, or pending."""
-    from .config import load_config
-    from .grid import grid_status
+    from spanbert.ablation.config import load_config
+    from spanbert.ablation.grid import grid_status
 
     rows = grid_status(load_config(config, output))
     width = max(len(r["cell"]) for r in rows)
@@ -59,9 +59,9 @@ def status_command(config: ConfigPath, output: Output = None) -> None:
 
 def report_command(config: ConfigPath, output: Output = None) -> None:
     """Write results.md/.csv/.json/.png from the finished cells and print the Markdown."""
-    from .config import load_config
-    from .grid import run_prepare
-    from .report import write_report
+    from spanbert.ablation.config import load_config
+    from spanbert.ablation.grid import run_prepare
+    from spanbert.ablation.report import write_report
 
     cfg = load_config(config, output)
     run_prepare(cfg, typer.echo)  # the test data the report re-reads may have to be made again (a fresh clone)

@@ -25,7 +25,7 @@ on any machine::
     args = ["--epochs", "5"]        # `spanbert finetune ner` options (dev selection is always on)
 
     [[prepare]]                     # commands run once before the cells, skipped when `creates` exists
-    run = ["python", "-m", "spanbert.qa.data", "split", "{shared}/squad_v1.1/dev-v1.1.json.gz", "24", "0", "{output}/data/squad"]
+    run = ["python", "-m", "spanbert.tasks.qa.data", "split", "{shared}/squad_v1.1/dev-v1.1.json.gz", "24", "0", "{output}/data/squad"]
     creates = "{output}/data/squad/dev.json"
 
 Placeholders in strings: ``{shared}`` (``$SPANBERT_SHARED_DATA``, else ``../shared/data`` next to
@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from spanbert.core.errors import ConfigError
 
 # objective name -> (masking scheme, SBO loss weight); "none" = the starting weights, not trained further
 OBJECTIVES: dict[str, tuple[str, float] | None] = {

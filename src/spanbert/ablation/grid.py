@@ -37,9 +37,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write_json
-from ..errors import ConfigError, SpanBertError
-from .config import OBJECTIVES, AblationConfig, TaskSpec
+from spanbert.core.atomic import atomic_write_json
+from spanbert.core.errors import ConfigError, SpanBertError
+from spanbert.ablation.config import OBJECTIVES, AblationConfig, TaskSpec
 
 CELL_FILE = "cell.json"
 
@@ -180,7 +180,7 @@ def _last_metrics_row(run: Path) -> dict[str, str]:
 
 def _pretrain_record(config: AblationConfig, run: Path) -> dict:
     """Steps, tokens, FLOPs, losses and held-out metrics of a finished pre-training run."""
-    from ..flops import pretraining_step_flops
+    from spanbert.core.flops import pretraining_step_flops
 
     last = _last_metrics_row(run)
     steps, tokens = int(last["step"]), int(float(last["tokens"]))
@@ -250,9 +250,9 @@ def save_initial_model(config: AblationConfig, folder: Path) -> None:
     `spanbert pretrain` would start them) and the grid's tokenizer, saved as a model folder."""
     import torch
 
-    from ..modeling import SpanBertForPreTraining, config_from_preset
-    from ..tokenizer import load_tokenizer
-    from ..train import save_final_model
+    from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
+    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.pretrain.train import save_final_model
 
     spec = config.pretrain
     tokenizer = load_tokenizer(spec.tokenizer)

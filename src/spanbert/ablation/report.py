@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..errors import ConfigError
-from ..extras import optional
-from .config import BASELINE, OBJECTIVE_LABELS, AblationConfig, TaskSpec
-from .grid import Cell, cells, read_cell
+from spanbert.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from spanbert.core.errors import ConfigError
+from spanbert.core.extras import optional
+from spanbert.ablation.config import BASELINE, OBJECTIVE_LABELS, AblationConfig, TaskSpec
+from spanbert.ablation.grid import Cell, cells, read_cell
 
 Metric = Callable[[np.ndarray], np.ndarray]  # summed counts (..., k) -> metric in percent (...)
 
@@ -61,8 +61,8 @@ def _read_text(path: Path) -> str:
 
 
 def _qa_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
-    from ..qa.run import read_with_gold
-    from ..qa.scoring import f1_score
+    from spanbert.tasks.qa.run import read_with_gold
+    from spanbert.tasks.qa.scoring import f1_score
 
     _, gold = read_with_gold(task.test)
     predictions = json.loads(_read_text(test_dir / "predictions.json"))
@@ -76,7 +76,7 @@ def _qa_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
 
 
 def _ner_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
-    from ..ner.scoring import extract_spans
+    from spanbert.tasks.ner.scoring import extract_spans
 
     # predictions.conll: "token<TAB>gold<TAB>predicted" lines, a blank line after each sentence
     text = _read_text(test_dir / "predictions.conll")
@@ -97,7 +97,7 @@ def _ner_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
 
 
 def _relation_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
-    from ..relations.scoring import OTHER, undirected
+    from spanbert.tasks.relations.scoring import OTHER, undirected
 
     rows = [json.loads(line) for line in _read_text(test_dir / "predictions.jsonl").splitlines() if line.strip()]
     metrics = json.loads((test_dir / "metrics.json").read_text())

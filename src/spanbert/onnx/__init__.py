@@ -4,7 +4,7 @@
   folder into an export folder (``model.onnx``, optional ``model.int8.onnx``, tokenizer,
   settings, ``export_info.json``), checked against PyTorch at export time.
 * :mod:`.runtime`: :class:`OnnxQuestionAnswerer` and :class:`OnnxTextClassifier` answer like
-  :class:`spanbert.qa.QuestionAnswerer` / :class:`spanbert.classify.TextClassifier`, with an
+  :class:`spanbert.tasks.qa.QuestionAnswerer` / :class:`spanbert.tasks.classify.TextClassifier`, with an
   ONNX Runtime session (CPU) doing the forward pass.
 * :mod:`.cli`: ``spanbert export onnx``.
 
@@ -15,8 +15,11 @@
 
 from __future__ import annotations
 
-from .export import EXPORT_INFO, TASKS, export_onnx
-from .runtime import OnnxQuestionAnswerer, OnnxTextClassifier, OrtModel, read_export_info
+from spanbert.core.lazy import lazy_exports
 
 __all__ = ["export_onnx", "EXPORT_INFO", "TASKS", "OnnxQuestionAnswerer", "OnnxTextClassifier", "OrtModel",
            "read_export_info"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "export_onnx": "export", "EXPORT_INFO": "export", "TASKS": "export", "OnnxQuestionAnswerer": "runtime",
+    "OnnxTextClassifier": "runtime", "OrtModel": "runtime", "read_export_info": "runtime",
+})

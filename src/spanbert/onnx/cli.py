@@ -31,7 +31,7 @@ def export_onnx_command(
     """Export to ONNX with torch.onnx (dynamo exporter; batch and length dynamic), check the graph
     and ONNX Runtime's logits against PyTorch, and write model.onnx, the tokenizer, settings and
     export_info.json."""
-    from .export import export_onnx
+    from spanbert.onnx.export import export_onnx
 
     info = export_onnx(model, output, quantize=quantize, opset=opset)
     typer.echo(describe_export(output, info))

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_directory, atomic_write_json
-from ..classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
-from ..errors import CheckpointError, ConfigError
-from ..qa.model import SETTINGS_FILE as QA_SETTINGS
-from ..task_model import read_model_config
-from .runtime import EXPORT_INFO, make_session
+from spanbert.core.atomic import atomic_directory, atomic_write_json
+from spanbert.tasks.classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.tasks.qa.model import SETTINGS_FILE as QA_SETTINGS
+from spanbert.core.checkpoints import read_model_config
+from spanbert.onnx.runtime import EXPORT_INFO, make_session
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -87,9 +87,9 @@ def detect_task(model_dir: str | os.PathLike) -> OnnxTask:
 def load_for_export(model_dir: str | os.PathLike, task: OnnxTask):
     """``(model, tokenizer)`` in fp32 eval mode, loaded by the task's own loader."""
     if task.name == "question-answering":
-        from ..qa.model import load_qa_model as load
+        from spanbert.tasks.qa.model import load_qa_model as load
     else:
-        from ..classify.inference import load_classifier as load
+        from spanbert.tasks.classify.inference import load_classifier as load
     model, tokenizer = load(model_dir, dtype=torch.float32, trained=True)
     return model.eval(), tokenizer
 

@@ -18,13 +18,13 @@ from types import SimpleNamespace
 
 import torch
 
-from ..classify.inference import TextClassifier
-from ..classify.inference import load_settings as load_classify_settings
-from ..errors import CheckpointError, ConfigError
-from ..qa.inference import QuestionAnswerer
-from ..qa.model import QASettings
-from ..qa.model import load_settings as load_qa_settings
-from ..task_model import read_settings
+from spanbert.tasks.classify.inference import TextClassifier
+from spanbert.tasks.classify.inference import load_settings as load_classify_settings
+from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.tasks.qa.inference import QuestionAnswerer
+from spanbert.tasks.qa.model import QASettings
+from spanbert.tasks.qa.model import load_settings as load_qa_settings
+from spanbert.core.checkpoints import read_settings
 
 EXPORT_INFO = "export_info.json"  # what an export folder holds besides the graphs (see .export)
 
@@ -69,10 +69,10 @@ def model_file(export_dir: str | os.PathLike, info: dict, quantized: bool) -> Pa
 
 
 def load_export_tokenizer(export_dir: str | os.PathLike):
-    """The exported tokenizer, loaded as :func:`spanbert.task_model.load_task_model` loads it."""
+    """The exported tokenizer, loaded as :func:`spanbert.core.checkpoints.load_task_model` loads it."""
     from transformers import AutoTokenizer
 
-    from ..tokenizer import load_tokenizer
+    from spanbert.pretrain.tokenizer import load_tokenizer
 
     try:
         return load_tokenizer(str(export_dir))
@@ -116,7 +116,7 @@ def load_ort_model(export_dir: str | os.PathLike, task: str, quantized: bool, nu
 
 
 class OnnxQuestionAnswerer(QuestionAnswerer):
-    """:class:`~spanbert.qa.inference.QuestionAnswerer` on an ONNX export (CPU, fp32 or int8).
+    """:class:`~spanbert.tasks.qa.inference.QuestionAnswerer` on an ONNX export (CPU, fp32 or int8).
 
     ``answer`` and ``predict`` are inherited: same windows, batching, decoding and errors.
     ``num_threads``: ONNX Runtime intra-op threads (default: its own choice).
@@ -134,7 +134,7 @@ class OnnxQuestionAnswerer(QuestionAnswerer):
 
 
 class OnnxTextClassifier(TextClassifier):
-    """:class:`~spanbert.classify.inference.TextClassifier` on an ONNX export (CPU, fp32 or int8)."""
+    """:class:`~spanbert.tasks.classify.inference.TextClassifier` on an ONNX export (CPU, fp32 or int8)."""
 
     def __init__(self, export_dir: str | os.PathLike, *, quantized: bool = False, batch_size: int = 64,
                  num_threads: int | None = None):

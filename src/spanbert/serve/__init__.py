@@ -11,15 +11,10 @@ request and response bodies; :mod:`.app` builds the app (endpoints, limits, erro
 
 from __future__ import annotations
 
+from spanbert.core.lazy import lazy_exports
+
 __all__ = ["create_app", "MicroBatcher", "detect_task", "serve_command"]
 
 _WHERE = {"create_app": "app", "MicroBatcher": "batcher", "detect_task": "tasks", "serve_command": "cli"}
 
-
-def __getattr__(name: str):
-    # Lazy: `import spanbert.serve` stays cheap; fastapi/torch load on first use.
-    if name not in _WHERE:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

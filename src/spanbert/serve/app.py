@@ -37,7 +37,7 @@ Errors are JSON ``{"detail": "one line"}``: 404 for a task without a model or an
 name; 413 for a body over ``max_body_bytes``, more than ``max_items`` items or more than
 ``max_request_tokens`` tokens; 422 for a text over ``max_text_chars``, a malformed request
 (with the pydantic ``errors`` list beside the line) or input the model rejects (a
-:class:`~spanbert.errors.SpanBertError`); 503 while loading and for a request that timed out;
+:class:`~spanbert.core.errors.SpanBertError`); 503 while loading and for a request that timed out;
 500, with the traceback only in the server log, for anything else.
 """
 
@@ -61,14 +61,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
-from ..errors import CheckpointError, ConfigError, MissingExtraError, SpanBertError
-from ..extras import install_hint, require
-from .batcher import BatcherStats, MicroBatcher
-from .schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
+from spanbert import __version__
+from spanbert.core.errors import CheckpointError, ConfigError, MissingExtraError, SpanBertError
+from spanbert.core.extras import install_hint, require
+from spanbert.serve.batcher import BatcherStats, MicroBatcher
+from spanbert.serve.schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
                       ModelsResponse, QARequest, QAResponse, RelationsRequest, SummarizeRequest, SummarizeResponse,
                       TextsRequest)
-from .tasks import TASKS, TEXT_FIELDS, ServedModel, TokenCounter, detect_task, item_texts
+from spanbert.serve.tasks import TASKS, TEXT_FIELDS, ServedModel, TokenCounter, detect_task, item_texts
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError
+from spanbert.core.errors import ConfigError
 
 
 def is_loopback(host: str) -> bool:
@@ -44,13 +44,13 @@ def serve_command(
     device: Annotated[str | None, typer.Option(help="torch device for the models (default: cuda when available, else cpu).")] = None,
 ) -> None:
     """Serve models over HTTP: a JSON API per task (OpenAPI docs at /docs), /healthz, /readyz and a web page at /."""
-    from ..extras import require
+    from spanbert.core.extras import require
 
     for module in ("fastapi", "uvicorn", "fastapi_offline"):  # the 'serve' extra: say so in one line, not a traceback
         require(module, "serve", "spanbert serve")
     import uvicorn
 
-    from .app import create_app
+    from spanbert.serve.app import create_app
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port: must be in 1..65535, got {port}")

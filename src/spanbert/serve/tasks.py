@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from spanbert.core.errors import ConfigError
 
 TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize")
 
@@ -35,7 +35,7 @@ MODEL_TYPE_TASKS = {  # our own heads' config model_type
     "spanbert_extsum": "summarize",
 }
 TEXT_FIELDS = {"qa": ("question", "context"), "classify": ("text", "text_pair")}  # other tasks: ("text",)
-# spanbert_config.json (spanbert.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
+# spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
 # a BertForMaskedLM checkpoint with the SBO head beside it.
 SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify", "spanbert_config.json": "fill"}
 ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}  # stock heads
@@ -44,7 +44,7 @@ ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification":
 def detect_task(folder: str | os.PathLike) -> str:
     """The task (one of :data:`TASKS`) of a model folder; a one-line :class:`ConfigError` when
     the folder is missing, has no readable ``config.json``, or its task cannot be told."""
-    from ..task_model import read_model_config
+    from spanbert.core.checkpoints import read_model_config
 
     path = Path(folder)
     try:
@@ -74,13 +74,13 @@ def _finite(x: float) -> float | None:
 # -- question answering -----------------------------------------------------------------------
 
 def _load_qa(folder: Path, device: str | None):
-    from ..qa.inference import QuestionAnswerer
+    from spanbert.tasks.qa.inference import QuestionAnswerer
 
     return QuestionAnswerer(folder, device=device)
 
 
 def qa_result(prediction) -> dict:
-    """A :class:`~spanbert.qa.decoding.Prediction` as the API's result: ``answer``, character
+    """A :class:`~spanbert.tasks.qa.decoding.Prediction` as the API's result: ``answer``, character
     ``start``/``end`` into the context (-1 for no answer), ``score`` (start + end logit of the
     best span; null when there is none), ``probability`` (of the answer among the n-best, as in
     the BERT scripts) and ``no_answer``."""
@@ -100,13 +100,13 @@ def _predict_qa(api, items: list[dict], options: dict) -> list[dict]:
 def _load_fill(folder: Path, device: str | None):
     import torch
 
-    from ..fill import SpanFiller
+    from spanbert.pretrain.fill import SpanFiller
 
     return SpanFiller.from_pretrained(folder, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def fill_result(result, offsets: list[tuple[int, int]]) -> dict:
-    """A :class:`~spanbert.fill.FillResult` as the API's result.
+    """A :class:`~spanbert.pretrain.fill.FillResult` as the API's result.
 
     ``text``: the input re-written by the joint head; ``filled``: the text re-written by every
     head; per masked run: character ``start``/``end`` of its [MASK] tokens in the input
@@ -140,13 +140,13 @@ def _predict_fill(api, items: list[dict], options: dict) -> list[dict]:
 # -- classification ---------------------------------------------------------------------------
 
 def _load_classify(folder: Path, device: str | None):
-    from ..classify.inference import TextClassifier
+    from spanbert.tasks.classify.inference import TextClassifier
 
     return TextClassifier(folder, device=device)
 
 
 def classify_result(prediction) -> dict:
-    """A :class:`~spanbert.classify.ClassPrediction` as ``label``, ``score``, ``probabilities``."""
+    """A :class:`~spanbert.tasks.classify.ClassPrediction` as ``label``, ``score``, ``probabilities``."""
     return {"label": prediction.label, "score": float(prediction.score),
             "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
 
@@ -167,13 +167,13 @@ def _predict_classify(api, items: list[dict], options: dict) -> list[dict]:
 # -- relations --------------------------------------------------------------------------------
 
 def _load_relations(folder: Path, device: str | None):
-    from ..relations.inference import RelationClassifier
+    from spanbert.tasks.relations.inference import RelationClassifier
 
     return RelationClassifier(folder, device=device)
 
 
 def relation_result(prediction) -> dict:
-    """A :class:`~spanbert.relations.RelationPrediction` as ``label``, ``score``, ``probabilities``."""
+    """A :class:`~spanbert.tasks.relations.RelationPrediction` as ``label``, ``score``, ``probabilities``."""
     return {"label": prediction.label, "score": float(prediction.score),
             "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
 
@@ -185,13 +185,13 @@ def _predict_relations(api, items: list[dict], options: dict) -> list[dict]:
 # -- entities ---------------------------------------------------------------------------------
 
 def _load_entities(folder: Path, device: str | None):
-    from ..ner.inference import EntityRecognizer
+    from spanbert.tasks.ner.inference import EntityRecognizer
 
     return EntityRecognizer(folder, device=device)
 
 
 def entities_result(entities) -> dict:
-    """A text's :class:`~spanbert.ner.inference.Entity` list as ``entities`` with character offsets."""
+    """A text's :class:`~spanbert.tasks.ner.inference.Entity` list as ``entities`` with character offsets."""
     return {"entities": [{"text": e.text, "label": e.label, "start": e.start_char, "end": e.end_char,
                           "score": float(e.score)} for e in entities]}
 
@@ -203,13 +203,13 @@ def _predict_entities(api, items: list[dict], options: dict) -> list[dict]:
 # -- coreference ------------------------------------------------------------------------------
 
 def _load_coref(folder: Path, device: str | None):
-    from ..coref.inference import CorefResolver
+    from spanbert.tasks.coref.inference import CorefResolver
 
     return CorefResolver(folder, device=device)
 
 
 def coref_result(clusters) -> dict:
-    """A text's clusters of :class:`~spanbert.coref.inference.Mention` with character offsets."""
+    """A text's clusters of :class:`~spanbert.tasks.coref.inference.Mention` with character offsets."""
     return {"clusters": [[{"text": m.text, "start": m.start_char, "end": m.end_char} for m in cluster]
                          for cluster in clusters]}
 
@@ -221,13 +221,13 @@ def _predict_coref(api, items: list[dict], options: dict) -> list[dict]:
 # -- summarization ----------------------------------------------------------------------------
 
 def _load_summarize(folder: Path, device: str | None):
-    from ..summarize.inference import ExtractiveSummarizer
+    from spanbert.tasks.summarize.inference import ExtractiveSummarizer
 
     return ExtractiveSummarizer(folder, device=device)
 
 
 def summary_result(summary) -> dict:
-    """A :class:`~spanbert.summarize.inference.Summary` as ``summary`` and the chosen ``sentences``
+    """A :class:`~spanbert.tasks.summarize.inference.Summary` as ``summary`` and the chosen ``sentences``
     (document index, character offsets, score, text)."""
     return {"summary": summary.text,
             "sentences": [{"index": s.index, "start": s.start, "end": s.end, "score": float(s.score), "text": s.text}

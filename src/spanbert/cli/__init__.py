@@ -1,0 +1,5 @@
+"""The ``spanbert`` command line."""
+
+from spanbert.cli.app import app, main
+
+__all__ = ["app", "main"]

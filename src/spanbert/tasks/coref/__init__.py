@@ -1,0 +1,21 @@
+"""Coreference resolution with the coarse-to-fine model over a BERT encoder.
+
+Data flows one way: :mod:`.conll` reads and writes CoNLL-2012 files -> :mod:`.features` cuts
+documents into independent segments and candidate spans (and raw text into words) ->
+:mod:`.model` scores mentions and antecedents -> :mod:`.decoding` links them into clusters ->
+:mod:`.metrics` scores them as the reference scorer does. :mod:`.inference` (``CorefResolver``)
+and :mod:`.run` (fine-tune / evaluate) put these together; :mod:`.gap` evaluates on GAP;
+:mod:`.html` draws the clusters; :mod:`.cli` holds the commands.
+"""
+
+from spanbert.core.lazy import lazy_exports
+
+__all__ = ["CorefResolver", "read_conll", "write_conll", "score_corpus", "read_gap", "score_gap"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "CorefResolver": "inference",
+    "read_conll": "conll",
+    "write_conll": "conll",
+    "score_corpus": "metrics",
+    "read_gap": "gap",
+    "score_gap": "gap",
+})

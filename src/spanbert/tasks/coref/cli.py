@@ -1,0 +1,234 @@
+"""``spanbert finetune/evaluate/predict coref``, and ``spanbert score coref``: the CoNLL reference
+scorer's metrics on a key and a response file.
+
+The functions are registered on the command groups of :mod:`spanbert.cli` by :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spanbert.core.errors import ConfigError, CorpusError
+from spanbert.tasks.arguments import FinetuneArguments
+from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxTrainExamples, Precision, Progress, finetune_command, with_aliases)
+
+
+def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
+    """Score a response file against a key file (documents matched by name, e.g. ``(doc); part 0``).
+
+    Returns the JSON object the command prints: per metric recall, precision and F1 in percent
+    (unrounded) with their counts, mention identification, and ``conll_f1`` when MUC, B-cubed
+    and CEAF-e were all computed. A key document absent from the response counts as one with
+    no response mentions (as the reference scorer does); a response document absent from the
+    key is a CorpusError."""
+    from spanbert.tasks.coref.conll import read_conll_clusters
+    from spanbert.tasks.coref.metrics import check_metrics, score_corpus
+
+    metrics = check_metrics(metric)
+    key_docs = read_conll_clusters(key)
+    response_docs = read_conll_clusters(response)
+    extra = [name for name in response_docs if name not in key_docs]
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise CorpusError(f"{response}: document {extra[0]!r}{more} is not in the key file {key}")
+    scores = score_corpus(key_docs, response_docs, metrics)
+    out = {"key": str(key), "response": str(response)}
+    out.update(scores.to_json())
+    out["documents_without_response"] = sum(1 for name in key_docs if name not in response_docs)
+    return out
+
+
+def score_coref_command(
+    key: Annotated[Path, typer.Option(help="Gold CoNLL-2012 coreference file (#begin document ... ; brackets in the last column).")],
+    response: Annotated[Path, typer.Option(help="System CoNLL file in the same format; its documents must be in --key.")],
+    metric: Annotated[str, typer.Option(help="all, or one or more (comma-separated) of muc, bcub, ceafm, ceafe, blanc.")] = "all",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics here as JSON.")] = None,
+) -> None:
+    """Score coreference with the reference scorer v8.01's semantics: MUC, B-cubed, CEAF-m, CEAF-e, BLANC
+    and the CoNLL average (mean F1 of MUC, B-cubed, CEAF-e), in percent."""
+    from spanbert.core.atomic import atomic_write_json
+
+    metrics = score_coref_files(key, response, metric)
+    typer.echo(json.dumps(metrics, indent=2))
+    if output is not None:
+        atomic_write_json(output, metrics)
+
+
+@finetune_command("coref", epochs=20.0, batch_size=1, lr=1e-4, aliases={"--max-train-documents": "max_train_examples"})
+def finetune_coref_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
+    train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
+    dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): scored by CoNLL F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training.")] = None,
+    max_segment_length: Annotated[int, typer.Option(min=1, help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
+    max_training_segments: Annotated[int | None, typer.Option(min=0, help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
+    max_span_width: Annotated[int, typer.Option(min=1, help="Widest candidate mention, in subword tokens.")] = 30,
+    top_span_ratio: Annotated[float, typer.Option(help="Spans kept after mention scoring, per word.")] = 0.4,
+    max_antecedents: Annotated[int, typer.Option(min=1, help="Antecedents per span kept by the coarse score.")] = 50,
+    ffnn_size: Annotated[int, typer.Option(min=1, help="Hidden size of the scoring FFNNs.")] = 1000,
+    feature_size: Annotated[int, typer.Option(min=1, help="Size of the width/distance/speaker/genre embeddings.")] = 20,
+    coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine", help="Bilinear coarse antecedent scores.")] = True,
+    genre: Annotated[bool, typer.Option("--genre/--no-genre", help="Genre feature (OntoNotes document name prefix).")] = False,
+    higher_order: Annotated[int, typer.Option(min=0, help="Higher-order refinement rounds (0: none).")] = 0,
+    mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
+    non_crossing: Annotated[bool, typer.Option("--non-crossing/--allow-crossing", help="Skip kept spans that cross a better one (Lee et al.).")] = True,
+    singletons: Annotated[bool, typer.Option("--singletons/--no-singletons", help="Also output unlinked spans with mention probability > 1/2 as one-mention clusters (data that annotates singletons, e.g. LitBank; needs --mention-loss-weight > 0).")] = False,
+    dropout: Dropout = None,
+    max_train_examples: MaxTrainExamples = None,
+    max_dev_examples: MaxDevExamples = None,
+    args: FinetuneArguments = None,
+) -> None:
+    """Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."""
+    from spanbert.tasks.coref.run import CorefHead, finetune_coref
+
+    summary = finetune_coref(
+        model, [str(t) for t in train], output, dev_source=[str(d) for d in dev] if dev else None,
+        head=CorefHead(max_span_width=max_span_width, top_span_ratio=top_span_ratio, max_top_antecedents=max_antecedents,
+                       ffnn_size=ffnn_size, feature_size=feature_size, coarse_to_fine=coarse_to_fine, use_genre=genre,
+                       higher_order=higher_order, mention_loss_weight=mention_loss_weight, non_crossing=non_crossing),
+        max_segment_length=max_segment_length, max_training_segments=max_training_segments or None, args=args,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
+        eval_precision=args.mixed_precision, singletons=singletons,
+    )
+    if "train" not in summary:  # not the main process of a multi-process run
+        return
+    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
+               f"final loss {summary['final_loss']:.4f}")
+    if "dev_conll_f1" in summary:
+        typer.echo(f"dev ({summary['dev_documents']} documents): CoNLL F1 {summary['dev_conll_f1']:.2f}")
+    typer.echo(f"model: {output}")
+
+
+@with_aliases({"--mixed-precision": "precision"})
+def evaluate_coref_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    data: Annotated[list[Path], typer.Option(help="Gold CoNLL coreference file or folder; repeatable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for response.conll and metrics.json.")],
+    precision: Precision = "auto",
+    singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
+) -> None:
+    """Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."""
+    from spanbert.tasks.coref.inference import load_segment_config, singleton_threshold_for
+    from spanbert.tasks.coref.model import load_coref_model
+    from spanbert.tasks.coref.run import evaluate_coref
+
+    coref_model, tokenizer = load_coref_model(model, trained=True)
+    segments = load_segment_config(model, coref_model.config.max_span_width)
+    result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision,
+                            singleton_threshold=singleton_threshold_for(model, singletons))
+    m = result.metrics
+    typer.echo(f"{result.documents} documents in {result.seconds:.1f} s")
+    typer.echo(json.dumps({name: round(m[name]["f1"], 2) for name in ("muc", "bcub", "ceafe")} | {"conll_f1": round(m["conll_f1"], 2)}))
+    typer.echo(f"files: {output}")
+
+
+@with_aliases({"--mixed-precision": "precision"})
+def predict_coref_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to resolve (one document); repeatable.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="A UTF-8 text file: its whole content is one document.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the clusters as JSON (mentions with character offsets).")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page colouring each cluster.")] = None,
+    precision: Precision = "auto",
+    singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
+) -> None:
+    """Find coreference clusters in raw text."""
+    from spanbert.tasks.options import texts_to_predict
+    from spanbert.tasks.coref.inference import CorefResolver, clusters_json
+
+    if bool(text) == (input is not None):
+        raise ConfigError("--text / --input: give exactly one")
+    texts = texts_to_predict(text, input, per_line=False)
+    resolved = CorefResolver(model, precision=precision, singletons=singletons).resolve(texts)
+    if html is not None:
+        from spanbert.core.atomic import atomic_write_text
+        from spanbert.tasks.coref.html import render_page
+
+        atomic_write_text(html, render_page(texts, [[[(m.start_char, m.end_char) for m in c] for c in r] for r in resolved]))
+    if as_json:
+        typer.echo(clusters_json(texts, resolved))
+        return
+    for i, clusters in enumerate(resolved, 1):
+        typer.echo(f"text {i}: {len(clusters)} clusters")
+        for c, mentions in enumerate(clusters, 1):
+            typer.echo(f"  {c}: " + " | ".join(f"{m.text!r} [{m.start_char}-{m.end_char}]" for m in mentions))
+
+
+def _gap_summary(scores: dict) -> str:
+    o, m, f = scores["overall"], scores["masculine"], scores["feminine"]
+    bias = "-" if scores["bias_f_over_m"] is None else f"{scores['bias_f_over_m']:.2f}"
+    return (f"GAP ({scores['examples']} examples): F1 {o['f1']:.1f} (P {o['precision']:.1f} R {o['recall']:.1f}), "
+            f"accuracy {o['accuracy']:.1f}; masculine F1 {m['f1']:.1f}, feminine F1 {f['f1']:.1f}, bias F/M {bias}")
+
+
+def score_gap_command(
+    key: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
+    response: Annotated[Path, typer.Option(help="System TSV: ID, A-coref, B-coref (TRUE/FALSE) per line, no header.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the scores here as JSON.")] = None,
+) -> None:
+    """Score GAP decisions like the GAP scorer: P/R/F1 of the coreferent decisions overall and per
+    pronoun gender, the F/M bias, and decision and example accuracy."""
+    from spanbert.core.atomic import atomic_write_json
+    from spanbert.tasks.coref.gap import read_gap, read_gap_response, score_gap
+
+    examples = read_gap(key)
+    answers = read_gap_response(response)
+    extra = sorted(set(answers) - {e.id for e in examples})
+    if extra:
+        raise CorpusError(f"{response}: ID {extra[0]!r} is not in the key file {key}")
+    scores = score_gap(examples, answers).to_json()
+    typer.echo(json.dumps(scores, indent=2))
+    if output is not None:
+        atomic_write_json(output, scores)
+
+
+@with_aliases({"--mixed-precision": "precision"})
+def evaluate_gap_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
+    data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
+    precision: Precision = "auto",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
+    at_most_one: Annotated[bool, typer.Option("--at-most-one/--any-match", help="When the pronoun's cluster matches both names, keep only the one mentioned nearest the pronoun (GAP's names are different people); --any-match keeps both.")] = True,
+    progress: Progress = True,
+) -> None:
+    """Resolve each GAP text with a coreference model and score the pronoun-name decisions
+    (a name is coreferent when the pronoun's predicted cluster holds a mention matching it).
+    metrics.json also holds the scores under the other --at-most-one/--any-match rule."""
+    import time
+
+    from spanbert.core.atomic import atomic_write_json
+    from spanbert.tasks.coref.gap import gap_decisions, predict_gap, read_gap, score_gap, write_gap_response
+    from spanbert.tasks.coref.inference import CorefResolver
+
+    examples = read_gap(data)[:limit] if limit else read_gap(data)
+    resolver = CorefResolver(model, precision=precision, singletons=False)
+    start = time.perf_counter()
+    clusters = predict_gap(resolver, examples, progress=progress)
+    seconds = time.perf_counter() - start
+    decide = {rule: {e.id: gap_decisions(e, c, rule) for e, c in zip(examples, clusters)} for rule in (True, False)}
+    scores = score_gap(examples, decide[at_most_one]).to_json()
+    other = score_gap(examples, decide[not at_most_one]).to_json()
+    output.mkdir(parents=True, exist_ok=True)
+    write_gap_response(output / "predictions.tsv", decide[at_most_one])
+    names = {True: "at_most_one", False: "any_match"}
+    atomic_write_json(output / "metrics.json", {"model": str(model), "data": str(data), "seconds": round(seconds, 1),
+                                                "rule": names[at_most_one], "metrics": scores,
+                                                f"metrics_{names[not at_most_one]}": other})
+    typer.echo(f"{len(examples)} texts in {seconds:.1f} s")
+    typer.echo(_gap_summary(scores))
+    typer.echo(f"files: {output}")
+
+
+def register(groups: dict[str, typer.Typer], wrap) -> None:
+    """Attach ``finetune/evaluate/predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups."""
+    groups["score"].command("coref")(wrap(score_coref_command))
+    groups["score"].command("gap")(wrap(score_gap_command))
+    groups["evaluate"].command("gap")(wrap(evaluate_gap_command))
+    groups["finetune"].command("coref")(wrap(finetune_coref_command))
+    groups["evaluate"].command("coref")(wrap(evaluate_coref_command))
+    groups["predict"].command("coref")(wrap(predict_coref_command))

@@ -1,0 +1,25 @@
+"""Relation extraction: typed entity markers, marker-start (or [CLS]) classification, SemEval-2010 Task 8 scoring.
+
+Data flows one way: :mod:`.data` reads examples (SemEval-2010 Task 8 files, marked sentences,
+TACRED-style JSON) -> :mod:`.features` inserts the marker tokens and tokenises -> :mod:`.model`
+classifies from the subject/object marker states -> :mod:`.inference` turns logits into labels
+-> :mod:`.scoring` compares them with the gold labels as the official SemEval scorer (and the
+TACRED scorer) does. :mod:`.run` holds the fine-tune/evaluate jobs, :mod:`.cli` the commands.
+"""
+
+from __future__ import annotations
+
+from spanbert.core.lazy import lazy_exports
+
+__all__ = ["RelationClassifier", "RelationPrediction", "RelationExample", "read_relations", "read_semeval", "read_tacred",
+           "to_dataset", "RelationConfig", "BertForRelationExtraction", "score_semeval", "score_semeval_files",
+           "relation_metrics"]
+
+_WHERE = {
+    "RelationClassifier": "inference", "RelationPrediction": "inference",
+    "RelationExample": "data", "read_relations": "data", "read_semeval": "data", "read_tacred": "data", "to_dataset": "data",
+    "RelationConfig": "model", "BertForRelationExtraction": "model",
+    "score_semeval": "scoring", "score_semeval_files": "scoring", "relation_metrics": "scoring",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
