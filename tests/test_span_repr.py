@@ -1,4 +1,5 @@
-"""Span extractors: exact values on small tensors, masks, unequal lengths, a gradient check."""
+"""Span extractors: exact values on small tensors, masks, unequal lengths, a gradient check; the
+pooling extractors equal a loop over spans and their memory does not grow with spans x sequence."""
 
 from __future__ import annotations
 
@@ -74,6 +75,108 @@ def test_max_pooling_ignores_padding_tokens():
     out = ext(HIDDEN, spans, token_mask=TOKENS)
     assert out[0, 0].tolist() == [4, 2]
     assert out[1, 0].tolist() == [5, 6]  # the padding 9s are not read
+
+
+def _pooled_by_loop(kind, hidden, spans, span_mask, token_mask, scorer=None):
+    """The plain definition, one span at a time: the span's real tokens, softmax-weighted
+    (``sa``) or max-pooled (``mp``); zeros for a padding span or one with no real token."""
+    batch, num_spans, _ = spans.shape
+    out = torch.zeros(batch, num_spans, hidden.size(-1), dtype=hidden.dtype)
+    for b in range(batch):
+        for s in range(num_spans):
+            start, end = spans[b, s].tolist()
+            tokens = [t for t in range(max(start, 0), min(end, hidden.size(1) - 1) + 1)
+                      if token_mask is None or token_mask[b, t]]
+            if (span_mask is not None and not span_mask[b, s]) or not tokens:
+                continue
+            h = hidden[b, tokens]  # (n, hidden)
+            if kind == "sa":
+                out[b, s] = torch.softmax(scorer(h).squeeze(-1), 0) @ h
+            else:
+                out[b, s] = h.amax(0)
+    return out
+
+
+def _random_batch(seed, dtype, batch=3, seq=23, hidden=5, num_spans=12, max_width=7):
+    """Random states, unequal lengths (token_mask), spans up to ``max_width`` (some running into
+    padding tokens, one lying wholly on them) and padding spans ([0, 0], [-1, -1] and a
+    whole-sequence one, all with span_mask 0)."""
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(batch, seq, hidden, generator=g, dtype=dtype)
+    lengths = torch.tensor([seq, seq - 9, 6])
+    token_mask = (torch.arange(seq) < lengths[:, None]).long()
+    start = torch.randint(0, seq, (batch, num_spans), generator=g)
+    end = (start + torch.randint(0, max_width, (batch, num_spans), generator=g)).clamp(max=seq - 1)
+    spans = torch.stack([start, end], dim=-1)
+    span_mask = torch.ones(batch, num_spans, dtype=torch.long)
+    spans[2, 0] = torch.tensor([10, 12])  # real span on padding tokens only
+    for b, pad in enumerate(([0, 0], [-1, -1], [0, seq - 1])):
+        spans[b, -1], span_mask[b, -1] = torch.tensor(pad), 0
+    return states, spans, span_mask, token_mask
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+@pytest.mark.parametrize("kind", ["sa", "mp"])
+def test_pooling_extractors_equal_a_loop_over_spans(kind, dtype, atol):
+    for seed in range(4):
+        hidden, spans, span_mask, token_mask = _random_batch(seed, dtype)
+        torch.manual_seed(seed)
+        ext = (SelfAttentiveSpanExtractor(5) if kind == "sa" else MaxPoolSpanExtractor(5)).to(dtype)
+        scorer = getattr(ext, "scorer", None)
+        for tm in (None, token_mask):
+            for sm in (None, span_mask):
+                with torch.no_grad():
+                    out = ext(hidden, spans, sm, tm)
+                    expected = _pooled_by_loop(kind, hidden, spans, sm, tm, scorer)
+                assert out.shape == expected.shape and out.dtype == dtype  # without span_mask, padding spans are read as spans
+                assert torch.allclose(out, expected, atol=atol, rtol=0), (seed, tm is None, sm is None)
+        assert out.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["sa", "mp"])
+def test_pooling_extractors_gradients(kind):
+    hidden, spans, span_mask, token_mask = _random_batch(0, torch.float64, seq=9, num_spans=5, max_width=4)
+    torch.manual_seed(0)
+    ext = (SelfAttentiveSpanExtractor(5) if kind == "sa" else MaxPoolSpanExtractor(5)).double()
+    hidden.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda h: ext(h, spans, span_mask, token_mask), (hidden,))
+
+
+class _LargestTensor(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the largest storage (in elements) that any op returns: views count as the
+    storage they read, so an ``expand`` costs nothing and a real (spans, seq) mask would show."""
+
+    def __init__(self):
+        super().__init__()
+        self.numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.numel = max(self.numel, t.untyped_storage().nbytes() // t.element_size())
+        return out
+
+
+@pytest.mark.parametrize("kind", ["sa", "mp"])
+def test_pooling_memory_does_not_grow_with_spans_times_sequence(kind):
+    """10,000 tokens, 2,000 spans of <= 10 tokens: the largest tensor of the forward and the
+    backward pass is (spans, 10, hidden) = 160,000 elements, not spans x seq = 20,000,000
+    (what the (spans, seq) mask the extractors used to build cost, times hidden for max-pool)."""
+    seq, num_spans, width, dim = 10_000, 2_000, 10, 8
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(1, seq, dim, generator=g, requires_grad=True)
+    start = torch.randint(0, seq - width, (1, num_spans), generator=g)
+    spans = torch.stack([start, start + torch.randint(0, width, (1, num_spans), generator=g)], dim=-1)
+    spans[0, 0, 1] = spans[0, 0, 0] + width - 1  # the widest span: W = 10
+    token_mask = torch.ones(1, seq, dtype=torch.long)
+    ext = SelfAttentiveSpanExtractor(dim) if kind == "sa" else MaxPoolSpanExtractor(dim)
+    with _LargestTensor() as largest:
+        ext(hidden, spans, torch.ones(1, num_spans), token_mask).sum().backward()
+    assert hidden.grad is not None and hidden.grad.abs().sum() > 0
+    print(f"{kind}: largest tensor {largest.numel:,} elements")
+    assert largest.numel <= num_spans * width * dim  # 160,000
+    assert largest.numel * 100 < num_spans * seq
 
 
 def test_cross_attention_reads_outside_the_span_and_respects_padding():

@@ -9,6 +9,12 @@ Contract shared by every extractor (after allennlp's span extractors):
 * ``token_mask`` (where tokens are read): ``(batch, seq)``, 1 for real tokens;
 * output ``(batch, num_spans, output_dim)``; ``output_dim`` lets heads size themselves.
 
+Memory: the pooling extractors (self-attentive, max-pool) read each span through a window of
+``W`` token positions, ``W`` = the widest real span's width in the batch (clipped to the
+sequence): their largest intermediate is ``(batch, num_spans, W, hidden)``, never
+``(num_spans, seq)`` -- 2,000 spans of <= 10 tokens over 10,000 tokens cost 2,000 x 10 x hidden,
+not 2,000 x 10,000. Reading ``W`` is one device-to-host sync per call.
+
 Extractors: :class:`EndpointSpanExtractor` (start/end states and combinations of them, plus an
 optionally bucketed width embedding), :class:`SelfAttentiveSpanExtractor` (a learned
 attention-weighted sum of the span's tokens), :class:`MaxPoolSpanExtractor`, and
@@ -35,10 +41,31 @@ def _gather(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return hidden.gather(1, index.clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
 
 
-def _inside(spans: torch.Tensor, seq_len: int) -> torch.Tensor:
-    """(batch, spans, seq) bool: token t lies in span s."""
-    t = torch.arange(seq_len, device=spans.device)
-    return (t >= spans[..., :1]) & (t <= spans[..., 1:])
+def _span_windows(spans: torch.Tensor, seq_len: int, span_mask: torch.Tensor | None = None,
+                  token_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each span's own tokens as a window of ``W`` positions: ``(index, inside)``, both
+    (batch, spans, W). ``index`` holds token positions from the span's start (clipped into the
+    sequence); ``inside`` is True where that position lies in the span, inside the sequence and,
+    with ``token_mask``, on a real token. ``W`` is the widest span's width within the sequence,
+    over the real spans only when ``span_mask`` is given (>= 1); padding spans read a
+    possibly shorter window, but their output is zeroed anyway."""
+    start = spans[..., 0].clamp(min=0)  # (batch, spans)
+    end = spans[..., 1].clamp(max=seq_len - 1)
+    width = end - start + 1
+    if span_mask is not None:
+        width = width.masked_fill(~span_mask.bool(), 0)
+    w = max(int(width.max()), 1) if width.numel() else 1  # the one host sync
+    index = start.unsqueeze(-1) + torch.arange(w, device=spans.device)  # (batch, spans, W)
+    inside = index <= end.unsqueeze(-1)
+    index = index.clamp(max=seq_len - 1)
+    if token_mask is not None:
+        inside = inside & _at_windows(token_mask.bool(), index)
+    return index, inside
+
+
+def _at_windows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[b, index[b, s, w]]``: (batch, seq, ...) x (batch, spans, W) -> (batch, spans, W, ...)."""
+    return values[torch.arange(values.size(0), device=index.device).view(-1, 1, 1), index]
 
 
 def width_bucket_of(width: int) -> int:
@@ -100,7 +127,9 @@ class EndpointSpanExtractor(SpanExtractor):
 
 class SelfAttentiveSpanExtractor(SpanExtractor):
     """Softmax-weighted sum of the span's token states, weights from a learned linear scorer
-    (Lee et al. 2017): ``sum_t softmax_t(w . h_t) h_t`` over the tokens of the span."""
+    (Lee et al. 2017): ``sum_t softmax_t(w . h_t) h_t`` over the tokens of the span (the softmax
+    in float32 at least; zeros for a span with no real token). Reads only each span's window
+    (see the module doc)."""
 
     def __init__(self, input_dim: int):
         super().__init__()
@@ -109,18 +138,18 @@ class SelfAttentiveSpanExtractor(SpanExtractor):
 
     def forward(self, hidden: torch.Tensor, spans: torch.Tensor, span_mask: torch.Tensor | None = None,
                 token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        index, inside = _span_windows(spans, hidden.size(1), span_mask, token_mask)  # (batch, spans, W) both
         scores = self.scorer(hidden).squeeze(-1)  # (batch, seq)
-        inside = _inside(spans, hidden.size(1))  # (batch, spans, seq)
-        if token_mask is not None:
-            inside = inside & token_mask.bool().unsqueeze(1)
-        logits = scores.unsqueeze(1).masked_fill(~inside, float("-inf"))  # (batch, spans, seq)
-        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # empty (padding) spans -> 0
-        out = weights @ hidden  # (batch, spans, h)
+        logits = _at_windows(scores, index).masked_fill(~inside, float("-inf"))  # (batch, spans, W)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # the softmax in float32 at least
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0).to(hidden.dtype)  # empty (padding) spans -> 0
+        out = torch.einsum("bsw,bswh->bsh", weights, _at_windows(hidden, index))  # (batch, spans, h)
         return out if span_mask is None else out * span_mask.unsqueeze(-1).to(out.dtype)
 
 
 class MaxPoolSpanExtractor(SpanExtractor):
-    """Element-wise maximum of the span's token states."""
+    """Element-wise maximum of the span's token states (zeros for a span with no real token).
+    Reads only each span's window (see the module doc)."""
 
     def __init__(self, input_dim: int):
         super().__init__()
@@ -128,10 +157,8 @@ class MaxPoolSpanExtractor(SpanExtractor):
 
     def forward(self, hidden: torch.Tensor, spans: torch.Tensor, span_mask: torch.Tensor | None = None,
                 token_mask: torch.Tensor | None = None) -> torch.Tensor:
-        inside = _inside(spans, hidden.size(1))  # (batch, spans, seq)
-        if token_mask is not None:
-            inside = inside & token_mask.bool().unsqueeze(1)
-        values = hidden.unsqueeze(1).masked_fill(~inside.unsqueeze(-1), float("-inf"))  # (batch, spans, seq, h)
+        index, inside = _span_windows(spans, hidden.size(1), span_mask, token_mask)  # (batch, spans, W) both
+        values = _at_windows(hidden, index).masked_fill(~inside.unsqueeze(-1), float("-inf"))  # (batch, spans, W, h)
         out = values.amax(dim=2)
         out = torch.where(torch.isinf(out), torch.zeros_like(out), out)
         return out if span_mask is None else out * span_mask.unsqueeze(-1).to(out.dtype)
