@@ -232,13 +232,26 @@ def test_html_is_escaped_and_well_formed_with_nested_and_crossing_mentions():
     assert render_text("plain", []) == "plain"
 
 
-def test_windowed_attention_pooling_equals_the_shared_extractor(tiny_tokenizer):
+def test_span_vectors_pool_with_the_shared_extractor_as_the_windowed_copy_did(tiny_tokenizer):
+    """The model pools through ``span_repr.SelfAttentiveSpanExtractor`` (it kept its own windowed
+    copy until the extractor read windows too): same ``attention.scorer`` weights, so saved models
+    load, and the same values as that copy, reproduced here."""
     model = _tiny_model(tiny_tokenizer)
+    assert {"attention.scorer.weight", "attention.scorer.bias"} <= set(model.state_dict())
     torch.manual_seed(1)
     tokens = torch.randn(30, 32)
     spans = torch.tensor([[0, 0], [3, 9], [5, 6], [29, 29], [22, 29]])
-    expected = model.attention(tokens.unsqueeze(0), spans.unsqueeze(0))[0]
-    assert torch.allclose(model._attention_pooled(tokens, spans), expected, atol=1e-6)
+    # the removed BertForCoreference._attention_pooled
+    width = int((spans[:, 1] - spans[:, 0]).max()) + 1
+    index = spans[:, :1] + torch.arange(width)  # (N, W)
+    inside = index <= spans[:, 1:]
+    index = index.clamp(max=tokens.size(0) - 1)
+    logits = model.attention.scorer(tokens).squeeze(-1)[index].masked_fill(~inside, float("-inf"))
+    pooled = torch.einsum("nw,nwh->nh", torch.softmax(logits.float(), dim=-1), tokens[index])
+    with torch.no_grad():
+        g = model._span_vectors(tokens, spans)
+        endpoints = model.endpoints(tokens.unsqueeze(0), spans.unsqueeze(0))[0]
+    assert torch.allclose(g, torch.cat([endpoints, pooled], dim=-1), atol=1e-6)
 
 
 def test_fine_scores_in_chunks_equal_one_pass(tiny_tokenizer):

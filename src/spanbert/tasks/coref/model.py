@@ -173,22 +173,11 @@ class BertForCoreference(BertPreTrainedModel):
         self.refine_gate = nn.Linear(2 * span_dim, span_dim) if config.higher_order > 0 else None
         self.post_init()
 
-    def _attention_pooled(self, tokens: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-        """What ``self.attention`` (a SelfAttentiveSpanExtractor) computes, but reading only each
-        span's own window of ``max_span_width`` tokens: (tokens, h) x (spans, 2) -> (spans, h).
-        The extractor's (spans, tokens) mask would need ~40 GB for a 10,000-token document."""
-        width = int((spans[:, 1] - spans[:, 0]).max()) + 1 if spans.numel() else 1
-        index = spans[:, :1] + torch.arange(width, device=spans.device)  # (N, W) token positions
-        inside = index <= spans[:, 1:]  # (N, W)
-        index = index.clamp(max=tokens.size(0) - 1)
-        logits = self.attention.scorer(tokens).squeeze(-1)[index].masked_fill(~inside, float("-inf"))  # (N, W)
-        weights = torch.softmax(logits.float(), dim=-1).to(tokens.dtype)
-        return torch.einsum("nw,nwh->nh", weights, tokens[index])  # (N, h)
-
     def _span_vectors(self, tokens: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """(tokens, h) x (spans, 2) -> (spans, span_dim)."""
         endpoints = self.endpoints(tokens.unsqueeze(0), spans.unsqueeze(0))[0]  # batch of one: (N, 2h + f)
-        return self.dropout(torch.cat([endpoints, self._attention_pooled(tokens, spans)], dim=-1))
+        pooled = self.attention(tokens.unsqueeze(0), spans.unsqueeze(0))[0]  # (N, h): reads (N, widest span, h)
+        return self.dropout(torch.cat([endpoints, pooled], dim=-1))
 
     def _mention_scores(self, g: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """(n, D), (n, 2) -> mention scores (n,), float32: FFNN(g) + the learned width prior."""
