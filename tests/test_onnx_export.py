@@ -20,9 +20,9 @@ import typer
 from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 from typer.testing import CliRunner
 
-from spanbert.tasks.classify.features import ClassifySettings
-from spanbert.tasks.classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
-from spanbert.tasks.classify.inference import TextClassifier, load_classifier, settings_to_json
+from spanbert.tasks.classify.settings import ClassifySettings
+from spanbert.tasks.protocol import get_task
+from spanbert.tasks.classify.inference import TextClassifier, load_classifier
 from spanbert.core.errors import ConfigError
 from spanbert.onnx import OnnxQuestionAnswerer, OnnxTextClassifier, export_onnx
 from spanbert.onnx import export as onnx_export
@@ -32,7 +32,6 @@ from spanbert.tasks.qa.data import read_qa
 from spanbert.tasks.qa.features import WindowConfig, build_features
 from spanbert.tasks.qa.inference import QuestionAnswerer
 from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
-from spanbert.core.checkpoints import save_task_model
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -70,8 +69,7 @@ def classify_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     model = BertForSequenceClassification(config)
     torch.nn.init.normal_(model.classifier.weight, std=1.0)
     out = tmp_path_factory.mktemp("classify") / "model"
-    settings = settings_to_json(ClassifySettings(max_seq_length=32, window_overlap=8))
-    save_task_model(out, model, tiny_tokenizer, {CLASSIFY_SETTINGS: settings})
+    get_task("classify").save(out, model, tiny_tokenizer, ClassifySettings(max_seq_length=32, window_overlap=8))
     return out
 
 
@@ -187,7 +185,8 @@ def test_classification_export_equals_pytorch(classify_dir, classify_export):
     info = json.loads((out / "export_info.json").read_text())
     assert info["task"] == "text-classification" and info["outputs"] == ["logits"]
     assert info["files"] == {"fp32": "model.onnx", "int8": None}
-    assert (out / CLASSIFY_SETTINGS).read_bytes() == (classify_dir / CLASSIFY_SETTINGS).read_bytes()
+    settings_file = get_task("classify").settings_file
+    assert (out / settings_file).read_bytes() == (classify_dir / settings_file).read_bytes()
     model, tokenizer = load_classifier(classify_dir)
     session = make_session(out / "model.onnx", num_threads=1)
     for shape in SHAPES[:4]:

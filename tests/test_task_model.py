@@ -124,14 +124,13 @@ def test_half_precision_checkpoints_load_as_float32_and_run_under_autocast(tiny_
     from transformers import BertConfig, BertForSequenceClassification
 
     from spanbert.tasks.classify import TextClassifier
-    from spanbert.tasks.classify.features import ClassifySettings
-    from spanbert.tasks.classify.inference import SETTINGS_FILE, settings_to_json
-    from spanbert.core.checkpoints import save_task_model
+    from spanbert.tasks.classify.settings import ClassifySettings
+    from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2,
                                                      num_attention_heads=2, intermediate_size=64, num_labels=2))
-    save_task_model(tmp_path / "half", model.half(), tiny_tokenizer, {SETTINGS_FILE: settings_to_json(ClassifySettings())})
+    get_task("classify").save(tmp_path / "half", model.half(), tiny_tokenizer, ClassifySettings())
     loaded = TextClassifier(tmp_path / "half", device="cpu", precision="bf16")
     params = dict(loaded.model.named_parameters())
     assert all(p.dtype == torch.float32 for p in params.values())

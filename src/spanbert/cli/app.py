@@ -307,12 +307,21 @@ TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
 
 
 def _register_task_commands() -> None:
-    """Each task's commands live in its own package (``spanbert.<task>.cli``), whose
-    ``register(groups, wrap)`` attaches them to the finetune/evaluate/predict/score groups."""
+    """``finetune TASK`` and ``evaluate TASK`` are built from each registered task's declaration
+    (:mod:`spanbert.tasks.commands`); the task's own package (``spanbert.tasks.<task>.cli``)
+    attaches its ``predict`` and ``score`` commands with ``register(groups, wrap)``."""
     import importlib
+    import importlib.util
+
+    from spanbert.tasks.commands import evaluate_command_for, finetune_command_for
+    from spanbert.tasks.protocol import BUILTIN_TASKS, get_task
 
     groups = {"finetune": finetune_app, "evaluate": evaluate_app, "predict": predict_app, "score": score_app}
     for name in TASK_PACKAGES:
+        if importlib.util.find_spec(BUILTIN_TASKS[name]) is not None:  # ported onto the protocol
+            task = get_task(name)
+            finetune_app.command(name)(_quiet(finetune_command_for(task)))
+            evaluate_app.command(name)(_quiet(evaluate_command_for(task)))
         importlib.import_module(f"spanbert.tasks.{name}.cli").register(groups, _quiet)
 
 

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from spanbert.core.atomic import atomic_directory, atomic_write_json
-from spanbert.tasks.classify.inference import SETTINGS_FILE as CLASSIFY_SETTINGS
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.tasks.qa.model import SETTINGS_FILE as QA_SETTINGS
 from spanbert.core.checkpoints import read_model_config
@@ -66,7 +65,7 @@ TASKS = {
     "question-answering": OnnxTask("question-answering", "ForQuestionAnswering", ("start_logits", "end_logits"),
                                    QA_SETTINGS, "spanbert finetune qa"),
     "text-classification": OnnxTask("text-classification", "ForSequenceClassification", ("logits",),
-                                    CLASSIFY_SETTINGS, "spanbert finetune classify"),
+                                    "classify_settings.json", "spanbert finetune classify"),
 }
 EXPORTABLE = "; ".join(f"{t.name} ({t.made_by})" for t in TASKS.values())
 

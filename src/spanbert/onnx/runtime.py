@@ -19,12 +19,12 @@ from types import SimpleNamespace
 import torch
 
 from spanbert.tasks.classify.inference import TextClassifier
-from spanbert.tasks.classify.inference import load_settings as load_classify_settings
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.tasks.qa.inference import QuestionAnswerer
 from spanbert.tasks.qa.model import QASettings
 from spanbert.tasks.qa.model import load_settings as load_qa_settings
 from spanbert.core.checkpoints import read_settings
+from spanbert.tasks.protocol import get_task
 
 EXPORT_INFO = "export_info.json"  # what an export folder holds besides the graphs (see .export)
 
@@ -141,7 +141,7 @@ class OnnxTextClassifier(TextClassifier):
         # TextClassifier.__init__ loads a PyTorch model; set the same attributes instead.
         self.model, self.tokenizer, self.export_info = load_ort_model(export_dir, "text-classification", quantized,
                                                                       num_threads)
-        self.settings = load_classify_settings(export_dir)
+        self.settings = get_task("classify").load_settings(export_dir)
         self.device = torch.device("cpu")
         self.batch_size, self.precision = batch_size, "no"
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]

@@ -11,7 +11,7 @@ __all__ = ["ClassificationData", "read_classification", "ClassifySettings", "Cla
 __getattr__, __dir__ = lazy_exports(__name__, {
     "ClassificationData": "data",
     "read_classification": "data",
-    "ClassifySettings": "features",
+    "ClassifySettings": "settings",
     "ClassPrediction": "inference",
     "TextClassifier": "inference",
     "classification_metrics": "scoring",

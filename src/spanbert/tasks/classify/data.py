@@ -11,7 +11,7 @@ one-line :class:`~spanbert.core.errors.CorpusError` naming the file and line.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from spanbert.core.errors import CorpusError
@@ -30,6 +30,13 @@ class ClassificationData:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def __getitem__(self, items: slice) -> "ClassificationData":
+        """The items of a slice (``data[:100]``), with their file lines kept for errors."""
+        if not isinstance(items, slice) or items.start not in (None, 0) or items.step not in (None, 1):
+            raise TypeError("ClassificationData takes a leading slice, data[:n]")
+        return replace(self, texts=self.texts[items], labels=None if self.labels is None else self.labels[items],
+                       text_pairs=None if self.text_pairs is None else self.text_pairs[items])
 
     def where(self, i: int) -> str:
         """``file:line`` (or ``source[index]``) of item ``i``, for error messages."""

@@ -15,24 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from spanbert.core.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ClassifySettings:
-    """Everything besides the weights that decides a classifier's predictions."""
-
-    max_seq_length: int = 128
-    window_overlap: int = 32  # tokens shared by consecutive windows of a long text
-    aggregation: str = "mean"  # "mean" (of window logits) or "max" (per class) or "first" (first window only)
-
-    def __post_init__(self) -> None:
-        if self.max_seq_length < 8:
-            raise ConfigError(f"max_seq_length: must be >= 8, got {self.max_seq_length}")
-        if not 0 <= self.window_overlap < self.max_seq_length // 2:
-            raise ConfigError(f"window_overlap: must be in [0, max_seq_length / 2), got {self.window_overlap}")
-        if self.aggregation not in ("mean", "max", "first"):
-            raise ConfigError(f"aggregation: must be mean, max or first, got {self.aggregation!r}")
+from spanbert.tasks.classify.settings import ClassifySettings
 
 
 @dataclass

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import ConfigError
 from spanbert.core.batching import inference_batches
-from spanbert.core.checkpoints import load_task_model, read_settings
+from spanbert.core.checkpoints import load_task_model
 from spanbert.core.precision import inference_autocast
-from spanbert.tasks.classify.features import ClassifySettings, Windows, aggregate_logits, build_windows, collate
-
-SETTINGS_FILE = "classify_settings.json"
-
+from spanbert.tasks.classify.features import Windows, aggregate_logits, build_windows, collate
+from spanbert.tasks.classify.settings import ClassifySettings
+from spanbert.tasks.protocol import Predictor
 
 @dataclass(frozen=True)
 class ClassPrediction:
@@ -45,21 +43,6 @@ def load_classifier(path: str | os.PathLike, dtype=None, *, trained: bool = Fals
 
     return load_task_model(path, AutoModelForSequenceClassification, BertForSequenceClassification,
                            "classification", dtype=dtype, trained=trained, **config_overrides)
-
-
-def settings_to_json(settings: ClassifySettings, **extra) -> dict:
-    return {**asdict(settings), **extra}
-
-
-def load_settings(path: str | os.PathLike) -> ClassifySettings:
-    """The windowing settings saved beside a fine-tuned classifier (defaults when there are none)."""
-    data = read_settings(path, SETTINGS_FILE)
-    if data is None:
-        return ClassifySettings()
-    try:
-        return ClassifySettings(**{f.name: data[f.name] for f in fields(ClassifySettings) if f.name in data})
-    except (TypeError, ConfigError) as e:
-        raise CheckpointError(f"{Path(path) / SETTINGS_FILE}: malformed settings ({e})") from None
 
 
 def window_logits(model, windows: Windows, pad_id: int, batch_size: int = 64, precision: str = "no",
@@ -89,22 +72,21 @@ def predict_texts(model, tokenizer, texts: Sequence[str], settings: ClassifySett
     return aggregate_logits(logits, windows.doc, len(texts), settings.aggregation), np.bincount(windows.doc, minlength=len(texts))
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Probabilities of each row of logits (numerically stable)."""
     z = np.exp(x - x.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
 
-class TextClassifier:
+class TextClassifier(Predictor):
     """A fine-tuned classifier (``spanbert finetune classify``, or any transformers sequence
     classifier) with its windowing settings. ``precision``: ``no`` (fp32), ``bf16``, ``auto``."""
 
+    task_name, default_batch_size = "classify", 64
+
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 64,
                  precision: str = "auto"):
-        self.model, self.tokenizer = load_classifier(model_dir, trained=True)
-        self.settings = load_settings(model_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.batch_size, self.precision = batch_size, precision
+        super().__init__(model_dir, device=device, batch_size=batch_size, precision=precision)
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     def classify(self, texts: str | Sequence[str], text_pairs: Sequence[str] | None = None) -> list[ClassPrediction]:
@@ -115,10 +97,10 @@ class TextClassifier:
                 raise ConfigError(f"text {i}: empty")
         logits, counts = predict_texts(self.model, self.tokenizer, texts, self.settings, text_pairs,
                                        self.batch_size, self.precision)
-        probs = _softmax(logits)
+        probs = softmax(logits)
         return [ClassPrediction(self.labels[int(p.argmax())], float(p.max()),
                                 {name: float(v) for name, v in zip(self.labels, p)}, int(n))
                 for p, n in zip(probs, counts)]
 
 
-__all__ = ["TextClassifier", "ClassPrediction", "load_classifier", "load_settings", "predict_texts", "window_logits"]
+__all__ = ["TextClassifier", "ClassPrediction", "load_classifier", "predict_texts", "window_logits", "softmax"]

@@ -1,0 +1,136 @@
+"""``spanbert finetune TASK`` and ``spanbert evaluate TASK`` for every registered task, built
+from the task's declaration (:mod:`spanbert.tasks.protocol`): the options are the fields of its
+``options`` dataclass that carry help text (defaults and help live there, once), beside the
+options every task shares (:mod:`spanbert.tasks.options`). A field whose metadata says
+``"evaluate": True`` is also an option of ``evaluate`` (default: the value the model was
+trained with).
+
+Nothing heavy is imported here: the commands import torch when they run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress,
+                                    finetune_command, with_aliases)
+from spanbert.tasks.protocol import Task
+
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def _parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, KEYWORD, default=default, annotation=annotation)
+
+
+def dataclass_options(cls: type | None, *, evaluate: bool = False) -> list[inspect.Parameter]:
+    """Command parameters of the fields of ``cls`` that have ``help`` in their metadata (with
+    ``evaluate``: only those marked ``"evaluate": True``, optional, default None = as trained).
+    Metadata may give ``names`` (option declarations) and ``min``/``max`` (number bounds)."""
+    if cls is None:
+        return []
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        meta = f.metadata
+        if "help" not in meta or (evaluate and not meta.get("evaluate")):
+            continue
+        bounds = {k: meta[k] for k in ("min", "max") if k in meta}
+        kind = hints[f.name]
+        if evaluate:
+            option = typer.Option(*meta.get("names", ()), help=meta["help"] + " Default: as trained.", **bounds)
+            out.append(_parameter(f.name, Annotated[kind | None, option], None))
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        out.append(_parameter(f.name, Annotated[kind, typer.Option(*meta.get("names", ()), help=meta["help"], **bounds)],
+                              default))
+    return out
+
+
+def _with_signature(fn: Callable, parameters: list[inspect.Parameter], doc: str) -> Callable:
+    fn.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    fn.__doc__ = doc
+    return fn
+
+
+def finetune_command_for(task: Task) -> Callable:
+    """The ``spanbert finetune TASK`` command of ``task``."""
+    own = [f.name for f in fields(task.options)] if task.options else []
+
+    def command(*, model: str, train: str, output: Path, dev: str | None, dropout: float | None,
+                max_train_examples: int | None, max_dev_examples: int | None, args, **values: Any) -> None:
+        from spanbert.tasks.runner import finetune_task
+
+        options = task.options(**{k: v for k, v in values.items() if k in own}) if task.options else None
+        result = finetune_task(task, model, train, output, options=options, dev_source=dev, args=args,
+                               max_train_examples=max_train_examples, max_dev_examples=max_dev_examples,
+                               eval_precision=args.mixed_precision, dropout=dropout)
+        if not result.main:  # another process of a multi-process run: the main one reports
+            return
+        for line in task.report(result.summary):
+            typer.echo(line)
+        typer.echo(f"model: {output}")
+
+    parameters = [
+        _parameter("model", Annotated[str, typer.Option("--model", "-m", help=(
+            "Any BERT-family folder: ours (spanbert pretrain) or plain transformers."))]),
+        _parameter("train", Annotated[str, typer.Option(help=f"Training data: {task.data_help}")]),
+        _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
+            "Folder for the fine-tuned model, settings and dev results."))]),
+        _parameter("dev", Annotated[str | None, typer.Option(help=(
+            f"Dev data: scored by {task.metric} at every epoch end (the best keeps its weights, see --select-best) "
+            "and evaluated after training."))], None),
+        *dataclass_options(task.options),
+        _parameter("dropout", Dropout, None),
+        _parameter("max_train_examples", MaxTrainExamples, None),
+        _parameter("max_dev_examples", MaxDevExamples, None),
+        _parameter("args", Any, None),
+    ]
+    _with_signature(command, parameters, task.summary)
+    return finetune_command(task.name, epochs=task.epochs, batch_size=task.batch_size, lr=task.lr,
+                            aliases=task.finetune_aliases)(command)
+
+
+def evaluate_command_for(task: Task) -> Callable:
+    """The ``spanbert evaluate TASK`` command of ``task``."""
+    def command(*, model: Path, data: str, output: Path, batch_size: int, precision: str, max_examples: int | None,
+                progress: bool, **overrides: Any) -> None:
+        from spanbert.core.precision import check_precision
+        from spanbert.tasks.runner import evaluate_task
+
+        check_precision(precision)
+        loaded, tokenizer, settings = task.load_trained(model)
+        settings, tune = task.evaluation_settings(settings, {k: v for k, v in overrides.items() if v is not None})
+        examples = task.read(data, settings, split="test", labelled=True).head(max_examples)
+        task.check(examples, loaded, settings)
+        result = evaluate_task(task, loaded, tokenizer, examples, settings, output, tune=tune, batch_size=batch_size,
+                               precision=precision, progress=progress)
+        for line in task.report_evaluation(result):
+            typer.echo(line)
+        typer.echo(f"files: {output}")
+
+    parameters = [
+        _parameter("model", Annotated[Path, typer.Option("--model", "-m", help=f"A folder of spanbert finetune {task.name}.")]),
+        _parameter("data", Annotated[str, typer.Option(help=f"Labelled data: {task.data_help}")]),
+        _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
+            "Folder for the predictions and metrics.json."))]),
+        *dataclass_options(task.options, evaluate=True),
+        *task.evaluate_parameters(),
+        _parameter("batch_size", Annotated[int, typer.Option(min=1, help=f"{task.eval_unit} per forward pass.")],
+                   task.eval_batch_size),
+        _parameter("precision", Precision, "auto"),
+        _parameter("max_examples", MaxExamples, None),
+        _parameter("progress", Progress, True),
+    ]
+    _with_signature(command, parameters, task.evaluate_summary)
+    return with_aliases({"--mixed-precision": "precision", **task.evaluate_aliases})(command)
+
+
+__all__ = ["finetune_command_for", "evaluate_command_for", "dataclass_options"]
