@@ -50,7 +50,7 @@ DATA = REPO / "tests" / "data"
 # -- inputs and model -------------------------------------------------------------------------
 
 def classify_items() -> list[dict]:
-    from spanbert.tasks.summarize.data import split_sentences
+    from spanbert.core.text import split_sentences
 
     text = (DATA / "sotu_1790_washington.txt").read_text()
     return [{"text": text[a:b]} for a, b in split_sentences(text)]

@@ -87,7 +87,7 @@ def machine_line(threads: int) -> str:
 # -- models and texts -------------------------------------------------------------------------
 
 def sentences() -> list[str]:
-    from spanbert.tasks.summarize.data import split_sentences
+    from spanbert.core.text import split_sentences
 
     text = (DATA / "sotu_1790_washington.txt").read_text()
     return [text[a:b] for a, b in split_sentences(text)]

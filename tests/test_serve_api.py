@@ -19,7 +19,7 @@ from spanbert.serve import app as app_module
 from spanbert.serve.app import create_app
 from spanbert.serve.cli import is_loopback, serve_command
 from spanbert.serve.tasks import detect_task
-from spanbert.tasks.summarize.data import split_sentences
+from spanbert.core.text import split_sentences
 
 from .conftest import DATA
 from .serve_models import CLASSIFY_LABELS, ENTITY_TYPES, RELATION_LABELS, build_all, build_qa

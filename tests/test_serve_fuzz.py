@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spanbert.serve.app import create_app
-from spanbert.tasks.summarize.data import split_sentences
+from spanbert.core.text import split_sentences
 
 from .conftest import DATA
 from .serve_models import build_all

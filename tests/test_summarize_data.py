@@ -10,7 +10,8 @@ import pytest
 
 from spanbert.cli import main
 from spanbert.core.errors import CorpusError
-from spanbert.tasks.summarize.data import read_summaries, split_sentences, to_dataset
+from spanbert.tasks.summarize.data import read_summaries, to_dataset
+from spanbert.core.text import split_sentences
 
 from .conftest import DATA
 

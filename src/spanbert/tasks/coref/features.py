@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spanbert.core.errors import ConfigError
+from spanbert.core.text import ABBREVIATIONS, split_sentences, split_words
 from spanbert.tasks.coref.conll import CorefDocument, Span
 
 GENRES = ("bc", "bn", "mz", "nw", "pt", "tc", "wb")  # OntoNotes genres; anything else is genre 0
@@ -249,22 +250,17 @@ class TextDocument:
 
 def _keeps_period(word: str) -> bool:
     """Whether a period right after ``word`` belongs to it: a title or other abbreviation
-    (:data:`spanbert.tasks.summarize.data.ABBREVIATIONS`: Mr, Dr, St, ...) or an initial."""
-    from spanbert.tasks.summarize.data import ABBREVIATIONS
-
+    (:data:`spanbert.core.text.ABBREVIATIONS`: Mr, Dr, St, ...) or an initial."""
     return (len(word) == 1 and word.isalpha()) or word.lower() in ABBREVIATIONS
 
 
 def text_document(text: str, name: str = "text") -> TextDocument:
-    """Split raw text into sentences (:func:`spanbert.tasks.summarize.data.split_sentences`: a regex
-    rule set for edited prose) and words (:func:`spanbert.tasks.ner.inference.split_words`, with a
+    """Split raw text into sentences (:func:`spanbert.core.text.split_sentences`: a regex
+    rule set for edited prose) and words (:func:`spanbert.core.text.split_words`, with a
     possessive ``'s``/``’s`` split off as its own word and the period of an abbreviation or
     initial kept with it, as in the PTB-tokenized LitBank and OntoNotes the models learn from:
     ``Mr. Darcy's friend`` -> ``Mr.``, ``Darcy``, ``'s``, ``friend``); an empty text is a
     ConfigError."""
-    from spanbert.tasks.ner.inference import split_words
-    from spanbert.tasks.summarize.data import split_sentences
-
     words: list[str] = []
     offsets: list[tuple[int, int]] = []
     sentences: list[tuple[int, int]] = []

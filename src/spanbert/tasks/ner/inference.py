@@ -16,7 +16,6 @@ batched by length; every span of at most ``max_span_width`` words is scored and
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -24,24 +23,13 @@ import numpy as np
 import torch
 
 from spanbert.core.errors import ConfigError
+from spanbert.core.text import split_words
 from spanbert.core.batching import inference_batches
 from spanbert.core.precision import inference_autocast
 from spanbert.tasks.ner.decoding import ScoredSpan, decode_spans
 from spanbert.tasks.ner.features import EncodedCorpus, WindowConfig, encode_sentences, pad_inputs, pad_spans, window_spans
 from spanbert.tasks.ner.model import NerSettings, load_ner_model, load_settings
 
-WORD_PATTERN = re.compile(
-    r"(?:https?://|www\.)\S+"  # URLs
-    r"|[@#]\w+"  # @mentions, #hashtags
-    r"|(?:\w\.){2,}"  # abbreviations: U.S., e.g.
-    r"|\w+(?:['’-]\w+)*"  # words, with inner apostrophes and hyphens: don't, state-of-the-art
-    r"|[^\w\s]"  # any other symbol on its own
-)
-
-
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """``(word, start_char, end_char)`` for each word of ``text`` (see the module doc)."""
-    return [(m.group(), m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
 
 
 @dataclass(frozen=True)
@@ -159,5 +147,5 @@ class EntityRecognizer:
         return out
 
 
-__all__ = ["EntityRecognizer", "Entity", "split_words", "predict_sentences", "sentence_probabilities",
+__all__ = ["EntityRecognizer", "Entity", "predict_sentences", "sentence_probabilities",
            "window_probabilities", "WindowConfig"]

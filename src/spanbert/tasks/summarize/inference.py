@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.core.checkpoints import read_settings
 from spanbert.core.precision import inference_autocast
-from spanbert.tasks.summarize.data import split_sentences
+from spanbert.core.text import split_sentences
 from spanbert.tasks.summarize.decoding import Budget, join_summary, select_sentences
 from spanbert.tasks.summarize.features import collate_documents, encode_document
 
