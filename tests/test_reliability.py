@@ -227,7 +227,7 @@ def test_disk_full_and_other_os_conditions_are_user_errors():
     wrap the OS error (safetensors' message below is the one a full tmpfs gave)."""
     from safetensors import SafetensorError
 
-    from spanbert.cli import _user_os_error
+    from spanbert.cli.app import _user_os_error
 
     assert _user_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "x"))
     assert _user_os_error(SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"))
