@@ -160,7 +160,7 @@ def _cli(args) -> tuple[int, str]:
     return rc, err.getvalue()
 
 
-def _assert_clean_exit(rc: int, err: str) -> None:
+def assert_clean_exit(rc: int, err: str) -> None:
     assert rc in (0, 2), (rc, err)
     assert "Traceback" not in err
     if rc == 2:
@@ -172,21 +172,21 @@ def _assert_clean_exit(rc: int, err: str) -> None:
 @given(key=st.one_of(st.binary(max_size=300), text), response=st.one_of(st.binary(max_size=300), text))
 def test_scorer_command_lines_on_random_files(tmp_path, command, key, response):
     k, r = _write(tmp_path, "key.txt", key), _write(tmp_path, "response.txt", response)
-    _assert_clean_exit(*_cli([*command, "--key", str(k), "--response", str(r)]))
+    assert_clean_exit(*_cli([*command, "--key", str(k), "--response", str(r)]))
 
 
 @CLI_FUZZ
 @given(gold=st.one_of(st.binary(max_size=300), text), predictions=st.one_of(st.binary(max_size=300), json_value.map(json.dumps)))
 def test_squad_scorer_command_line_on_random_files(tmp_path, gold, predictions):
     g, p = _write(tmp_path, "dev.json", gold), _write(tmp_path, "pred.json", predictions)
-    _assert_clean_exit(*_cli(["score", "squad", "--data", str(g), "--predictions", str(p)]))
+    assert_clean_exit(*_cli(["score", "squad", "--data", str(g), "--predictions", str(p)]))
 
 
 @CLI_FUZZ
 @given(gold=st.one_of(st.binary(max_size=300), text), predicted=st.one_of(st.binary(max_size=300), text))
 def test_ner_scorer_command_line_on_random_files(tmp_path, gold, predicted):
     g, p = _write(tmp_path, "gold.conll", gold), _write(tmp_path, "pred.conll", predicted)
-    _assert_clean_exit(*_cli(["score", "ner", "--gold", str(g), "--predictions", str(p)]))
+    assert_clean_exit(*_cli(["score", "ner", "--gold", str(g), "--predictions", str(p)]))
 
 
 @st.composite

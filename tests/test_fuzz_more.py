@@ -55,7 +55,7 @@ from spanbert.core.errors import SpanBertError
 
 from .conftest import DATA
 from .conftest import run_cli as _run
-from .test_fuzz import _assert_clean_exit, json_value, text
+from .test_fuzz import assert_clean_exit, json_value, text
 
 pytestmark = pytest.mark.timeout(300)  # a hang fails the test instead of stalling the suite
 
@@ -362,7 +362,7 @@ def test_pretrain_on_random_corpus_files(tmp_path, tiny_tokenizer_dir, data, tex
     corpus = data.draw(corpus_layouts(case / "corpus"))
     out = case / "out"
     rc, _, err = _run(_pretrain_args(corpus, tiny_tokenizer_dir, out, f"--text-field={text_field}", f"--doc-per={doc_per}"))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     event(f"exit {rc}")
     if rc == 0:
         assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
@@ -420,7 +420,7 @@ def test_pretrain_rejects_bad_option_values(tmp_path, tiny_tokenizer_dir, data):
     extra, needle = data.draw(bad_options(case))
     event(extra[0].split("=")[0])
     rc, _, err = _run(_pretrain_args(DATA / "tiny_corpus.txt", tiny_tokenizer_dir, case / "out", *extra))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 2, (extra, err)
     line = _error_line(err)  # our check names the field, click's range check the option
     assert needle in line or "--" + needle.replace("_", "-") in line, (extra, err)
@@ -519,7 +519,7 @@ def test_fill_on_random_texts(model_dir, fill_progress_guard, texts, top_k, as_j
     rc, out, err = _run(["fill", "--model", str(model_dir), "--top-k", str(top_k), *(["--json"] if as_json else []), "--",
                          *texts])
     assert "FillMadeNoProgress" not in err  # the hang that test_fill_never_predicts_mask_and_ends pins down
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     event(f"exit {rc}")
     if rc == 2:
         line = _error_line(err)
@@ -552,7 +552,7 @@ def test_predict_qa_on_random_inputs(tmp_path, task_dirs, questions, context, as
     args = ["predict", "qa", "--model", str(task_dirs["qa"]), *[f"--question={q}" for q in questions], where,
             f"--top-k={top_k}", f"--precision={precision}", "--json"]
     rc, out, err = _run(args)
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     event(f"exit {rc}")
     if rc == 0:
         ctx = context if isinstance(context, str) else context.decode("utf-8")
@@ -580,7 +580,7 @@ def test_predict_classify_on_random_inputs(tmp_path, task_dirs, texts, file_cont
     if file_content is not None:
         args.append(f"--input={_file(tmp_path, file_content)}")
     rc, out, err = _run(args)
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     event(f"exit {rc}")
     if rc == 0:
         content = file_content.decode("utf-8") if isinstance(file_content, bytes) else file_content
@@ -642,7 +642,7 @@ def test_damaged_model_folders(tmp_path, task_dirs, case, junk):
     command, damage = case
     path = _damage(task_dirs[command], tmp_path / f"model{next(_case)}", damage, junk)
     rc, _, err = _run(COMMANDS[command](path))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     if damage == "tokenizer_config_damaged" and _is_json_object(junk or b"{") and rc == 0:
         event("a JSON object as tokenizer_config.json: a valid tokenizer")  # e.g. {}: the defaults
         return
@@ -726,7 +726,7 @@ def test_pretrain_refuses_found_inputs(tmp_path, tiny_tokenizer_dir, extra, name
     corpus = next((e.split("=", 1)[1] for e in extra if e.startswith("--corpus=")), DATA / "tiny_corpus.txt")
     extra = [e for e in extra if not e.startswith("--corpus=")]
     rc, _, err = _run(_pretrain_args(corpus, tiny_tokenizer_dir, tmp_path / "out", *extra))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 2, err
     assert names in _error_line(err), err
 
@@ -773,7 +773,7 @@ def test_damaged_model_folder_found_inputs(tmp_path, task_dirs, command, edit, n
     path = _copy_model(task_dirs[command], tmp_path / "model")
     edit(path)
     rc, _, err = _run(COMMANDS[command](path))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 2, err
     line = _error_line(err)
     assert str(path) in line and names in line, err
@@ -797,7 +797,7 @@ OPTION_CASES = [  # (id, arguments after `--model M`, what the error line names,
 def test_option_found_inputs(task_dirs, args, names):
     at = 2 if args[0] == "predict" else 1
     rc, _, err = _run([*args[:at], "--model", str(task_dirs[args[at - 1]]), *args[at:]])
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 2, err
     assert names in _error_line(err), err
 
@@ -806,7 +806,7 @@ def test_option_found_inputs(task_dirs, args, names):
 def test_model_path_of_an_unknown_users_home(command):
     """``~user`` of a user that does not exist: was exit 1 (RuntimeError from expanduser)."""
     rc, _, err = _run(COMMANDS[command]("~no_such_user_zz/model"))
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 2 and "~no_such_user_zz/model" in _error_line(err), err
 
 
@@ -835,7 +835,7 @@ def test_fill_never_predicts_mask_and_ends(tmp_path, model_dir, fill_progress_gu
         save_file(weights, weights_file, metadata=metadata)
     rc, out, err = _run(["fill", "--model", str(path), "--json", "The [MASK] [MASK] of the Union."])
     assert "FillMadeNoProgress" not in err
-    _assert_clean_exit(rc, err)
+    assert_clean_exit(rc, err)
     assert rc == 0, err
     special = set(tokenizer.all_special_ids)
     (result,) = json.loads(out)

@@ -223,7 +223,8 @@ def test_concurrent_requests_share_model_calls(folders):
     results: dict[int, dict] = {}
     with TestClient(app) as c:
         def ask(i):
-            results[i] = c.post("/v1/summarize", json={"items": [{"text": texts[i]}]}).json()
+            response = c.post("/v1/summarize", json={"items": [{"text": texts[i]}]})
+            results[i] = {"status": response.status_code, **response.json()}
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
         for t in threads:
@@ -232,6 +233,7 @@ def test_concurrent_requests_share_model_calls(folders):
             t.join()
         stats = app.state.server.models["summarize"][0].batcher.stats
     assert stats.requests == 8 and stats.batches < 8
+    assert sorted(results) == list(range(8)) and all(out["status"] == 200 for out in results.values())
     for i, out in results.items():
         (r,) = out["results"]
         assert all(texts[i][s["start"] : s["end"]] == s["text"] for s in r["sentences"]) and r["sentences"]
@@ -435,6 +437,7 @@ def test_serve_command_stops_and_reports_a_model_that_cannot_load(folders, tmp_p
 def test_results_are_json_numbers(client):
     """No NaN or infinity reaches the JSON (strict parsers reject them)."""
     r = client.post("/v1/qa", json={"items": [{"question": "Who?", "context": CONTEXT}]})
+    assert r.status_code == 200, r.text
     json.loads(r.text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
 
 
