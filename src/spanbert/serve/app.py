@@ -68,7 +68,7 @@ from spanbert.serve.batcher import BatcherStats, MicroBatcher
 from spanbert.serve.schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
                       ModelsResponse, QARequest, QAResponse, RelationsRequest, SummarizeRequest, SummarizeResponse,
                       TextsRequest)
-from spanbert.serve.tasks import TASKS, TEXT_FIELDS, ServedModel, TokenCounter, detect_task, item_texts
+from spanbert.serve.tasks import TASKS, ServedModel, TokenCounter, detect_task, item_texts, text_fields
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def check_limits(limits: Limits, task: str, items: Sequence) -> None:
     if len(items) > limits.max_items:
         raise HTTPException(413, detail=f"items: {len(items)} in one request; the limit is {limits.max_items}")
     for i, item in enumerate(items):
-        for name in TEXT_FIELDS.get(task, ("text",)):
+        for name in text_fields(task):
             value = getattr(item, name, None)
             if value is not None and len(value) > limits.max_text_chars:
                 raise HTTPException(422, detail=f"items[{i}].{name}: {len(value)} characters; the limit is {limits.max_text_chars}")

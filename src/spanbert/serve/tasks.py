@@ -27,18 +27,39 @@ from spanbert.core.errors import ConfigError
 
 TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize")
 
-MODEL_TYPE_TASKS = {  # our own heads' config model_type
+MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declaring theirs)
     "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
     "spanbert_relation": "relations",
     "spanbert_span_ner": "entities",
     "spanbert_coref": "coref",
     "spanbert_extsum": "summarize",
 }
-TEXT_FIELDS = {"qa": ("question", "context"), "classify": ("text", "text_pair")}  # other tasks: ("text",)
+TEXT_FIELDS = {"qa": ("question", "context")}  # other tasks: ("text",)
 # spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
 # a BertForMaskedLM checkpoint with the SBO head beside it.
-SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "classify_settings.json": "classify", "spanbert_config.json": "fill"}
-ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa", "ForSequenceClassification": "classify"}  # stock heads
+SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "spanbert_config.json": "fill"}
+ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa"}  # stock heads
+
+
+def registered(task: str):
+    """The fine-tuning task served as ``task`` when it declares how to serve it (else None:
+    span infilling, and tasks still served by this module's own functions)."""
+    from spanbert.tasks.protocol import task_for_api
+
+    found = task_for_api(task)
+    return found if found is not None and found.predictor else None
+
+
+def _served_tasks():
+    from spanbert.tasks.protocol import get_task, task_names
+
+    return [t for t in map(get_task, task_names()) if t.predictor]
+
+
+def text_fields(task: str) -> tuple[str, ...]:
+    """The request fields of ``task`` that hold text (weighed in tokens, limited in length)."""
+    found = registered(task) if task != "fill" else None
+    return found.text_fields if found is not None else TEXT_FIELDS.get(task, ("text",))
 
 
 def detect_task(folder: str | os.PathLike) -> str:
@@ -51,14 +72,18 @@ def detect_task(folder: str | os.PathLike) -> str:
         data = read_model_config(path)
     except ConfigError as e:
         raise ConfigError(f"--model {e}") from None
+    tasks = _served_tasks()
     model_type = data.get("model_type")
-    if model_type in MODEL_TYPE_TASKS:
-        return MODEL_TYPE_TASKS[model_type]
-    for file_name, task in SETTINGS_FILE_TASKS.items():
+    by_type = {**MODEL_TYPE_TASKS, **{m: t.api_name or t.name for t in tasks for m in t.model_types}}
+    if model_type in by_type:
+        return by_type[model_type]
+    by_file = {**SETTINGS_FILE_TASKS, **{t.settings_file: t.api_name or t.name for t in tasks}}
+    for file_name, task in by_file.items():
         if (path / file_name).is_file():
             return task
+    by_arch = {**ARCHITECTURE_TASKS, **{a: t.api_name or t.name for t in tasks for a in t.architectures}}
     for arch in data.get("architectures") or []:
-        for suffix, task in ARCHITECTURE_TASKS.items():
+        for suffix, task in by_arch.items():
             if isinstance(arch, str) and arch.endswith(suffix):
                 return task
     raise ConfigError(f"--model {folder}: cannot tell its task (model_type {model_type!r}, architectures "
@@ -135,33 +160,6 @@ def _predict_fill(api, items: list[dict], options: dict) -> list[dict]:
     # the same tokenisation as the filler's (truncated; padding does not move positions)
     offsets = api.tokenizer(texts, truncation=True, return_offsets_mapping=True)["offset_mapping"]
     return [fill_result(r, o) for r, o in zip(results, offsets)]
-
-
-# -- classification ---------------------------------------------------------------------------
-
-def _load_classify(folder: Path, device: str | None):
-    from spanbert.tasks.classify.inference import TextClassifier
-
-    return TextClassifier(folder, device=device)
-
-
-def classify_result(prediction) -> dict:
-    """A :class:`~spanbert.tasks.classify.ClassPrediction` as ``label``, ``score``, ``probabilities``."""
-    return {"label": prediction.label, "score": float(prediction.score),
-            "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
-
-
-def _predict_classify(api, items: list[dict], options: dict) -> list[dict]:
-    # the classifier takes all texts with pairs or none: items with a pair and items without are two calls
-    out: list[dict | None] = [None] * len(items)
-    for with_pair in (False, True):
-        idx = [i for i, it in enumerate(items) if (it.get("text_pair") is not None) == with_pair]
-        if not idx:
-            continue
-        pairs = [items[i]["text_pair"] for i in idx] if with_pair else None
-        for i, p in zip(idx, api.classify([items[i]["text"] for i in idx], pairs)):
-            out[i] = classify_result(p)
-    return out  # type: ignore[return-value]
 
 
 # -- relations --------------------------------------------------------------------------------
@@ -243,18 +241,21 @@ def _predict_summarize(api, items: list[dict], options: dict) -> list[dict]:
 # -- the registry -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
-    "qa": _load_qa, "fill": _load_fill, "classify": _load_classify, "relations": _load_relations,
+    "qa": _load_qa, "fill": _load_fill, "relations": _load_relations,
     "entities": _load_entities, "coref": _load_coref, "summarize": _load_summarize,
 }
 PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
-    "qa": _predict_qa, "fill": _predict_fill, "classify": _predict_classify, "relations": _predict_relations,
+    "qa": _predict_qa, "fill": _predict_fill, "relations": _predict_relations,
     "entities": _predict_entities, "coref": _predict_coref, "summarize": _predict_summarize,
 }
 
 
 def labels_of(task: str, api) -> list[str] | None:
     """The labels a model can output (classification, relations, entity types), else None."""
-    if task in ("classify", "relations", "entities"):
+    found = registered(task) if task != "fill" else None
+    if found is not None:
+        return found.labels(api)
+    if task in ("relations", "entities"):
         return list(api.labels)
     return None
 
@@ -263,7 +264,7 @@ def labels_of(task: str, api) -> list[str] | None:
 
 def item_texts(task: str, item: dict) -> list[str]:
     """The texts of one request item (e.g. a QA item's question and context), those given."""
-    return [item[f] for f in TEXT_FIELDS.get(task, ("text",)) if item.get(f) is not None]
+    return [item[f] for f in text_fields(task) if item.get(f) is not None]
 
 
 class TokenCounter:
@@ -333,11 +334,15 @@ class ServedModel:
         """Load ``folder`` through its task's Python API (its task detected when not given)."""
         path = Path(folder)
         task = task or detect_task(path)
-        api = LOADERS[task](path, device)
+        found = registered(task) if task != "fill" else None
+        api = found.load_predictor(path, device) if found is not None else LOADERS[task](path, device)
         return cls(path.name, task, path, api, labels_of(task, api))
 
     def predict(self, items: list[dict], options: dict | None = None) -> list[dict]:
-        """One JSON-ready result per item (see each task's ``*_result`` function)."""
+        """One JSON-ready result per item (see each task's ``serve``)."""
+        found = registered(self.task) if self.task != "fill" else None
+        if found is not None:
+            return found.serve(self.api, items, options or {})
         return PREDICTORS[self.task](self.api, items, options or {})
 
     def twin(self) -> ServedModel:
@@ -349,6 +354,6 @@ class ServedModel:
         return TokenCounter(self.api.tokenizer)
 
 
-__all__ = ["TASKS", "TEXT_FIELDS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of",
-           "with_own_tokenizer", "qa_result", "fill_result", "classify_result",
+__all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
+           "with_own_tokenizer", "qa_result", "fill_result",
            "relation_result", "entities_result", "coref_result", "summary_result"]

@@ -31,6 +31,7 @@ This module imports no torch: the command line reads the registry before it pars
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -104,6 +105,14 @@ class Task:
     data_help: ClassVar[str] = "a file, a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     finetune_aliases: ClassVar[dict[str, str]] = {}  # old option names: {"--max-train-questions": "max_train_examples"}
     evaluate_aliases: ClassVar[dict[str, str]] = {}
+    # Serving (spanbert serve): the name of the task in the HTTP API (/v1/<api_name>), how a
+    # folder of the task is recognised (our head's config model_type, else its settings file,
+    # else a stock transformers head's class-name suffix), and the request fields holding text.
+    api_name: ClassVar[str] = ""  # default: name
+    model_types: ClassVar[tuple[str, ...]] = ()
+    architectures: ClassVar[tuple[str, ...]] = ()
+    text_fields: ClassVar[tuple[str, ...]] = ("text",)
+    predictor: ClassVar[str] = ""  # "module:Class" of the task's Python API (a Predictor)
 
     @property
     def settings_file(self) -> str:
@@ -210,6 +219,21 @@ class Task:
         return [f"{result.examples} {self.unit} in {result.seconds:.1f} s",
                 json.dumps(self.dev_summary(result.metrics), indent=2)]
 
+    # -- serving ---------------------------------------------------------------------------------
+
+    def load_predictor(self, folder: str | os.PathLike, device: str | None = None) -> "Predictor":
+        """The task's Python API (:attr:`predictor`) on a fine-tuned folder."""
+        module, _, name = self.predictor.partition(":")
+        return getattr(importlib.import_module(module), name)(folder, device=device)
+
+    def serve(self, api: Any, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """One JSON-ready result per request item (plain dicts of the item's ``text_fields``)."""
+        raise NotImplementedError
+
+    def labels(self, api: Any) -> list[str] | None:
+        """The labels the model can output (classes, relation types, entity types), if any."""
+        return list(api.labels) if hasattr(api, "labels") else None
+
     def training_summary(self, train: TaskData, batches: TrainingBatches, settings: Any) -> dict[str, Any]:
         """The task's entries of ``finetune_summary.json`` before the loop's (default: ``batches.info``)."""
         return dict(batches.info)
@@ -257,9 +281,15 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
+def task_for_api(api_name: str) -> Task | None:
+    """The registered task served as ``/v1/<api_name>`` (built-in tasks imported), or None."""
+    return next((t for t in map(get_task, task_names()) if (t.api_name or t.name) == api_name), None)
+
+
 def task_names() -> list[str]:
     """The built-in tasks, then any registered since, in registration order."""
-    return [*BUILTIN_TASKS, *(n for n in _REGISTRY if n not in BUILTIN_TASKS)]
+    builtin = [n for n, module in BUILTIN_TASKS.items() if n in _REGISTRY or importlib.util.find_spec(module) is not None]
+    return [*builtin, *(n for n in _REGISTRY if n not in BUILTIN_TASKS)]
 
 
 def get_task(name: str) -> Task:
@@ -271,4 +301,4 @@ def get_task(name: str) -> Task:
     return _REGISTRY[name]
 
 
-__all__ = ["Task", "Predictor", "TaskData", "TrainingBatches", "Card", "register_task", "get_task", "task_names", "BUILTIN_TASKS"]
+__all__ = ["Task", "Predictor", "TaskData", "TrainingBatches", "Card", "register_task", "get_task", "task_names", "task_for_api", "BUILTIN_TASKS"]

@@ -46,6 +46,8 @@ class Classify(Task):
     summary = "Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."
     evaluate_summary = "Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."
     data_help = ".tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
+    architectures, text_fields = ("ForSequenceClassification",), ("text", "text_pair")
+    predictor = "spanbert.tasks.classify.inference:TextClassifier"
     card = Card("Text classifier fine-tuned with the `spanbert` toolkit", "text-classification", ("text-classification",),
                 "`transformers.AutoModelForSequenceClassification.from_pretrained(dir)` loads it; "
                 "`spanbert predict classify --model dir` and `spanbert.tasks.classify.TextClassifier(dir)` also apply "
@@ -135,6 +137,20 @@ class Classify(Task):
 
     def dev_summary(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in metrics.items() if k != "per_class"}
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """``label``, ``score`` and every label's ``probabilities`` per item; items with a
+        ``text_pair`` and items without are classified in two calls."""
+        out: list[dict | None] = [None] * len(items)
+        for with_pair in (False, True):
+            idx = [i for i, it in enumerate(items) if (it.get("text_pair") is not None) == with_pair]
+            if not idx:
+                continue
+            pairs = [items[i]["text_pair"] for i in idx] if with_pair else None
+            for i, p in zip(idx, api.classify([items[i]["text"] for i in idx], pairs)):
+                out[i] = {"label": p.label, "score": float(p.score),
+                          "probabilities": {k: float(v) for k, v in p.probabilities.items()}}
+        return out  # type: ignore[return-value]
 
     def report(self, summary: Mapping[str, Any]) -> list[str]:
         lines = super().report(summary)
