@@ -304,25 +304,34 @@ def demo(
 
 
 TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
+_REGISTERED: set[str] = set()  # tasks whose commands are on the CLI
 
 
-def _register_task_commands() -> None:
-    """``finetune TASK`` and ``evaluate TASK`` are built from each registered task's declaration
-    (:mod:`spanbert.tasks.commands`); the task's own package (``spanbert.tasks.<task>.cli``)
-    attaches its ``predict`` and ``score`` commands with ``register(groups, wrap)``."""
+def register_task_commands() -> None:
+    """Put every registered task on the command line (once each; a task registered after this
+    module was imported joins at the next call, which :func:`main` makes): ``finetune TASK`` and
+    ``evaluate TASK`` built from its declaration (:mod:`spanbert.tasks.commands`), and its own
+    ``predict``/``score`` commands from its ``commands`` module's ``register(groups, wrap)``."""
     import importlib
-    import importlib.util
 
     from spanbert.tasks.commands import evaluate_command_for, finetune_command_for
-    from spanbert.tasks.protocol import BUILTIN_TASKS, get_task
+    from spanbert.tasks.protocol import BUILTIN_TASKS, get_task, task_names
 
     groups = {"finetune": finetune_app, "evaluate": evaluate_app, "predict": predict_app, "score": score_app}
-    for name in TASK_PACKAGES:
-        if importlib.util.find_spec(BUILTIN_TASKS[name]) is not None:  # ported onto the protocol
-            task = get_task(name)
-            finetune_app.command(name)(_quiet(finetune_command_for(task)))
-            evaluate_app.command(name)(_quiet(evaluate_command_for(task)))
-        importlib.import_module(f"spanbert.tasks.{name}.cli").register(groups, _quiet)
+    names = task_names()
+    for name in [n for n in TASK_PACKAGES if n not in names] + names:  # the first: not yet on the protocol
+        if name in _REGISTERED:
+            continue
+        _REGISTERED.add(name)
+        if name not in names:
+            importlib.import_module(f"spanbert.tasks.{name}.cli").register(groups, _quiet)
+            continue
+        task = get_task(name)
+        finetune_app.command(name)(_quiet(finetune_command_for(task)))
+        evaluate_app.command(name)(_quiet(evaluate_command_for(task)))
+        module = task.commands or (f"spanbert.tasks.{name}.cli" if name in BUILTIN_TASKS else "")
+        if module:
+            importlib.import_module(module).register(groups, _quiet)
 
 
 def _quiet(fn):
@@ -337,7 +346,7 @@ def _quiet(fn):
     return wrapper
 
 
-_register_task_commands()
+register_task_commands()
 
 
 def _register_serving_commands() -> None:
@@ -476,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         bad = _undecodable_argument(args)
         if bad:
             raise ConfigError(bad)
+        register_task_commands()
         command = typer.main.get_command(app)
         _whole_help(command)
         result = command(args=args, prog_name="spanbert", standalone_mode=False)  # --help and typer.Exit return their exit code

@@ -67,7 +67,7 @@ from spanbert.core.extras import install_hint, require
 from spanbert.serve.batcher import BatcherStats, MicroBatcher
 from spanbert.serve.schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
                       ModelsResponse, QARequest, QAResponse, RelationsRequest, SummarizeRequest, SummarizeResponse,
-                      TextsRequest)
+                      TextsRequest, task_request)
 from spanbert.serve.tasks import TASKS, ServedModel, TokenCounter, detect_task, item_texts, text_fields
 
 logger = logging.getLogger(__name__)
@@ -573,7 +573,8 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
         requests dropped before they ran)."""
         return {"models": [{"name": s.model.name, "task": s.model.task, "labels": s.model.labels,
                             "batching": asdict(s.stats())}
-                           for task in TASKS for s in state.models.get(task, [])]}
+                           for task in (*TASKS, *(t for t in state.models if t not in TASKS))
+                           for s in state.models.get(task, [])]}
 
     @app.post("/v1/qa", tags=["tasks"], response_model=QAResponse)
     async def qa(body: QARequest, request: Request) -> dict:
@@ -611,7 +612,25 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
         return await serve_request(request, "summarize", body,
                                    {"max_sentences": body.max_sentences, "max_words": body.max_words})
 
+    for task in dict.fromkeys(task for _, task in folders):  # registered tasks without a route of their own
+        if task not in TASKS:
+            _add_task_route(app, task)
     return app
+
+
+def _add_task_route(app: FastAPI, task: str) -> None:
+    """``POST /v1/<task>`` for a registered task (see :func:`spanbert.serve.schemas.task_request`)."""
+    import inspect
+
+    body_type = task_request(task, text_fields(task))
+
+    async def endpoint(body, request: Request) -> dict:
+        return await serve_request(request, task, body)
+
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=body_type),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)], return_annotation=dict)
+    app.post(f"/v1/{task}", tags=["tasks"], summary=f"The {task} task")(endpoint)
 
 
 __all__ = ["create_app", "Limits", "ServerState", "BodySizeLimit", "check_limits", "check_tokens", "split_calls",

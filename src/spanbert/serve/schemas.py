@@ -9,9 +9,10 @@ Character offsets are Python string indices into the item's text (``end`` exclus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 
 def _unicode(value: str | None) -> str | None:
@@ -217,3 +218,11 @@ class ModelInfo(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+
+
+def task_request(task: str, fields: Sequence[str]) -> type[BaseModel]:
+    """The request body of a registered task without a schema of its own (``/v1/<task>``): items
+    with the task's text fields (all required), and the model's name."""
+    item = create_model(f"{task.title()}Item", __base__=Strict, **{name: (Text, ...) for name in fields})
+    return create_model(f"{task.title()}Request", __base__=Strict, items=(list[item], Field(min_length=1)),
+                        model=(ModelName, None))

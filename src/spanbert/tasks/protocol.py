@@ -113,6 +113,9 @@ class Task:
     architectures: ClassVar[tuple[str, ...]] = ()
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     predictor: ClassVar[str] = ""  # "module:Class" of the task's Python API (a Predictor)
+    # The module whose register(groups, wrap) adds the task's own commands (predict, score) to
+    # the command line; a built-in task's default is its package's cli module.
+    commands: ClassVar[str] = ""
 
     @property
     def settings_file(self) -> str:
