@@ -93,11 +93,13 @@ def build_classify(base: Path, out: Path, seed: int = 3) -> Path:
 
 
 def build_relations(base: Path, out: Path, seed: int = 4) -> Path:
-    """A relation head with entity-marker tokens in its tokenizer (as ``finetune_relations`` saves)."""
-    from spanbert.tasks.relations.model import new_relation_model, save_relation_model
+    """A relation head with entity-marker tokens in its tokenizer (as ``spanbert finetune relations`` saves)."""
+    from spanbert.tasks.protocol import get_task
+    from spanbert.tasks.relations.model import new_relation_model
 
     model, tokenizer = new_relation_model(base, RELATION_LABELS, no_relation_label="Other", max_seq_length=64, seed=seed)
-    return save_relation_model(out, model, tokenizer)
+    task = get_task("relations")
+    return task.save(out, model, tokenizer, task.settings_type())
 
 
 def build_entities(base: Path, out: Path, seed: int = 5) -> Path:

@@ -10,16 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from spanbert.core.errors import CheckpointError
+from spanbert.tasks.protocol import get_task
 from spanbert.tasks.relations.data import label_set, read_semeval
 from spanbert.tasks.relations.features import collate, encode_examples
 from spanbert.tasks.relations.model import (
     BertForRelationExtraction,
     RelationConfig,
-    load_relation_model,
     new_relation_model,
-    save_relation_model,
     scheme_of,
 )
+from spanbert.tasks.relations.settings import RelationSettings
 
 from .conftest import DATA
 
@@ -80,11 +80,14 @@ def test_save_and_reload_give_identical_logits(bert_dir, tmp_path):
     model, tok = new_relation_model(bert_dir, labels, no_relation_label="Other", seed=3)
     model.eval()
     batch = _batch(model, tok)
-    save_relation_model(tmp_path / "re", model, tok, "card")
+    task = get_task("relations")
+    task.save(tmp_path / "re", model, tok, task.settings_type())
     config = json.loads((tmp_path / "re" / "config.json").read_text())
     assert config["model_type"] == "spanbert_relation" and config["pooling"] == "markers"
     assert config["no_relation_label"] == "Other" and config["id2label"]["0"] == labels[0]
-    again, tok2 = load_relation_model(tmp_path / "re")
+    assert not (tmp_path / "re" / "relations_settings.json").exists()  # the settings live in the config
+    again, tok2, settings = task.load_trained(tmp_path / "re")
+    assert settings == RelationSettings("markers", "wrap", "Other", 128)
     assert tok2.get_vocab() == tok.get_vocab() and tok2.tokenize("a [S] b [/S]") == tok.tokenize("a [S] b [/S]")
     auto = AutoModelForSequenceClassification.from_pretrained(tmp_path / "re")
     assert type(auto) is BertForRelationExtraction and type(AutoConfig.from_pretrained(tmp_path / "re")) is RelationConfig
@@ -120,4 +123,4 @@ def test_spanbert_pretraining_folder_as_base(tmp_path, tiny_tokenizer):
 
 def test_loading_a_base_model_as_a_relation_model_fails(bert_dir):
     with pytest.raises(CheckpointError, match=r"not a fine-tuned relation extraction model \(it was saved as BertModel\)"):
-        load_relation_model(bert_dir)
+        get_task("relations").load_trained(bert_dir)

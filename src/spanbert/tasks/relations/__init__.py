@@ -4,7 +4,8 @@ Data flows one way: :mod:`.data` reads examples (SemEval-2010 Task 8 files, mark
 TACRED-style JSON) -> :mod:`.features` inserts the marker tokens and tokenises -> :mod:`.model`
 classifies from the subject/object marker states -> :mod:`.inference` turns logits into labels
 -> :mod:`.scoring` compares them with the gold labels as the official SemEval scorer (and the
-TACRED scorer) does. :mod:`.run` holds the fine-tune/evaluate jobs, :mod:`.cli` the commands.
+TACRED scorer) does. :mod:`.task` declares the task to ``spanbert finetune/evaluate relations``
+(options in :mod:`.settings`), :mod:`.cli` the predict and score commands.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from spanbert.core.lazy import lazy_exports
 
 __all__ = ["RelationClassifier", "RelationPrediction", "RelationExample", "read_relations", "read_semeval", "read_tacred",
            "to_dataset", "RelationConfig", "BertForRelationExtraction", "score_semeval", "score_semeval_files",
-           "relation_metrics"]
+           "relation_metrics", "RelationSettings"]
 
 _WHERE = {
     "RelationClassifier": "inference", "RelationPrediction": "inference",
     "RelationExample": "data", "read_relations": "data", "read_semeval": "data", "read_tacred": "data", "to_dataset": "data",
     "RelationConfig": "model", "BertForRelationExtraction": "model",
     "score_semeval": "scoring", "score_semeval_files": "scoring", "relation_metrics": "scoring",
+    "RelationSettings": "settings",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

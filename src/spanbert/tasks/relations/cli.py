@@ -1,7 +1,6 @@
-"""The ``spanbert`` commands of this task; :func:`register` attaches them to the CLI groups.
+"""``spanbert predict relations`` and ``spanbert score semeval``; :func:`register` attaches them
+to the CLI groups (``finetune``/``evaluate relations`` come from the task).
 
-    spanbert finetune relations --model BASE --train TRAIN_FILE.TXT --dev TEST_FILE_FULL.TXT --output re/
-    spanbert evaluate relations --model re/ --data TEST_FILE_FULL.TXT --output re/test
     spanbert predict relations --model re/ --text "The <e1>author</e1> wrote the <e2>book</e2>."
     spanbert score semeval --key key.txt --predictions predictions.txt
 """
@@ -15,69 +14,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.arguments import FinetuneArguments
-from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
-                        with_aliases)
-
-
-@finetune_command("relations", epochs=3.0, batch_size=32, lr=5e-5)
-def finetune_relations_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
-    train: Annotated[str, typer.Option(help="Training data: a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, its card and summary, and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data: scored at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (written to OUTPUT/dev).")] = None,
-    pooling: Annotated[str, typer.Option(help="markers: the subject-start and object-start marker states, concatenated; cls: the [CLS] state only.")] = "markers",
-    marker_style: Annotated[str, typer.Option(help="wrap: markers around the entities; replace: one marker instead of each entity (as the SpanBERT paper did).")] = "wrap",
-    no_relation_label: Annotated[str | None, typer.Option(help="Label left out of micro P/R/F1 (default: Other or no_relation when the data has it).")] = None,
-    max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per sentence, specials included; longer ones are cut around the entities.")] = 128,
-    dropout: Dropout = None,
-    max_train_examples: MaxTrainExamples = None,
-    max_dev_examples: MaxDevExamples = None,
-    args: FinetuneArguments = None,
-) -> None:
-    """Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."""
-    from spanbert.tasks.relations.run import finetune_relations
-
-    summary = finetune_relations(
-        model, train, output, dev_source=dev, pooling=pooling, marker_style=marker_style,
-        no_relation_label=no_relation_label, max_seq_length=max_seq_length, args=args,
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=args.mixed_precision,
-        dropout=dropout,
-    )
-    if "train" not in summary:  # not the main process of a multi-process run
-        return
-    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
-               f"final loss {summary['final_loss']:.4f}; {summary['labels']} labels")
-    if "dev_metrics" in summary:
-        typer.echo(f"dev ({summary['dev_examples']} examples): {json.dumps(_headline(summary['dev_metrics']))}")
-    typer.echo(f"model: {output}")
-
-
-def _headline(metrics: dict) -> dict:
-    keys = ("official_macro_f1", "micro_precision", "micro_recall", "micro_f1", "accuracy")
-    return {k: round(metrics[k], 2) for k in keys if k in metrics}
-
-
-@with_aliases({"--mixed-precision": "precision"})
-def evaluate_relations_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned relation model folder.")],
-    data: Annotated[str, typer.Option(help="Labelled data: a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions (SemEval: predictions.txt + answer_key.txt), predictions.jsonl, metrics.json.")],
-    batch_size: Annotated[int, typer.Option(min=1, help="Sentences per forward pass.")] = 64,
-    precision: Precision = "auto",
-    max_examples: MaxExamples = None,
-    progress: Progress = True,
-) -> None:
-    """Classify every example of a data set; write the predictions and the metrics (SemEval: the official ones)."""
-    from spanbert.tasks.relations.model import load_relation_model
-    from spanbert.tasks.relations.run import evaluate_relations
-
-    rel_model, tokenizer = load_relation_model(model)
-    result = evaluate_relations(rel_model, tokenizer, data, output, batch_size=batch_size, precision=precision,
-                                progress=progress, max_examples=max_examples)
-    typer.echo(f"{result.examples} examples in {result.seconds:.1f} s ({result.scoring} scoring)")
-    typer.echo(json.dumps(_headline(result.metrics), indent=2))
-    typer.echo(f"files: {output}")
+from spanbert.tasks.options import Precision, with_aliases
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -136,8 +73,6 @@ def score_semeval_command(
 
 
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach this task's commands to the ``finetune``/``evaluate``/``predict``/``score`` groups."""
-    groups["finetune"].command("relations")(wrap(finetune_relations_command))
-    groups["evaluate"].command("relations")(wrap(evaluate_relations_command))
+    """Attach ``predict relations`` and ``score semeval`` to the CLI groups."""
     groups["predict"].command("relations")(wrap(predict_relations_command))
     groups["score"].command("semeval")(wrap(score_semeval_command))

@@ -10,7 +10,6 @@ probability, and the probability of every label of the model.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -20,9 +19,10 @@ from tqdm.auto import tqdm
 
 from spanbert.core.errors import ConfigError
 from spanbert.core.precision import inference_autocast
+from spanbert.tasks.protocol import Predictor
 from spanbert.tasks.relations.data import RelationExample, example_from_tacred, parse_marked_sentence
 from spanbert.tasks.relations.features import collate, encode_examples
-from spanbert.tasks.relations.model import load_relation_model, scheme_of
+from spanbert.tasks.relations.model import scheme_of
 
 
 class RelationPrediction(NamedTuple):
@@ -88,19 +88,13 @@ def as_examples(inputs: str | dict | RelationExample | Sequence[str | dict | Rel
     return examples
 
 
-class RelationClassifier:
+class RelationClassifier(Predictor):
     """A fine-tuned relation model (``spanbert finetune relations``) classifying batches of sentences.
 
     ``precision``: ``"no"`` (fp32), ``"bf16"``, or ``"auto"`` (bf16 where native).
     """
 
-    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 64,
-                 precision: str = "auto"):
-        self.model, self.tokenizer = load_relation_model(model_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.batch_size = batch_size
-        self.precision = precision
+    task_name, default_batch_size = "relations", 64
 
     @property
     def labels(self) -> list[str]:

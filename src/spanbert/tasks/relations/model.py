@@ -15,7 +15,6 @@ The config and head register with ``AutoConfig``, ``AutoModel`` (the encoder) an
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +25,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
 from spanbert.core.errors import ConfigError
-from spanbert.core.checkpoints import load_head_model, model_card, save_task_model
+from spanbert.core.checkpoints import load_head_model
 from spanbert.tasks.relations.features import MarkerScheme, add_marker_tokens, marker_ids
 
 POOLINGS = ("markers", "cls")
@@ -138,16 +137,17 @@ def scheme_of(config: RelationConfig) -> MarkerScheme:
 
 def new_relation_model(
     base: str | os.PathLike, labels: list[str], *, pooling: str = "markers", no_relation_label: str = "no_relation",
-    scheme: MarkerScheme = MarkerScheme(), max_seq_length: int = 128, seed: int = 42, dtype=None,
+    scheme: MarkerScheme = MarkerScheme(), max_seq_length: int = 128, seed: int | None = 42, dtype=None,
 ):
-    """``(model, tokenizer)``: the encoder of any BERT-family folder (ours or plain) under a new,
-    seeded relation head for ``labels``, with the marker tokens added to the tokenizer and the
-    embedding matrix resized for them."""
+    """``(model, tokenizer)``: the encoder of any BERT-family folder (ours or plain) under a new
+    relation head for ``labels``, seeded with ``seed`` (None: the caller seeded torch), with the
+    marker tokens added to the tokenizer and the embedding matrix resized for them."""
     if pooling not in POOLINGS:
         raise ConfigError(f"--pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
     if not labels:
         raise ConfigError("no labels in the training data")
-    torch.manual_seed(seed)  # the new head (and marker embeddings) start the same in every run
+    if seed is not None:
+        torch.manual_seed(seed)  # the new head (and marker embeddings) start the same in every run
     model, tokenizer = load_head_model(
         base, BertForRelationExtraction, "relation extraction", dtype=dtype,
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
@@ -162,31 +162,5 @@ def new_relation_model(
     return model, tokenizer
 
 
-def load_relation_model(path: str | os.PathLike, dtype=None):
-    """``(model, tokenizer)`` of a fine-tuned relation model folder (``spanbert finetune relations``)."""
-    model, tokenizer = load_head_model(path, BertForRelationExtraction, "relation extraction", dtype=dtype, trained=True)
-    marker_ids(tokenizer, scheme_of(model.config).tokens())  # the tokenizer must carry the markers
-    return model, tokenizer
-
-
-def save_relation_model(output_dir: str | os.PathLike, model, tokenizer, card: str = "") -> Path:
-    """Save weights, config (labels and marker settings) and tokenizer (with its markers) atomically."""
-    return save_task_model(output_dir, model, tokenizer, None, card)
-
-
-def relation_card(summary: dict) -> str:
-    """The model card of a fine-tuned relation model."""
-    return model_card(
-        "Relation classifier fine-tuned with the `spanbert` toolkit", "text-classification",
-        ["relation-extraction", "entity-markers"],
-        "`spanbert predict relations --model DIR --text 'The <e1>author</e1> wrote the <e2>book</e2>.'`, or "
-        "`spanbert.tasks.relations.RelationClassifier(DIR).predict([...])`, marks the entities and classifies. "
-        "After `import spanbert.tasks.relations.model`, `transformers.AutoModelForSequenceClassification.from_pretrained(DIR)` "
-        "loads the head; given marked text (marker tokens such as `[S] .. [/S]`, `[O] .. [/O]`, saved with the "
-        "tokenizer) it finds the markers itself.",
-        summary,
-    )
-
-
-__all__ = ["RelationConfig", "BertForRelationExtraction", "BertRelationEncoder", "new_relation_model", "load_relation_model",
-           "save_relation_model", "scheme_of", "relation_card", "POOLINGS"]
+__all__ = ["RelationConfig", "BertForRelationExtraction", "BertRelationEncoder", "new_relation_model", "scheme_of",
+           "POOLINGS"]
