@@ -29,7 +29,6 @@ TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize"
 
 MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declaring theirs)
     "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
-    "spanbert_relation": "relations",
     "spanbert_span_ner": "entities",
     "spanbert_coref": "coref",
     "spanbert_extsum": "summarize",
@@ -162,24 +161,6 @@ def _predict_fill(api, items: list[dict], options: dict) -> list[dict]:
     return [fill_result(r, o) for r, o in zip(results, offsets)]
 
 
-# -- relations --------------------------------------------------------------------------------
-
-def _load_relations(folder: Path, device: str | None):
-    from spanbert.tasks.relations.inference import RelationClassifier
-
-    return RelationClassifier(folder, device=device)
-
-
-def relation_result(prediction) -> dict:
-    """A :class:`~spanbert.tasks.relations.RelationPrediction` as ``label``, ``score``, ``probabilities``."""
-    return {"label": prediction.label, "score": float(prediction.score),
-            "probabilities": {k: float(v) for k, v in prediction.probabilities.items()}}
-
-
-def _predict_relations(api, items: list[dict], options: dict) -> list[dict]:
-    return [relation_result(p) for p in api.predict([it["text"] for it in items])]
-
-
 # -- entities ---------------------------------------------------------------------------------
 
 def _load_entities(folder: Path, device: str | None):
@@ -241,11 +222,11 @@ def _predict_summarize(api, items: list[dict], options: dict) -> list[dict]:
 # -- the registry -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
-    "qa": _load_qa, "fill": _load_fill, "relations": _load_relations,
+    "qa": _load_qa, "fill": _load_fill,
     "entities": _load_entities, "coref": _load_coref, "summarize": _load_summarize,
 }
 PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
-    "qa": _predict_qa, "fill": _predict_fill, "relations": _predict_relations,
+    "qa": _predict_qa, "fill": _predict_fill,
     "entities": _predict_entities, "coref": _predict_coref, "summarize": _predict_summarize,
 }
 
@@ -255,7 +236,7 @@ def labels_of(task: str, api) -> list[str] | None:
     found = registered(task) if task != "fill" else None
     if found is not None:
         return found.labels(api)
-    if task in ("relations", "entities"):
+    if task == "entities":
         return list(api.labels)
     return None
 
@@ -356,4 +337,4 @@ class ServedModel:
 
 __all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
            "with_own_tokenizer", "qa_result", "fill_result",
-           "relation_result", "entities_result", "coref_result", "summary_result"]
+           "entities_result", "coref_result", "summary_result"]

@@ -150,7 +150,7 @@ class Task:
     def read(self, source: str | os.PathLike, options: Any, *, split: str, labelled: bool = True) -> TaskData:
         raise NotImplementedError
 
-    def load_for_training(self, model_path: str | os.PathLike, train: TaskData, settings: Any, options: Any):
+    def load_for_training(self, model_path: str | os.PathLike, train: TaskData, options: Any):
         """``(model, tokenizer, settings)``: the checkpoint under this task's head, created fresh
         where the checkpoint lacks it (seeded by the caller), with the labels of ``train``."""
         raise NotImplementedError

@@ -50,6 +50,7 @@ class Relations(Task):
     summary = "Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."
     evaluate_summary = "Classify every example of a data set; write the predictions and the metrics (SemEval: the official ones)."
     data_help = "a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder."
+    model_types, predictor = ("spanbert_relation",), "spanbert.tasks.relations.inference:RelationClassifier"
     card = Card("Relation classifier fine-tuned with the `spanbert` toolkit", "text-classification",
                 ("relation-extraction", "entity-markers"),
                 "`spanbert predict relations --model DIR --text 'The <e1>author</e1> wrote the <e2>book</e2>.'`, or "
@@ -57,6 +58,11 @@ class Relations(Task):
                 "After `import spanbert.tasks.relations.model`, `transformers.AutoModelForSequenceClassification."
                 "from_pretrained(DIR)` loads the head; given marked text (marker tokens such as `[S] .. [/S]`, "
                 "`[O] .. [/O]`, saved with the tokenizer) it finds the markers itself.")
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """``label``, ``score`` and every label's ``probabilities`` of each marked sentence."""
+        return [{"label": p.label, "score": float(p.score), "probabilities": {k: float(v) for k, v in p.probabilities.items()}}
+                for p in api.predict([it["text"] for it in items])]
 
     def read(self, source, options: RelationSettings, *, split: str, labelled: bool = True) -> TaskData:
         split = "validation" if split == "test" else split  # evaluate has always read a DatasetDict's validation split
