@@ -126,15 +126,14 @@ def build_coref(base: Path, out: Path, seed: int = 6) -> Path:
 
 
 def build_summarize(base: Path, out: Path, seed: int = 7) -> Path:
-    """An extractive summarization head + ``summarize_settings.json`` (as ``finetune_summarize`` saves)."""
-    from spanbert.tasks.summarize.decoding import Budget
-    from spanbert.tasks.summarize.inference import SETTINGS_FILE, settings_json
+    """An extractive summarization head + ``summarize_settings.json`` (as ``finetune summarize`` saves)."""
+    from spanbert.tasks.protocol import get_task
     from spanbert.tasks.summarize.model import load_summarizer
-    from spanbert.core.checkpoints import save_task_model
+    from spanbert.tasks.summarize.settings import SummarizeSettings
 
     torch.manual_seed(seed)
     model, tokenizer = load_summarizer(base, cross_attention_heads=2, max_segment_length=64)
-    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: settings_json(Budget(max_sentences=SUMMARY_SENTENCES))})
+    return get_task("summarize").save(out, model, tokenizer, SummarizeSettings(max_sentences=SUMMARY_SENTENCES))
 
 
 def build_all(root: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR) -> dict[str, Path]:

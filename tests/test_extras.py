@@ -287,14 +287,27 @@ MISSING = "/nonexistent/x"  # the extra is checked before any file is read
      ["evaluate", "summarize", "--model", MISSING, "--data", MISSING, "--output", MISSING]),
     ("rouge_score", "summarize", "spanbert finetune summarize (oracle labels)",
      ["finetune", "summarize", "--model", MISSING, "--train", MISSING, "--output", MISSING]),
-    ("rouge_score", "summarize", "spanbert finetune summarize --dev (ROUGE)",
-     ["finetune", "summarize", "--model", MISSING, "--train", MISSING, "--dev", MISSING, "--labels", "file", "--output", MISSING]),
 ])
 def test_a_feature_without_its_extra_fails_in_one_line(monkeypatch, module, extra, feature, args):
     hide(monkeypatch, module)
     rc, out, err = run_cli(args)
     assert rc == 2 and out == ""
     assert err.splitlines() == [extra_line(feature, extra, module)]
+
+
+def test_summarization_dev_scores_need_rouge_before_training(monkeypatch, tmp_path):
+    """The training data (file labels: no ROUGE) is read before the dev data, whose ROUGE is
+    then named before training (and before the dev file is read)."""
+    from tests.serve_models import build_encoder
+
+    build_encoder(tmp_path / "bert")
+    hide(monkeypatch, "rouge_score")
+    rc, out, err = run_cli(["finetune", "summarize", "--model", str(tmp_path / "bert"), "--train",
+                            str(DATA / "summarize" / "scitldr_a_train_sample.jsonl"), "--dev", MISSING, "--labels", "file",
+                            "--output", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2 and out == ""
+    assert err.splitlines() == [extra_line("spanbert finetune summarize --dev (ROUGE)", "summarize", "rouge_score")]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
 def test_summarization_with_file_labels_and_no_dev_needs_no_rouge(monkeypatch):

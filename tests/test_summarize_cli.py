@@ -154,4 +154,4 @@ def test_predict_bad_input(trained, capsys, args, message):
 
 def test_a_base_encoder_is_not_a_summarizer(base_dir, capsys):
     assert main(["predict", "summarize", "--model", str(base_dir), "--text", "A text."]) == 2
-    assert "not a fine-tuned summarizer" in capsys.readouterr().err
+    assert "not a fine-tuned summarization model" in capsys.readouterr().err

@@ -7,8 +7,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from spanbert.tasks.summarize.data import read_summaries
-from spanbert.tasks.summarize.oracle import greedy_oracle, oracle_gain, oracle_labels, rouge_tokens
-from spanbert.tasks.summarize.run import oracle_agreement
+from spanbert.tasks.summarize.oracle import greedy_oracle, oracle_agreement, oracle_gain, oracle_labels, rouge_tokens
 
 from .conftest import DATA
 

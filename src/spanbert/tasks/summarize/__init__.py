@@ -4,7 +4,8 @@ Data flows one way: :mod:`.data` reads documents (and splits raw text into sente
 :mod:`.oracle` labels the sentences a greedy ROUGE oracle would pick -> :mod:`.features`
 packs sentences into encoder segments -> :mod:`.model` scores each sentence as a span ->
 :mod:`.decoding` picks the best sentences under a length budget -> :mod:`.scoring` computes
-ROUGE through ``rouge-score``. :mod:`.run` and :mod:`.inference` hold the jobs and the Python API.
+ROUGE through ``rouge-score``. :mod:`.task` declares the task (fine-tuning, evaluation, the options
+of :mod:`.settings`); :mod:`.inference` holds the Python API.
 """
 
 from __future__ import annotations

@@ -41,13 +41,6 @@ class SummaryExample:
     oracle_labels: list[int] | None = None
 
 
-# -- sentence splitting ------------------------------------------------------------------------
-
-
-
-# -- reading -------------------------------------------------------------------------------------
-
-
 def _string_list(row: dict, field: str, where: str, *, allow_string: bool) -> list[str]:
     value = row[field]
     if allow_string and isinstance(value, str):

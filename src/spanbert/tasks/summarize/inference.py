@@ -10,24 +10,19 @@ stays small), so memory is bounded by the chunk, not by the number of documents.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spanbert.core.errors import CheckpointError, ConfigError
-from spanbert.core.checkpoints import read_settings
+from spanbert.core.errors import ConfigError
 from spanbert.core.precision import inference_autocast
 from spanbert.core.text import split_sentences
+from spanbert.tasks.protocol import Predictor
 from spanbert.tasks.summarize.decoding import Budget, join_summary, select_sentences
 from spanbert.tasks.summarize.features import collate_documents, encode_document
-
-SETTINGS_FILE = "summarize_settings.json"
 
 
 def iter_sentence_scores(model, tokenizer, documents: Sequence[Sequence[str]], *, batch_size: int = 8,
@@ -77,57 +72,20 @@ class Summary:
         return {"summary": self.text, "sentences": [asdict(s) for s in self.sentences], "scores": self.scores}
 
 
-def settings_json(budget: Budget) -> dict:
-    """The ``summarize_settings.json`` object of a model decoded with ``budget``."""
-    return {"budget": asdict(budget)}
-
-
-def load_budget(model_dir: str | os.PathLike) -> Budget:
-    """The length budget saved beside a fine-tuned model (one sentence when there is none)."""
-    data = read_settings(model_dir, SETTINGS_FILE)
-    if data is None:
-        return Budget()
-    try:
-        return Budget(**data["budget"])
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: malformed settings ({e})") from None
-
-
-class ExtractiveSummarizer:
+class ExtractiveSummarizer(Predictor):
     """A fine-tuned summarizer (a folder written by ``spanbert finetune summarize``).
 
     ``precision``: ``"no"`` (fp32), ``"bf16"`` or ``"auto"`` (bf16 where native). The default
     length budget is the one saved with the model; each call may override it.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 8,
-                 precision: str = "auto"):
-        from spanbert.tasks.summarize.model import ExtractiveSummarizerConfig, load_summarizer
-
-        config = Path(model_dir) / "config.json"
-        if not config.is_file():
-            raise CheckpointError(f"{model_dir}: no config.json (not a model folder)")
-        try:
-            model_type = json.loads(config.read_text()).get("model_type")
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{config}:{e.lineno}: not valid JSON ({e.msg})") from None
-        if model_type != ExtractiveSummarizerConfig.model_type:
-            raise CheckpointError(f"{model_dir}: model_type {model_type!r} is not a fine-tuned summarizer "
-                                  "(train one with spanbert finetune summarize)")
-        self.model, self.tokenizer = load_summarizer(model_dir, trained=True)
-        self.budget = load_budget(model_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.batch_size = batch_size
-        self.precision = precision
+    task_name, default_batch_size = "summarize", 8
 
     def budget_for(self, max_sentences: int | None = None, max_words: int | None = None,
                    block_trigrams: bool | None = None) -> Budget:
         """The saved budget with the given overrides (giving either length limit replaces both)."""
-        sentences, words = self.budget.max_sentences, self.budget.max_words
-        if max_sentences is not None or max_words is not None:
-            sentences, words = max_sentences, max_words
-        return Budget(sentences, words, self.budget.block_trigrams if block_trigrams is None else block_trigrams)
+        given = {"max_sentences": max_sentences, "max_words": max_words, "block_trigrams": block_trigrams}
+        return self.task.evaluation_settings(self.settings, {k: v for k, v in given.items() if v is not None})[0].budget
 
     def scores(self, documents: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Sentence scores (logits) of documents given as lists of sentences."""
@@ -164,4 +122,4 @@ class ExtractiveSummarizer:
         return out
 
 
-__all__ = ["ExtractiveSummarizer", "Summary", "SelectedSentence", "iter_sentence_scores", "load_budget", "settings_json", "SETTINGS_FILE"]
+__all__ = ["ExtractiveSummarizer", "Summary", "SelectedSentence", "iter_sentence_scores"]

@@ -84,4 +84,16 @@ def oracle_labels(sentences: Sequence[str], references: Sequence[str], max_sente
     return [int(i in chosen) for i in range(len(sentences))]
 
 
-__all__ = ["greedy_oracle", "oracle_labels", "oracle_gain", "rouge_tokens"]
+def oracle_agreement(examples) -> float | None:
+    """Share of documents (:class:`~spanbert.tasks.summarize.data.SummaryExample`) whose greedy-oracle
+    first choice is a sentence the file labels 1 (SciTLDR's ``source_labels``: the one sentence of
+    best ROUGE-1 F1), among documents where the oracle chooses anything."""
+    agree = []
+    for ex in examples:
+        first = greedy_oracle(ex.sentences, ex.references, 1)
+        if first and ex.oracle_labels is not None:
+            agree.append(ex.oracle_labels[first[0]] == 1)
+    return round(sum(agree) / len(agree), 4) if agree else None
+
+
+__all__ = ["greedy_oracle", "oracle_labels", "oracle_gain", "rouge_tokens", "oracle_agreement"]

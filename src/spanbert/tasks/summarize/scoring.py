@@ -44,6 +44,14 @@ def require_rouge(feature: str = "ROUGE scoring") -> None:
     require("rouge_score.rouge_scorer", "summarize", feature)
 
 
+def check_multi_reference(value: str, feature: str) -> str:
+    """A command's ``--multi-reference`` value, checked with the ROUGE extra that ``feature`` needs."""
+    require_rouge(feature)
+    if value not in MULTI_REFERENCE:
+        raise ConfigError(f"--multi-reference: {value!r} is not one of {', '.join(MULTI_REFERENCE)}")
+    return value
+
+
 @lru_cache(maxsize=1)
 def rouge_scorer():
     """The shared ``RougeScorer`` (ROUGE-1/2/L, Porter stemming on)."""
@@ -219,5 +227,5 @@ def score_rouge_files(references: str | os.PathLike, predictions: str | os.PathL
     return {**metrics, "multi_reference": multi_reference, "stemming": True, "scale": "percent"}
 
 
-__all__ = ["ROUGE_TYPES", "MULTI_REFERENCE", "require_rouge", "rouge_scorer", "score_document", "rouge_corpus", "read_references",
+__all__ = ["ROUGE_TYPES", "MULTI_REFERENCE", "require_rouge", "check_multi_reference", "rouge_scorer", "score_document", "rouge_corpus", "read_references",
            "read_predictions", "score_rouge_files", "ReferenceDoc"]
