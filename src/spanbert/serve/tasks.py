@@ -31,7 +31,6 @@ MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declarin
     "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
     "spanbert_span_ner": "entities",
     "spanbert_coref": "coref",
-    "spanbert_extsum": "summarize",
 }
 TEXT_FIELDS = {"qa": ("question", "context")}  # other tasks: ("text",)
 # spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
@@ -197,37 +196,15 @@ def _predict_coref(api, items: list[dict], options: dict) -> list[dict]:
     return [coref_result(c) for c in api.resolve([it["text"] for it in items])]
 
 
-# -- summarization ----------------------------------------------------------------------------
-
-def _load_summarize(folder: Path, device: str | None):
-    from spanbert.tasks.summarize.inference import ExtractiveSummarizer
-
-    return ExtractiveSummarizer(folder, device=device)
-
-
-def summary_result(summary) -> dict:
-    """A :class:`~spanbert.tasks.summarize.inference.Summary` as ``summary`` and the chosen ``sentences``
-    (document index, character offsets, score, text)."""
-    return {"summary": summary.text,
-            "sentences": [{"index": s.index, "start": s.start, "end": s.end, "score": float(s.score), "text": s.text}
-                          for s in summary.sentences]}
-
-
-def _predict_summarize(api, items: list[dict], options: dict) -> list[dict]:
-    summaries = api.summarize([it["text"] for it in items], max_sentences=options.get("max_sentences"),
-                              max_words=options.get("max_words"))
-    return [summary_result(s) for s in summaries]
-
-
 # -- the registry -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
     "qa": _load_qa, "fill": _load_fill,
-    "entities": _load_entities, "coref": _load_coref, "summarize": _load_summarize,
+    "entities": _load_entities, "coref": _load_coref,
 }
 PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
     "qa": _predict_qa, "fill": _predict_fill,
-    "entities": _predict_entities, "coref": _predict_coref, "summarize": _predict_summarize,
+    "entities": _predict_entities, "coref": _predict_coref,
 }
 
 
@@ -337,4 +314,4 @@ class ServedModel:
 
 __all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
            "with_own_tokenizer", "qa_result", "fill_result",
-           "entities_result", "coref_result", "summary_result"]
+           "entities_result", "coref_result"]

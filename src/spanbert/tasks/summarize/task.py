@@ -51,12 +51,21 @@ class Summarize(Task):
     summary = "Fine-tune a model to pick summary sentences (sentences as spans, greedy ROUGE oracle labels)."
     evaluate_summary = "Summarise every document of a data set; write predictions.jsonl and ROUGE (model, lead-k, oracle)."
     data_help = "SciTLDR-style JSONL(.gz) (source/target), generic JSONL (text/summary) or a saved dataset folder."
+    model_types, predictor = ("spanbert_extsum",), "spanbert.tasks.summarize.inference:ExtractiveSummarizer"
     card = Card("Extractive summarizer fine-tuned with the `spanbert` toolkit", "summarization", ("extractive-summarization",),
                 "Sentences are scored as spans with span-to-document cross-attention. "
                 "`spanbert predict summarize --model dir --input doc.txt` and "
                 "`spanbert.tasks.summarize.ExtractiveSummarizer(dir).summarize([text])` apply the length budget of "
                 "`summarize_settings.json`; after `import spanbert.tasks.summarize.model`, "
                 "`transformers.AutoModel.from_pretrained(dir)` loads the model.")
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """Each text's ``summary`` and chosen ``sentences`` (document index, character offsets, score,
+        text), under the request's budget (``max_sentences``/``max_words``) or the saved one."""
+        summaries = api.summarize([it["text"] for it in items], max_sentences=options.get("max_sentences"),
+                                  max_words=options.get("max_words"))
+        return [{"summary": s.text, "sentences": [{"index": x.index, "start": x.start, "end": x.end, "score": float(x.score),
+                                                   "text": x.text} for x in s.sentences]} for s in summaries]
 
     def settings_json(self, settings: SummarizeSettings) -> dict:
         return {"budget": asdict(settings.budget)}
