@@ -277,7 +277,7 @@ def test_inference_path_equals_training_path(tiny_tokenizer, monkeypatch):
 
 
 def test_real_litbank_books_encode_exactly(tiny_tokenizer, shared_data):
-    from spanbert.tasks.coref.run import read_coref_documents
+    from spanbert.tasks.coref.conll import read_coref_documents
 
     files = sorted((shared_data / "litbank_coref" / "conll").glob("*.conll.gz"))[:3]
     for doc in read_coref_documents(files):

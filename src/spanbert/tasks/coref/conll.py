@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +162,27 @@ def read_conll(path: str | os.PathLike) -> list[CorefDocument]:
     return parse_conll(_read_lines(path), path)
 
 
+SUFFIXES = (".conll", ".gold_conll", ".v4_gold_conll", ".conll.gz", ".gold_conll.gz")
+
+
+def read_coref_documents(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[CorefDocument]:
+    """The documents of CoNLL files and folders of them (``*.conll``, ``*.gold_conll``, ``.gz``), in
+    sorted file order; a folder without such files is a CorpusError."""
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    docs: list[CorefDocument] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.is_file() and f.name.endswith(SUFFIXES))
+            if not files:
+                raise CorpusError(f"{path}: no CoNLL files ({', '.join(SUFFIXES)}) in this folder")
+        else:
+            files = [path]
+        for f in files:
+            docs.extend(read_conll(f))
+    return docs
+
+
 def parse_conll(lines: Iterable[str], path: str | os.PathLike = "<text>") -> list[CorefDocument]:
     """The documents of CoNLL lines (``path`` only names them in errors)."""
     documents: list[CorefDocument] = []
@@ -267,4 +288,4 @@ def write_conll(path: str | os.PathLike, documents: Iterable[CorefDocument] | Ma
 
 
 __all__ = ["CorefDocument", "coref_column", "format_conll", "parse_conll", "read_conll", "read_conll_clusters",
-           "write_conll"]
+           "read_coref_documents", "write_conll", "SUFFIXES"]
