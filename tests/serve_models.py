@@ -115,14 +115,14 @@ def build_entities(base: Path, out: Path, seed: int = 5) -> Path:
 
 
 def build_coref(base: Path, out: Path, seed: int = 6) -> Path:
-    """A coreference head + ``coref_settings.json`` (as ``finetune_coref`` saves)."""
-    from spanbert.tasks.coref.inference import SETTINGS_FILE
+    """A coreference head + ``coref_settings.json`` (as ``finetune coref`` saves)."""
     from spanbert.tasks.coref.model import load_coref_model
-    from spanbert.core.checkpoints import save_task_model
+    from spanbert.tasks.coref.settings import CorefSettings
+    from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(seed)
     model, tokenizer = load_coref_model(base, max_span_width=6, ffnn_size=32, feature_size=8, max_top_antecedents=10)
-    return save_task_model(out, model, tokenizer, {SETTINGS_FILE: {"max_segment_length": 64, "singleton_threshold": None}})
+    return get_task("coref").save(out, model, tokenizer, CorefSettings(max_segment_length=64))
 
 
 def build_summarize(base: Path, out: Path, seed: int = 7) -> Path:

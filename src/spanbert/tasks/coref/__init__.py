@@ -4,8 +4,8 @@ Data flows one way: :mod:`.conll` reads and writes CoNLL-2012 files -> :mod:`.fe
 documents into independent segments and candidate spans (and raw text into words) ->
 :mod:`.model` scores mentions and antecedents -> :mod:`.decoding` links them into clusters ->
 :mod:`.metrics` scores them as the reference scorer does. :mod:`.inference` (``CorefResolver``)
-and :mod:`.run` (fine-tune / evaluate) put these together; :mod:`.gap` evaluates on GAP;
-:mod:`.html` draws the clusters; :mod:`.cli` holds the commands.
+and :mod:`.task` (fine-tune / evaluate, with the options of :mod:`.settings`) put these together;
+:mod:`.gap` evaluates on GAP; :mod:`.html` draws the clusters; :mod:`.cli` holds the commands.
 """
 
 from spanbert.core.lazy import lazy_exports

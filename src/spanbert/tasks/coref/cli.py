@@ -1,20 +1,19 @@
-"""``spanbert finetune/evaluate/predict coref``, and ``spanbert score coref``: the CoNLL reference
-scorer's metrics on a key and a response file.
-
-The functions are registered on the command groups of :mod:`spanbert.cli` by :func:`register`.
+"""``spanbert predict coref``, ``spanbert score coref`` (the CoNLL reference scorer's metrics on a
+key and a response file), ``spanbert evaluate gap`` and ``spanbert score gap``; :func:`register`
+attaches them to the CLI's groups (``finetune``/``evaluate coref`` come from the task).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 from spanbert.core.errors import ConfigError, CorpusError
-from spanbert.tasks.arguments import FinetuneArguments
-from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxTrainExamples, Precision, Progress, finetune_command, with_aliases)
+from spanbert.tasks.options import Precision, Progress, with_aliases
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -56,74 +55,6 @@ def score_coref_command(
     typer.echo(json.dumps(metrics, indent=2))
     if output is not None:
         atomic_write_json(output, metrics)
-
-
-@finetune_command("coref", epochs=20.0, batch_size=1, lr=1e-4, aliases={"--max-train-documents": "max_train_examples"})
-def finetune_coref_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
-    train: Annotated[list[Path], typer.Option(help="Training data: a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[list[Path] | None, typer.Option(help="Dev data (file or folder; repeatable): scored by CoNLL F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training.")] = None,
-    max_segment_length: Annotated[int, typer.Option(min=1, help="Subword tokens per independent segment, [CLS]/[SEP] included.")] = 384,
-    max_training_segments: Annotated[int | None, typer.Option(min=0, help="Train on a random window of this many consecutive segments of longer documents (SpanBERT base: 3); 0 = whole documents.")] = 3,
-    max_span_width: Annotated[int, typer.Option(min=1, help="Widest candidate mention, in subword tokens.")] = 30,
-    top_span_ratio: Annotated[float, typer.Option(help="Spans kept after mention scoring, per word.")] = 0.4,
-    max_antecedents: Annotated[int, typer.Option(min=1, help="Antecedents per span kept by the coarse score.")] = 50,
-    ffnn_size: Annotated[int, typer.Option(min=1, help="Hidden size of the scoring FFNNs.")] = 1000,
-    feature_size: Annotated[int, typer.Option(min=1, help="Size of the width/distance/speaker/genre embeddings.")] = 20,
-    coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine", help="Bilinear coarse antecedent scores.")] = True,
-    genre: Annotated[bool, typer.Option("--genre/--no-genre", help="Genre feature (OntoNotes document name prefix).")] = False,
-    higher_order: Annotated[int, typer.Option(min=0, help="Higher-order refinement rounds (0: none).")] = 0,
-    mention_loss_weight: Annotated[float, typer.Option(help="Weight of an extra mention-detection loss (0: the paper's loss only).")] = 0.0,
-    non_crossing: Annotated[bool, typer.Option("--non-crossing/--allow-crossing", help="Skip kept spans that cross a better one (Lee et al.).")] = True,
-    singletons: Annotated[bool, typer.Option("--singletons/--no-singletons", help="Also output unlinked spans with mention probability > 1/2 as one-mention clusters (data that annotates singletons, e.g. LitBank; needs --mention-loss-weight > 0).")] = False,
-    dropout: Dropout = None,
-    max_train_examples: MaxTrainExamples = None,
-    max_dev_examples: MaxDevExamples = None,
-    args: FinetuneArguments = None,
-) -> None:
-    """Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."""
-    from spanbert.tasks.coref.run import CorefHead, finetune_coref
-
-    summary = finetune_coref(
-        model, [str(t) for t in train], output, dev_source=[str(d) for d in dev] if dev else None,
-        head=CorefHead(max_span_width=max_span_width, top_span_ratio=top_span_ratio, max_top_antecedents=max_antecedents,
-                       ffnn_size=ffnn_size, feature_size=feature_size, coarse_to_fine=coarse_to_fine, use_genre=genre,
-                       higher_order=higher_order, mention_loss_weight=mention_loss_weight, non_crossing=non_crossing),
-        max_segment_length=max_segment_length, max_training_segments=max_training_segments or None, args=args,
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
-        eval_precision=args.mixed_precision, singletons=singletons,
-    )
-    if "train" not in summary:  # not the main process of a multi-process run
-        return
-    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
-               f"final loss {summary['final_loss']:.4f}")
-    if "dev_conll_f1" in summary:
-        typer.echo(f"dev ({summary['dev_documents']} documents): CoNLL F1 {summary['dev_conll_f1']:.2f}")
-    typer.echo(f"model: {output}")
-
-
-@with_aliases({"--mixed-precision": "precision"})
-def evaluate_coref_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
-    data: Annotated[list[Path], typer.Option(help="Gold CoNLL coreference file or folder; repeatable.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for response.conll and metrics.json.")],
-    precision: Precision = "auto",
-    singletons: Annotated[bool | None, typer.Option("--singletons/--no-singletons", help="Output one-mention clusters (default: as the model was fine-tuned).")] = None,
-) -> None:
-    """Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."""
-    from spanbert.tasks.coref.inference import load_segment_config, singleton_threshold_for
-    from spanbert.tasks.coref.model import load_coref_model
-    from spanbert.tasks.coref.run import evaluate_coref
-
-    coref_model, tokenizer = load_coref_model(model, trained=True)
-    segments = load_segment_config(model, coref_model.config.max_span_width)
-    result = evaluate_coref(coref_model, tokenizer, [str(d) for d in data], segments, output, precision=precision,
-                            singleton_threshold=singleton_threshold_for(model, singletons))
-    m = result.metrics
-    typer.echo(f"{result.documents} documents in {result.seconds:.1f} s")
-    typer.echo(json.dumps({name: round(m[name]["f1"], 2) for name in ("muc", "bcub", "ceafe")} | {"conll_f1": round(m["conll_f1"], 2)}))
-    typer.echo(f"files: {output}")
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -224,11 +155,23 @@ def evaluate_gap_command(
     typer.echo(f"files: {output}")
 
 
+def repeatable(group: typer.Typer, command: str, *names: str) -> None:
+    """Let the options ``names`` of the generated ``command`` of ``group`` (if there is one) be
+    given several times (several CoNLL files or folders), with the help the task declared."""
+    kind = {True: list[Path], False: list[Path] | None}
+    for info in (c for c in group.registered_commands if c.name == command):
+        signature = inspect.signature(info.callback)
+        info.callback.__signature__ = signature.replace(parameters=[  # type: ignore[union-attr]
+            p.replace(annotation=Annotated[(kind[p.default is p.empty], *get_args(p.annotation)[1:])])
+            if p.name in names else p for p in signature.parameters.values()])
+
+
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``finetune/evaluate/predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups."""
+    """Attach ``predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups, and make
+    the sources of the generated ``finetune/evaluate coref`` repeatable."""
     groups["score"].command("coref")(wrap(score_coref_command))
     groups["score"].command("gap")(wrap(score_gap_command))
     groups["evaluate"].command("gap")(wrap(evaluate_gap_command))
-    groups["finetune"].command("coref")(wrap(finetune_coref_command))
-    groups["evaluate"].command("coref")(wrap(evaluate_coref_command))
     groups["predict"].command("coref")(wrap(predict_coref_command))
+    repeatable(groups["finetune"], "coref", "train", "dev")
+    repeatable(groups["evaluate"], "coref", "data")

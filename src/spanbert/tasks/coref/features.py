@@ -183,7 +183,7 @@ def segment_window(doc: EncodedDocument, first: int, count: int) -> EncodedDocum
 
 
 class TrainingCollator:
-    """``collate(indices)`` for :func:`spanbert.tasks.finetune.finetune`: one document per step, cut to
+    """``collate(indices)`` for :func:`spanbert.tasks.finetune.finetune`: one document per micro-batch, cut to
     a random run of ``max_segments`` consecutive segments when longer (None: whole documents).
     The windows depend only on ``seed`` and the order of calls."""
 
@@ -208,6 +208,9 @@ class TrainingCollator:
                 int(sum(len(s) - 2 for s in e.segments[: self.max_segments])) for e in self.documents]
 
     def __call__(self, indices: Sequence[int]) -> dict:
+        if len(indices) != 1:
+            raise ConfigError(f"--batch-size: coreference trains one document per micro-batch, so it must be --grad-accum "
+                              f"x processes (here micro-batches of {len(indices)})")
         doc = self.documents[indices[0]]
         if self.max_segments is not None and len(doc.segments) > self.max_segments:
             first = int(self.rng.integers(0, len(doc.segments) - self.max_segments + 1))

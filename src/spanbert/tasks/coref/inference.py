@@ -17,49 +17,14 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from spanbert.core.checkpoints import read_settings
 from spanbert.core.precision import inference_autocast
 from spanbert.tasks.coref.conll import CorefDocument, Span
 from spanbert.tasks.coref.decoding import decode_clusters
 from spanbert.tasks.coref.features import SegmentConfig, document_tensors, encode_document, text_document
-from spanbert.tasks.coref.model import load_coref_model
-
-SETTINGS_FILE = "coref_settings.json"
-
-
-def load_segment_config(model_dir: str | os.PathLike, max_span_width: int) -> SegmentConfig:
-    """The segmenting saved beside a fine-tuned model (defaults when absent)."""
-    from spanbert.core.errors import CheckpointError
-
-    data = read_settings(model_dir, SETTINGS_FILE) or {}
-    try:
-        return SegmentConfig(int(data.get("max_segment_length", 384)), max_span_width)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: malformed settings ({e})") from None
-
-
-def load_singleton_threshold(model_dir: str | os.PathLike) -> float | None:
-    """The mention-score threshold for singleton clusters saved beside a model (None: the
-    model outputs no singletons)."""
-    from spanbert.core.errors import CheckpointError
-
-    value = (read_settings(model_dir, SETTINGS_FILE) or {}).get("singleton_threshold")
-    if value is not None and not isinstance(value, (int, float)):
-        raise CheckpointError(f"{Path(model_dir) / SETTINGS_FILE}: singleton_threshold must be a number or null")
-    return value
-
-
-def singleton_threshold_for(model_dir: str | os.PathLike, singletons: bool | None) -> float | None:
-    """The threshold to decode with: the saved one (``singletons`` None), none (False), or the
-    saved one else 0.0, i.e. mention probability above 1/2 (True)."""
-    saved = load_singleton_threshold(model_dir)
-    if singletons is None:
-        return saved
-    return (0.0 if saved is None else saved) if singletons else None
+from spanbert.tasks.protocol import Predictor
 
 
 def predict_document(model, tokenizer, doc: CorefDocument, segments: SegmentConfig, precision: str = "no",
@@ -81,12 +46,6 @@ def predict_document(model, tokenizer, doc: CorefDocument, segments: SegmentConf
                            mention, singleton_threshold)
 
 
-def predict_documents(model, tokenizer, docs: Sequence[CorefDocument], segments: SegmentConfig,
-                      precision: str = "no", singleton_threshold: float | None = None) -> list[list[list[Span]]]:
-    """Word-level clusters of each document."""
-    return [predict_document(model, tokenizer, d, segments, precision, singleton_threshold) for d in docs]
-
-
 @dataclass(frozen=True)
 class Mention:
     """A mention: characters ``start_char..end_char`` (end exclusive) of the text, words
@@ -102,21 +61,20 @@ class Mention:
         return asdict(self)
 
 
-class CorefResolver:
+class CorefResolver(Predictor):
     """A fine-tuned coreference model resolving raw texts (each text one document).
 
     ``model_dir``: a folder written by ``spanbert finetune coref``; ``precision``: ``"no"``
     (fp32), ``"bf16"`` or ``"auto"``; ``singletons``: also return one-mention clusters
     (default: as the model was trained, see ``finetune coref --singletons``)."""
 
-    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, precision: str = "no",
+    task_name = "coref"
+
+    def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, precision: str = "auto",
                  singletons: bool | None = None):
-        self.model, self.tokenizer = load_coref_model(model_dir, trained=True)
-        self.segments = load_segment_config(model_dir, self.model.config.max_span_width)
-        self.singleton_threshold = singleton_threshold_for(model_dir, singletons)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.precision = precision
+        super().__init__(model_dir, device=device, precision=precision)
+        self.settings = self.settings.with_singletons(singletons)
+        self.segments = SegmentConfig(self.settings.max_segment_length, self.model.config.max_span_width)
 
     def resolve(self, texts: str | Sequence[str]) -> list[list[list[Mention]]]:
         """For each text, its clusters (lists of mentions in text order); empty text is a ConfigError."""
@@ -125,7 +83,7 @@ class CorefResolver:
         for i, text in enumerate(texts):
             doc = text_document(text, f"text {i + 1}")
             clusters = predict_document(self.model, self.tokenizer, doc.document, self.segments, self.precision,
-                                        self.singleton_threshold)
+                                        self.settings.singleton_threshold)
             out.append([[Mention(text[doc.offsets[s][0] : doc.offsets[e][1]], doc.offsets[s][0], doc.offsets[e][1], s, e)
                          for s, e in cluster] for cluster in clusters])
         return out
@@ -137,6 +95,4 @@ def clusters_json(texts: Sequence[str], resolved: Sequence[Sequence[Sequence[Men
                        for t, clusters in zip(texts, resolved)], indent=2, ensure_ascii=False)
 
 
-__all__ = ["CorefResolver", "Mention", "clusters_json", "load_segment_config", "load_singleton_threshold",
-           "predict_document", "singleton_threshold_for", "predict_documents",
-           "SETTINGS_FILE"]
+__all__ = ["CorefResolver", "Mention", "clusters_json", "predict_document"]
