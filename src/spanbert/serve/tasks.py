@@ -30,7 +30,6 @@ TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize"
 MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declaring theirs)
     "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
     "spanbert_span_ner": "entities",
-    "spanbert_coref": "coref",
 }
 TEXT_FIELDS = {"qa": ("question", "context")}  # other tasks: ("text",)
 # spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
@@ -178,33 +177,15 @@ def _predict_entities(api, items: list[dict], options: dict) -> list[dict]:
     return [entities_result(found) for found in api.predict([it["text"] for it in items])]
 
 
-# -- coreference ------------------------------------------------------------------------------
-
-def _load_coref(folder: Path, device: str | None):
-    from spanbert.tasks.coref.inference import CorefResolver
-
-    return CorefResolver(folder, device=device)
-
-
-def coref_result(clusters) -> dict:
-    """A text's clusters of :class:`~spanbert.tasks.coref.inference.Mention` with character offsets."""
-    return {"clusters": [[{"text": m.text, "start": m.start_char, "end": m.end_char} for m in cluster]
-                         for cluster in clusters]}
-
-
-def _predict_coref(api, items: list[dict], options: dict) -> list[dict]:
-    return [coref_result(c) for c in api.resolve([it["text"] for it in items])]
-
-
 # -- the registry -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
     "qa": _load_qa, "fill": _load_fill,
-    "entities": _load_entities, "coref": _load_coref,
+    "entities": _load_entities,
 }
 PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
     "qa": _predict_qa, "fill": _predict_fill,
-    "entities": _predict_entities, "coref": _predict_coref,
+    "entities": _predict_entities,
 }
 
 
@@ -314,4 +295,4 @@ class ServedModel:
 
 __all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
            "with_own_tokenizer", "qa_result", "fill_result",
-           "entities_result", "coref_result"]
+           "entities_result"]

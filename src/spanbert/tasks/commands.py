@@ -54,6 +54,15 @@ def dataclass_options(cls: type | None, *, evaluate: bool = False) -> list[inspe
     return out
 
 
+def _source_type(task: Task) -> Any:
+    """What ``--train``/``--dev``/``--data`` parse into: one source, or a list when repeatable."""
+    return list[str] if task.repeatable_sources else str
+
+
+def _repeat(task: Task) -> str:
+    return " Repeatable." if task.repeatable_sources else ""
+
+
 def _with_signature(fn: Callable, parameters: list[inspect.Parameter], doc: str) -> Callable:
     fn.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     fn.__doc__ = doc
@@ -64,7 +73,7 @@ def finetune_command_for(task: Task) -> Callable:
     """The ``spanbert finetune TASK`` command of ``task``."""
     own = [f.name for f in fields(task.options)] if task.options else []
 
-    def command(*, model: str, train: str, output: Path, dev: str | None, dropout: float | None,
+    def command(*, model: str, train: Any, output: Path, dev: Any, dropout: float | None,
                 max_train_examples: int | None, max_dev_examples: int | None, args, **values: Any) -> None:
         from spanbert.tasks.runner import finetune_task
 
@@ -81,12 +90,12 @@ def finetune_command_for(task: Task) -> Callable:
     parameters = [
         _parameter("model", Annotated[str, typer.Option("--model", "-m", help=(
             "Any BERT-family folder: ours (spanbert pretrain) or plain transformers."))]),
-        _parameter("train", Annotated[str, typer.Option(help=f"Training data: {task.data_help}")]),
+        _parameter("train", Annotated[_source_type(task), typer.Option(help=f"Training data: {task.data_help}{_repeat(task)}")]),
         _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
             "Folder for the fine-tuned model, settings and dev results."))]),
-        _parameter("dev", Annotated[str | None, typer.Option(help=(
+        _parameter("dev", Annotated[_source_type(task) | None, typer.Option(help=(
             f"Dev data: scored by {task.metric} at every epoch end (the best keeps its weights, see --select-best) "
-            "and evaluated after training."))], None),
+            f"and evaluated after training.{_repeat(task)}"))], None),
         *dataclass_options(task.options),
         _parameter("dropout", Dropout, None),
         _parameter("max_train_examples", MaxTrainExamples, None),
@@ -100,7 +109,7 @@ def finetune_command_for(task: Task) -> Callable:
 
 def evaluate_command_for(task: Task) -> Callable:
     """The ``spanbert evaluate TASK`` command of ``task``."""
-    def command(*, model: Path, data: str, output: Path, batch_size: int, precision: str, max_examples: int | None,
+    def command(*, model: Path, data: Any, output: Path, batch_size: int, precision: str, max_examples: int | None,
                 progress: bool, **overrides: Any) -> None:
         from spanbert.core.precision import check_precision
         from spanbert.tasks.runner import evaluate_task
@@ -118,7 +127,7 @@ def evaluate_command_for(task: Task) -> Callable:
 
     parameters = [
         _parameter("model", Annotated[Path, typer.Option("--model", "-m", help=f"A folder of spanbert finetune {task.name}.")]),
-        _parameter("data", Annotated[str, typer.Option(help=f"Labelled data: {task.data_help}")]),
+        _parameter("data", Annotated[_source_type(task), typer.Option(help=f"Labelled data: {task.data_help}{_repeat(task)}")]),
         _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
             "Folder for the predictions and metrics.json."))]),
         *dataclass_options(task.options, evaluate=True),

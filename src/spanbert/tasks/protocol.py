@@ -105,6 +105,7 @@ class Task:
     data_help: ClassVar[str] = "a file, a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     finetune_aliases: ClassVar[dict[str, str]] = {}  # old option names: {"--max-train-questions": "max_train_examples"}
     evaluate_aliases: ClassVar[dict[str, str]] = {}
+    repeatable_sources: ClassVar[bool] = False  # --train, --dev and --data may be given several times (a list)
     # Serving (spanbert serve): the name of the task in the HTTP API (/v1/<api_name>), how a
     # folder of the task is recognised (our head's config model_type, else its settings file,
     # else a stock transformers head's class-name suffix), and the request fields holding text.

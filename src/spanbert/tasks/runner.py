@@ -53,6 +53,11 @@ def _task(task: Task | str) -> Task:
     return get_task(task) if isinstance(task, str) else task
 
 
+def _as_given(source: Any) -> str | list[str]:
+    """A data source as the summary records it: one path or spec, or the list of them."""
+    return [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source)
+
+
 def evaluate_task(task: Task | str, model, tokenizer, data: TaskData, settings: Any,
                   output_dir: str | os.PathLike | None = None, *, tune: bool = False, batch_size: int | None = None,
                   precision: str = "auto", progress: bool = False) -> Evaluation:
@@ -120,14 +125,14 @@ def finetune_task(task: Task | str, model_path: str | os.PathLike, train_source:
 
     if not PartialState().is_main_process:  # under torchrun: one process saves and evaluates
         return FinetuneSummary(False, result.steps, result.last_loss)
-    summary: dict[str, Any] = {"model": str(model_path), "train": str(train_source), f"train_{task.unit}": len(train),
+    summary: dict[str, Any] = {"model": str(model_path), "train": _as_given(train_source), f"train_{task.unit}": len(train),
                                **task.training_summary(train, batches, settings), **training_summary(result)}
     with staged_output(output_dir) as final:  # model, dev results, card and summary replace the folder together
         if dev_data is not None:
             ev = evaluate_task(task, model, tokenizer, dev_data, settings, final / "dev", tune=True,
                                precision=eval_precision, progress=args.progress)
             settings = ev.settings
-            summary.update({"dev": str(dev_source), f"dev_{task.unit}": ev.examples, "dev_seconds": round(ev.seconds, 1),
+            summary.update({"dev": _as_given(dev_source), f"dev_{task.unit}": ev.examples, "dev_seconds": round(ev.seconds, 1),
                             "dev_metrics": task.dev_summary(ev.metrics), **ev.tuned})
         task.save(final, model, tokenizer, settings)
         card = task.card

@@ -5,10 +5,9 @@ attaches them to the CLI's groups (``finetune``/``evaluate coref`` come from the
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 
@@ -155,23 +154,9 @@ def evaluate_gap_command(
     typer.echo(f"files: {output}")
 
 
-def repeatable(group: typer.Typer, command: str, *names: str) -> None:
-    """Let the options ``names`` of the generated ``command`` of ``group`` (if there is one) be
-    given several times (several CoNLL files or folders), with the help the task declared."""
-    kind = {True: list[Path], False: list[Path] | None}
-    for info in (c for c in group.registered_commands if c.name == command):
-        signature = inspect.signature(info.callback)
-        info.callback.__signature__ = signature.replace(parameters=[  # type: ignore[union-attr]
-            p.replace(annotation=Annotated[(kind[p.default is p.empty], *get_args(p.annotation)[1:])])
-            if p.name in names else p for p in signature.parameters.values()])
-
-
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups, and make
-    the sources of the generated ``finetune/evaluate coref`` repeatable."""
+    """Attach ``predict coref``, ``evaluate gap`` and ``score coref|gap`` to the CLI groups."""
     groups["score"].command("coref")(wrap(score_coref_command))
     groups["score"].command("gap")(wrap(score_gap_command))
     groups["evaluate"].command("gap")(wrap(evaluate_gap_command))
     groups["predict"].command("coref")(wrap(predict_coref_command))
-    repeatable(groups["finetune"], "coref", "train", "dev")
-    repeatable(groups["evaluate"], "coref", "data")

@@ -36,10 +36,12 @@ def _scores(outputs: list, data: TaskData, metrics: tuple[str, ...] | None = Non
 class Coref(Task):
     name, unit, metric = "coref", "documents", "conll_f1"
     settings_type = options = CorefSettings
+    repeatable_sources = True  # several CoNLL files or folders
     epochs, batch_size, lr, eval_batch_size, eval_unit = 20.0, 1, 1e-4, 1, "Documents"
     summary = "Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."
     evaluate_summary = "Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."
-    data_help = "a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz); repeatable."
+    data_help = "a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz)."
+    model_types, predictor = ("spanbert_coref",), "spanbert.tasks.coref.inference:CorefResolver"
     finetune_aliases = {"--max-train-documents": "max_train_examples"}
     card = Card("Coreference model (coarse-to-fine) fine-tuned with the `spanbert` toolkit", "token-classification",
                 ("coreference",), "`import spanbert.tasks.coref.model` registers the head; then "
@@ -49,6 +51,11 @@ class Coref(Task):
 
     def settings_json(self, settings: CorefSettings) -> dict:
         return {"max_segment_length": settings.max_segment_length, "singleton_threshold": settings.singleton_threshold}
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """Each text's ``clusters``: lists of mentions with their text and character offsets."""
+        return [{"clusters": [[{"text": m.text, "start": m.start_char, "end": m.end_char} for m in cluster]
+                              for cluster in clusters]} for clusters in api.resolve([it["text"] for it in items])]
 
     def read(self, source, options: CorefSettings, *, split: str, labelled: bool = True) -> TaskData:
         names = [str(s) for s in ([source] if isinstance(source, (str, os.PathLike)) else source)]
@@ -81,7 +88,7 @@ class Coref(Task):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         collate = TrainingCollator(encoded, pad, settings.max_training_segments or None, seed=seed)
         return TrainingBatches(collate.lengths(), collate, info={
-            "train": train.extra["sources"], "train_documents": len(encoded),
+            "train_documents": len(encoded),
             "train_words": sum(e.num_words for e in encoded), "train_mentions": sum(d.num_mentions for d in train.examples),
             "mentions_not_candidates": sum(e.gold_not_candidates for e in encoded),
             "train_segments": sum(len(e.segments) for e in encoded), "max_segment_length": settings.max_segment_length,
@@ -103,9 +110,8 @@ class Coref(Task):
                 for d in tqdm(data.examples, disable=not progress, desc="coref", unit="doc", dynamic_ncols=True)]
 
     def tune(self, outputs: list, data: TaskData, settings: CorefSettings) -> tuple[CorefSettings, dict[str, Any]]:
-        """Nothing is fitted: this gives finetune_summary.json the dev sources as given and the
-        headline ``dev_conll_f1``."""
-        return settings, {"dev": data.extra["sources"], "dev_conll_f1": self.score(outputs, data, settings)["conll_f1"]}
+        """Nothing is fitted: this gives finetune_summary.json the headline ``dev_conll_f1``."""
+        return settings, {"dev_conll_f1": self.score(outputs, data, settings)["conll_f1"]}
 
     def score(self, outputs: list, data: TaskData, settings: CorefSettings) -> dict[str, Any]:
         return _scores(outputs, data).to_json()
