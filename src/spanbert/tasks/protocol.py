@@ -148,6 +148,11 @@ class Task:
 
     # -- the hooks -------------------------------------------------------------------------------
 
+    def prepare(self, options: Any, args: Any, *, dev: bool) -> None:
+        """Refuse a fine-tuning that cannot run (options that contradict each other or the loop's
+        arguments, a missing extra the dev scores need), before any data is read; by default
+        everything passes."""
+
     def read(self, source: str | os.PathLike, options: Any, *, split: str, labelled: bool = True) -> TaskData:
         raise NotImplementedError
 

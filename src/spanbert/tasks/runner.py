@@ -88,7 +88,8 @@ def finetune_task(task: Task | str, model_path: str | os.PathLike, train_source:
                   dropout: float | None = None) -> FinetuneSummary:
     """Fine-tune any BERT-family checkpoint on ``task`` and save it, ready to serve.
 
-    ``options``: the task's options (default: its defaults). With ``dev_source``, the task's dev
+    ``options``: the task's options (default: its defaults); ``args``: the loop's settings
+    (default: the task's epochs, batch size and learning rate). With ``dev_source``, the task's dev
     metric is scored at every epoch end (or ``args.eval_every`` steps), the best evaluation's
     weights are kept when ``args.select_best``, and the saved model is evaluated on dev (its
     decision value fitted there). Returns the summary also written as ``finetune_summary.json``.
@@ -100,8 +101,9 @@ def finetune_task(task: Task | str, model_path: str | os.PathLike, train_source:
     from spanbert.tasks.finetune import DevEvaluation, finetune, training_summary
 
     task = _task(task)
-    args = args or FinetuneArguments(output_dir=str(output_dir))
+    args = args or FinetuneArguments(output_dir=str(output_dir), epochs=task.epochs, batch_size=task.batch_size, lr=task.lr)
     options = options if options is not None else (task.options or task.settings_type)()
+    task.prepare(options, args, dev=dev_source is not None)
     train = task.read(train_source, options, split="train").head(max_train_examples)
     torch.manual_seed(args.seed)  # the new head's initial weights: the same in every process and run
     model, tokenizer, settings = task.load_for_training(model_path, train, options)

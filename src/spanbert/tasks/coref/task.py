@@ -61,12 +61,22 @@ class Coref(Task):
         names = [str(s) for s in ([source] if isinstance(source, (str, os.PathLike)) else source)]
         return TaskData(", ".join(names), read_coref_documents(names), {"sources": names})
 
+    def prepare(self, options: CorefSettings, args, *, dev: bool) -> None:
+        """One document per micro-batch: a step's ``--batch-size`` documents are ``--grad-accum`` x
+        processes; singletons need the mention scores trained as probabilities."""
+        from accelerate import PartialState
+
+        processes = PartialState().num_processes
+        if args.batch_size != args.grad_accum * processes:
+            raise ConfigError(f"--batch-size {args.batch_size}: coreference trains one document per micro-batch, so it "
+                              f"must be --grad-accum x processes = {args.grad_accum} x {processes}")
+        if options.singletons and options.mention_loss_weight <= 0:
+            raise ConfigError("singletons: needs mention_loss_weight > 0 (the mention scores must be trained as probabilities)")
+
     def load_for_training(self, model_path, train: TaskData, options: CorefSettings):
         from spanbert.core.checkpoints import check_positions
         from spanbert.tasks.coref.model import load_coref_model
 
-        if options.singletons and options.mention_loss_weight <= 0:
-            raise ConfigError("singletons: needs mention_loss_weight > 0 (the mention scores must be trained as probabilities)")
         model, tokenizer = load_coref_model(model_path, **options.head())
         check_positions(model.config, options.max_segment_length, "--max-segment-length")
         return model, tokenizer, options.with_singletons(options.singletons)

@@ -73,12 +73,14 @@ class Summarize(Task):
     def settings_from_json(self, data: Mapping[str, Any]) -> SummarizeSettings:
         return SummarizeSettings(**data["budget"])
 
-    def read(self, source, options: SummarizeSettings, *, split: str, labelled: bool = True) -> TaskData:
-        # ROUGE (the optional extra) is named before the data is read: oracle labels and dev scores need it
-        if split == "train" and options.labels == "oracle":
+    def prepare(self, options: SummarizeSettings, args, *, dev: bool) -> None:
+        """ROUGE (the optional extra) is named before any data is read: oracle labels and dev scores need it."""
+        if options.labels == "oracle":
             require_rouge("spanbert finetune summarize (oracle labels)")
-        elif split == "validation":
+        elif dev:
             require_rouge("spanbert finetune summarize --dev (ROUGE)")
+
+    def read(self, source, options: SummarizeSettings, *, split: str, labelled: bool = True) -> TaskData:
         return TaskData(str(source), read_summaries(source, require_references=labelled))
 
     def load_for_training(self, model_path, train: TaskData, options: SummarizeSettings):
