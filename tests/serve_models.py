@@ -56,14 +56,14 @@ def build_encoder(out: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOK
 
 def build_qa(base: Path, out: Path, seed: int = 1) -> Path:
     """Stock ``BertForQuestionAnswering`` + ``qa_settings.json`` (as ``finetune_qa`` saves)."""
-    from spanbert.tasks.qa.decoding import DecodeConfig
-    from spanbert.tasks.qa.features import WindowConfig
-    from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+    from spanbert.tasks.protocol import get_task
+    from spanbert.tasks.qa.inference import load_qa_model
+    from spanbert.tasks.qa.settings import DecodeConfig, QASettings, WindowConfig
 
     torch.manual_seed(seed)
     model, tokenizer = load_qa_model(base)
     settings = QASettings(WindowConfig(max_seq_length=128, max_question_tokens=32, window_overlap=32), DecodeConfig(), "1.1")
-    return save_qa_model(out, model, tokenizer, settings)
+    return get_task("qa").save(out, model, tokenizer, settings)
 
 
 def build_fill(out: Path, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed: int = 2) -> Path:

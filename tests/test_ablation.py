@@ -119,7 +119,7 @@ def test_relation_counts_give_the_official_semeval_score_on_any_subset(tmp_path)
 
 def test_qa_counts_give_the_official_squad_f1(tmp_path):
     from spanbert.ablation.config import TaskSpec
-    from spanbert.tasks.qa.run import read_with_gold
+    from spanbert.tasks.qa.data import read_with_gold
     from spanbert.tasks.qa.scoring import squad_v1_metrics
 
     source = DATA / "squad" / "xquad_en_sample.json"

@@ -146,7 +146,8 @@ def test_qa_windows_recover_every_chinese_answer_exactly(zh_tokenizer):
     """With a character vocabulary every CMRC answer is a token span: the training windows'
     answer positions map back, through the offsets, to exactly the gold answer text."""
     from spanbert.tasks.qa.data import read_qa
-    from spanbert.tasks.qa.features import WindowConfig, build_features
+    from spanbert.tasks.qa.features import build_features
+    from spanbert.tasks.qa.settings import WindowConfig
 
     examples, _ = read_qa(SAMPLE)
     feats = build_features(examples, zh_tokenizer, WindowConfig(max_seq_length=128, window_overlap=48), training=True)

@@ -214,7 +214,8 @@ def qa_windows(draw):
 def test_qa_decoding_on_random_windows_and_logits(data, allow_null, max_tokens):
     """Whatever the logits and windows, the answer is a slice of the context it names, from
     context tokens only, and the n-best probabilities sum to 1."""
-    from spanbert.tasks.qa.decoding import DecodeConfig, decode_example
+    from spanbert.tasks.qa.decoding import decode_example
+    from spanbert.tasks.qa.settings import DecodeConfig
 
     context, windows = data
     s, e, off, best = zip(*windows)

@@ -29,9 +29,9 @@ from spanbert.onnx import export as onnx_export
 from spanbert.onnx.cli import export_onnx_command
 from spanbert.onnx.runtime import make_session
 from spanbert.tasks.qa.data import read_qa
-from spanbert.tasks.qa.features import WindowConfig, build_features
-from spanbert.tasks.qa.inference import QuestionAnswerer
-from spanbert.tasks.qa.model import QASettings, load_qa_model, save_qa_model
+from spanbert.tasks.qa.features import build_features
+from spanbert.tasks.qa.inference import QuestionAnswerer, load_qa_model
+from spanbert.tasks.qa.settings import QASettings, WindowConfig
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -50,7 +50,7 @@ def qa_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     # near-ties (where rounding could flip an answer) are rare.
     torch.nn.init.normal_(model.qa_outputs.weight, std=1.0)
     out = tmp_path_factory.mktemp("qa") / "model"
-    save_qa_model(out, model, tiny_tokenizer, QA_SETTINGS)
+    get_task("qa").save(out, model, tiny_tokenizer, QA_SETTINGS)
     return out
 
 
@@ -283,7 +283,7 @@ def test_a_failed_export_leaves_no_folder_and_keeps_an_earlier_export(tmp_path, 
 def test_real_size_minilm_qa_export_matches_pytorch(minilm_dir, tmp_path):
     torch.manual_seed(0)
     model, tokenizer = load_qa_model(minilm_dir)  # MiniLM-L6-H384 encoder, a fresh QA head
-    save_qa_model(tmp_path / "qa", model, tokenizer, QASettings())
+    get_task("qa").save(tmp_path / "qa", model, tokenizer, QASettings())
     info = export_onnx(tmp_path / "qa", tmp_path / "onnx", quantize=True)
     assert info["max_abs_logit_diff"]["fp32"] < 1e-4
     examples, _ = read_qa(DATA / "squad" / "xquad_en_sample.json")

@@ -58,7 +58,7 @@ def test_inference_window_check_catches_different_windows(inference_bench, minil
     from transformers import AutoTokenizer
 
     from spanbert.tasks.qa.data import QAExample
-    from spanbert.tasks.qa.model import QASettings
+    from spanbert.tasks.qa.settings import QASettings
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir))
     context = " ".join(f"word{i % 97} and sentence {i}." for i in range(400))

@@ -30,7 +30,7 @@ def qa_model(tmp_path_factory, minilm_dir):
 def test_finetune_writes_a_plain_transformers_qa_model(qa_model):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from spanbert.tasks.qa.model import load_qa_model
+    from spanbert.tasks.qa.inference import load_qa_model
 
     config = json.loads((qa_model / "config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForQuestionAnswering"]

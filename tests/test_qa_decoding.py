@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from spanbert.tasks.qa.data import QAExample
-from spanbert.tasks.qa.decoding import DecodeConfig, apply_null_threshold, decode_example
-from spanbert.tasks.qa.features import NOT_CONTEXT, WindowConfig, build_features
+from spanbert.tasks.qa.decoding import decode_example
+from spanbert.tasks.qa.features import NOT_CONTEXT, build_features
+from spanbert.tasks.qa.scoring import apply_null_threshold
+from spanbert.tasks.qa.settings import DecodeConfig, WindowConfig
 
 from .conftest import DATA
 
@@ -136,8 +138,7 @@ def test_squad2_metrics_follow_the_threshold_even_above_one():
     """The official script forces "no answer" above na_prob_thresh (default 1.0); our metrics
     use the model's own threshold, so they agree with predictions.json whatever it is."""
     from spanbert.tasks.qa.decoding import Candidate, Prediction
-    from spanbert.tasks.qa.run import evaluate_predictions
-    from spanbert.tasks.qa.scoring import SquadGold, GoldQuestion
+    from spanbert.tasks.qa.scoring import GoldQuestion, SquadGold, evaluate_predictions
 
     span = Candidate("Paris", 0, 5, 1.0, 1.0)
     p = Prediction("q", "Paris", 0, 5, 2.0, 3.5, 1.5, [span], span)  # null odds 1.5

@@ -13,12 +13,12 @@ from spanbert.tasks.qa.data import QAExample, read_qa
 from spanbert.tasks.qa.features import (
     NOT_CONTEXT,
     PairTemplate,
-    WindowConfig,
     answer_token_span,
     build_features,
     max_context_windows,
     window_starts,
 )
+from spanbert.tasks.qa.settings import WindowConfig
 
 from .conftest import DATA
 
@@ -197,8 +197,8 @@ def test_span_loss_ignores_padding_so_batch_slices_average_to_the_batch(minilm_d
     the mean of two half-batch losses is the whole batch's loss; without padding it equals
     transformers' own QA loss."""
     from spanbert.tasks.qa.data import read_qa
-    from spanbert.tasks.qa.features import WindowConfig, build_features, collate_windows, span_loss
-    from spanbert.tasks.qa.model import load_qa_model
+    from spanbert.tasks.qa.features import build_features, collate_windows, span_loss
+    from spanbert.tasks.qa.inference import load_qa_model
     from spanbert.core.checkpoints import set_dropout
 
     examples, _ = read_qa(DATA / "squad" / "xquad_en_sample.json", split="train")

@@ -61,7 +61,7 @@ def _read_text(path: Path) -> str:
 
 
 def _qa_counts(task: TaskSpec, test_dir: Path) -> ExampleCounts:
-    from spanbert.tasks.qa.run import read_with_gold
+    from spanbert.tasks.qa.data import read_with_gold
     from spanbert.tasks.qa.scoring import f1_score
 
     _, gold = read_with_gold(task.test)

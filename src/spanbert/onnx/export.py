@@ -29,9 +29,9 @@ import torch
 
 from spanbert.core.atomic import atomic_directory, atomic_write_json
 from spanbert.core.errors import CheckpointError, ConfigError
-from spanbert.tasks.qa.model import SETTINGS_FILE as QA_SETTINGS
 from spanbert.core.checkpoints import read_model_config
 from spanbert.onnx.runtime import EXPORT_INFO, make_session
+from spanbert.tasks.protocol import get_task
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -63,7 +63,7 @@ class OnnxTask:
 
 TASKS = {
     "question-answering": OnnxTask("question-answering", "ForQuestionAnswering", ("start_logits", "end_logits"),
-                                   QA_SETTINGS, "spanbert finetune qa"),
+                                   get_task("qa").settings_file, "spanbert finetune qa"),
     "text-classification": OnnxTask("text-classification", "ForSequenceClassification", ("logits",),
                                     "classify_settings.json", "spanbert finetune classify"),
 }
@@ -86,7 +86,7 @@ def detect_task(model_dir: str | os.PathLike) -> OnnxTask:
 def load_for_export(model_dir: str | os.PathLike, task: OnnxTask):
     """``(model, tokenizer)`` in fp32 eval mode, loaded by the task's own loader."""
     if task.name == "question-answering":
-        from spanbert.tasks.qa.model import load_qa_model as load
+        from spanbert.tasks.qa.inference import load_qa_model as load
     else:
         from spanbert.tasks.classify.inference import load_classifier as load
     model, tokenizer = load(model_dir, dtype=torch.float32, trained=True)

@@ -21,8 +21,7 @@ import torch
 from spanbert.tasks.classify.inference import TextClassifier
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.tasks.qa.inference import QuestionAnswerer
-from spanbert.tasks.qa.model import QASettings
-from spanbert.tasks.qa.model import load_settings as load_qa_settings
+from spanbert.tasks.qa.settings import QASettings
 from spanbert.core.checkpoints import read_settings
 from spanbert.tasks.protocol import get_task
 
@@ -127,7 +126,7 @@ class OnnxQuestionAnswerer(QuestionAnswerer):
         # QuestionAnswerer.__init__ loads a PyTorch model; set the same attributes instead.
         self.model, self.tokenizer, self.export_info = load_ort_model(export_dir, "question-answering", quantized,
                                                                       num_threads)
-        self.settings = settings or load_qa_settings(export_dir)
+        self.settings = settings or get_task("qa").load_settings(export_dir)
         self.device = torch.device("cpu")
         self.batch_size = batch_size
         self.precision = "no"  # no autocast: the graph's own precision applies

@@ -12,7 +12,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "QuestionAnswerer": "inference",
     "read_qa": "data",
     "QAExample": "data",
-    "WindowConfig": "features",
-    "DecodeConfig": "decoding",
+    "WindowConfig": "settings",
+    "DecodeConfig": "settings",
     "score_squad_files": "scoring",
 })

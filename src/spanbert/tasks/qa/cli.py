@@ -1,7 +1,5 @@
-"""``spanbert finetune qa``, ``evaluate qa``, ``predict qa`` and ``score squad``.
-
-The functions are registered on the command groups of :mod:`spanbert.cli`.
-"""
+"""``spanbert predict qa``, ``score squad`` and ``score cmrc``; :func:`register` attaches them
+to the CLI's groups (``finetune``/``evaluate qa`` come from the task)."""
 
 from __future__ import annotations
 
@@ -12,80 +10,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.arguments import FinetuneArguments
-from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress, finetune_command,
-                        read_text_file, with_aliases)
-
-
-def _windows(max_seq_length: int, max_question_tokens: int, window_overlap: int):
-    from spanbert.tasks.qa.features import WindowConfig
-
-    return WindowConfig(max_seq_length, max_question_tokens, window_overlap)
-
-
-@finetune_command("qa", epochs=2.0, batch_size=32, lr=5e-5,
-                  aliases={"--max-train-questions": "max_train_examples", "--max-dev-questions": "max_dev_examples"})
-def finetune_qa_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
-    train: Annotated[str, typer.Option(help="Training data: SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data: scored by F1 at every epoch end (the best keeps its weights, see --select-best) and evaluated after training (SQuAD 2.0: the null threshold is fitted on it).")] = None,
-    max_seq_length: Annotated[int, typer.Option(min=1, help="Tokens per window, specials included.")] = 384,
-    max_question_tokens: Annotated[int, typer.Option(min=1, help="Questions are truncated to this many tokens.")] = 64,
-    window_overlap: Annotated[int, typer.Option(min=0, help="Context tokens shared by consecutive windows (an overlap, not a step).")] = 128,
-    max_answer_tokens: Annotated[int, typer.Option(min=1)] = 30,
-    n_best: Annotated[int, typer.Option(min=1, help="Start and end candidates per window.")] = 20,
-    dropout: Dropout = None,
-    max_train_examples: MaxTrainExamples = None,
-    max_dev_examples: MaxDevExamples = None,
-    args: FinetuneArguments = None,
-) -> None:
-    """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
-    from spanbert.tasks.qa.decoding import DecodeConfig
-    from spanbert.tasks.qa.run import finetune_qa
-
-    summary = finetune_qa(
-        model, train, output, dev_source=dev, windows=_windows(max_seq_length, max_question_tokens, window_overlap),
-        decoding=DecodeConfig(n_best=n_best, max_answer_tokens=max_answer_tokens), args=args,
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, eval_precision=args.mixed_precision,
-        dropout=dropout,
-    )
-    if "train" not in summary:  # not the main process of a multi-process run
-        return
-    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
-               f"final loss {summary['final_loss']:.4f}")
-    if "dev_metrics" in summary:
-        typer.echo(f"dev ({summary['dev_questions']} questions): {json.dumps(summary['dev_metrics'])}")
-        if summary.get("null_threshold") is not None:
-            typer.echo(f"null threshold fitted on dev: {summary['null_threshold']:.4f}")
-    typer.echo(f"model: {output}")
-
-
-@with_aliases({"--mixed-precision": "precision", "--max-questions": "max_examples"})
-def evaluate_qa_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
-    data: Annotated[str, typer.Option(help="SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json, nbest_predictions.json, null_odds.json, metrics.json.")],
-    fit_threshold: Annotated[bool, typer.Option(help="SQuAD 2.0: fit the null threshold on this data for best F1 (and report with it).")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
-    precision: Precision = "auto",
-    max_examples: MaxExamples = None,
-    progress: Progress = True,
-) -> None:
-    """Answer every question of a data set; write the official-format files and the official metrics."""
-    from spanbert.core.precision import check_precision
-    from spanbert.tasks.qa.model import load_qa_model, load_settings
-    from spanbert.tasks.qa.run import evaluate_qa
-
-    check_precision(precision)
-    qa_model, tokenizer = load_qa_model(model, trained=True)
-    result = evaluate_qa(qa_model, tokenizer, data, load_settings(model), output, fit_threshold=fit_threshold,
-                         batch_size=batch_size, precision=precision, progress=progress, max_questions=max_examples)
-    typer.echo(f"{result.questions} questions in {result.seconds:.1f} s (SQuAD {result.version} scoring)")
-    typer.echo(json.dumps(result.metrics, indent=2))
-    if result.null_threshold is not None:
-        typer.echo(f"fitted null threshold: {result.null_threshold:.4f}")
-    typer.echo(f"files: {output}")
+from spanbert.tasks.options import Precision, read_text_file, with_aliases
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -152,9 +77,7 @@ def score_squad_command(
 
 
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``finetune/evaluate/predict qa`` and ``score squad`` to the CLI groups."""
-    groups["finetune"].command("qa")(wrap(finetune_qa_command))
-    groups["evaluate"].command("qa")(wrap(evaluate_qa_command))
+    """Attach ``predict qa``, ``score squad`` and ``score cmrc`` to the CLI groups."""
     groups["predict"].command("qa")(wrap(predict_qa_command))
     groups["score"].command("squad")(wrap(score_squad_command))
     from spanbert.tasks.qa.cmrc import score_cmrc_command

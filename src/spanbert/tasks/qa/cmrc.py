@@ -61,7 +61,8 @@ from typing import Annotated, Any
 import typer
 
 from spanbert.core.extras import require
-from spanbert.tasks.qa.scoring import ScoringError, SquadGold, _check_predictions, _count, _read_json, gold_answers_from_squad
+from spanbert.tasks.qa.scoring import (ScoringError, SquadGold, check_predictions, count_text, gold_answers_from_squad,
+                                      read_json)
 
 __all__ = [
     "CMRC_PUNCTUATION",
@@ -223,10 +224,10 @@ def score_cmrc(
     no_answer = [q for q in gold.questions if not q.answers]
     if no_answer:
         raise ScoringError(
-            f"{gold.source}: {_count(len(no_answer), 'question')} {'has' if len(no_answer) == 1 else 'have'} "
+            f"{gold.source}: {count_text(len(no_answer), 'question')} {'has' if len(no_answer) == 1 else 'have'} "
             f"no gold answer, e.g. {no_answer[0].qid!r} (CMRC scoring needs at least one per question)"
         )
-    _check_predictions(predictions, gold, predictions_name)
+    check_predictions(predictions, gold, predictions_name)
     f1_sum = 0.0
     em_sum = 0.0
     skipped = 0
@@ -252,8 +253,8 @@ def score_cmrc_files(data_path: str | Path, predictions_path: str | Path) -> dic
     Every problem, including an unreadable or invalid file, raises :class:`ScoringError` with
     one line naming the file.
     """
-    data = _read_json(Path(data_path), "data")
-    predictions = _read_json(Path(predictions_path), "predictions")
+    data = read_json(Path(data_path), "data")
+    predictions = read_json(Path(predictions_path), "predictions")
     return score_cmrc(data, predictions, data_name=str(data_path), predictions_name=str(predictions_path))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from spanbert.core.errors import SpanBertError
 from spanbert.core.sources import iter_jsonl, load_dataset_source, open_text
+from spanbert.tasks.qa.scoring import GoldQuestion, SquadGold, gold_answers_from_squad
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +199,22 @@ def read_qa(source: str | Path, split: str = "validation") -> tuple[list[QAExamp
             return examples_from_squad(load_json_file(path), text)
     return _checked(examples, report)
 
+
+def read_with_gold(source: str | Path) -> tuple[list[QAExample], SquadGold]:
+    """Examples and the gold answers as the official scripts read them, from one parse of the file.
+
+    For a SQuAD JSON file the gold comes from the file itself (answers whose offsets we dropped
+    still count as gold text); for other sources, from the examples.
+    """
+    path = Path(source)
+    if path.is_file() and not path.name.endswith((".jsonl", ".jsonl.gz")):
+        data = load_json_file(path)
+        examples, _ = examples_from_squad(data, str(path))
+        return examples, gold_answers_from_squad(data, source=str(path))
+    examples, _ = read_qa(source)
+    gold = SquadGold(tuple(GoldQuestion(ex.id, tuple(a.text for a in ex.answers), ex.is_impossible) for ex in examples),
+                     source=str(source))
+    return examples, gold
 
 def examples_from_squad(data: Any, source: str = "data") -> tuple[list[QAExample], ReadReport]:
     """Examples from an already parsed SQuAD JSON object (``source`` names it in messages)."""

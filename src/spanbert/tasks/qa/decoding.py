@@ -16,24 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spanbert.core.errors import ConfigError
 from spanbert.tasks.qa.features import NOT_CONTEXT
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How answers are read off the logits."""
-
-    n_best: int = 20  # start and end candidates per window, and answers kept per question
-    max_answer_tokens: int = 30
-    allow_null: bool = False  # SQuAD 2.0: questions may have no answer
-    null_threshold: float = 0.0  # answer "" when null_score - best_span_score exceeds this
-
-    def __post_init__(self) -> None:
-        if self.n_best < 1:
-            raise ConfigError(f"n_best: must be >= 1, got {self.n_best}")
-        if self.max_answer_tokens < 1:
-            raise ConfigError(f"max_answer_tokens: must be >= 1, got {self.max_answer_tokens}")
+from spanbert.tasks.qa.settings import DecodeConfig
 
 
 @dataclass(frozen=True)
@@ -152,11 +136,3 @@ def nbest_json(prediction: Prediction) -> list[dict]:
         for c in prediction.nbest
     ]
 
-
-def apply_null_threshold(predictions: Sequence[Prediction], threshold: float) -> dict[str, str]:
-    """Final answers under a null threshold: "" where ``null_odds > threshold``."""
-    out = {}
-    for p in predictions:
-        span = p.best_span.text if p.best_span else ""
-        out[p.id] = "" if (p.best_span is None or p.null_odds > threshold) else span
-    return out

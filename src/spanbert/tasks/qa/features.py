@@ -19,39 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from spanbert.core.errors import ConfigError
 from spanbert.tasks.qa.data import QAExample
+from spanbert.tasks.qa.settings import WindowConfig
 
 NOT_CONTEXT = -1  # offset of tokens outside the context (question, specials, padding)
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """How questions and contexts are cut into model inputs."""
-
-    max_seq_length: int = 384  # tokens per window, specials included
-    max_question_tokens: int = 64  # longer questions are truncated
-    window_overlap: int = 128  # context tokens shared by consecutive windows (not a step)
-
-    def __post_init__(self) -> None:
-        if self.max_question_tokens < 1:
-            raise ConfigError(f"max_question_tokens: must be >= 1, got {self.max_question_tokens}")
-        if self.window_overlap < 0:
-            raise ConfigError(f"window_overlap: must be >= 0, got {self.window_overlap}")
-        room = self.max_seq_length - self.max_question_tokens - 4
-        if room <= self.window_overlap:
-            raise ConfigError(
-                f"window_overlap: {self.window_overlap} leaves no step; with max_seq_length "
-                f"{self.max_seq_length} and max_question_tokens {self.max_question_tokens} it must be < {room}"
-            )
-
-    def window_step(self, question_tokens: int, num_specials: int = 3) -> int:
-        """Context tokens between the starts of consecutive windows for such a question."""
-        return self.context_tokens(question_tokens, num_specials) - self.window_overlap
-
-    def context_tokens(self, question_tokens: int, num_specials: int = 3) -> int:
-        """Context tokens one window holds next to a question of ``question_tokens`` tokens."""
-        return self.max_seq_length - min(question_tokens, self.max_question_tokens) - num_specials
 
 
 @dataclass(frozen=True)

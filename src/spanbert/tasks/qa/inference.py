@@ -17,13 +17,30 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spanbert.core.errors import ConfigError
 from spanbert.core.batching import inference_batches
+from spanbert.core.checkpoints import load_task_model
+from spanbert.core.errors import ConfigError
 from spanbert.core.precision import inference_autocast
+from spanbert.tasks.protocol import Predictor
 from spanbert.tasks.qa.data import QAExample
-from spanbert.tasks.qa.decoding import DecodeConfig, Prediction, decode_example
-from spanbert.tasks.qa.features import QAFeatures, WindowConfig, collate_windows, iter_feature_chunks
-from spanbert.tasks.qa.model import QASettings, load_qa_model, load_settings
+from spanbert.tasks.qa.decoding import Prediction, decode_example
+from spanbert.tasks.qa.features import QAFeatures, collate_windows, iter_feature_chunks
+from spanbert.tasks.qa.settings import QASettings
+
+
+def load_qa_model(path: str | os.PathLike, dtype=None, *, trained: bool = False):
+    """A ``(model, tokenizer)`` pair for QA from any BERT-family folder (or hub id).
+
+    A SpanBERT pre-training folder gets a plain BERT QA model on its encoder (the MLM and SBO
+    heads are dropped); other checkpoints load through ``AutoModelForQuestionAnswering``, a
+    new QA head being created where the checkpoint has none. A fine-tuned model is a plain
+    ``transformers`` QA model, loadable without ``spanbert``.
+    ``trained``: the folder must be one fine-tuned for this task (prediction, evaluation).
+    """
+    from transformers import AutoModelForQuestionAnswering, BertForQuestionAnswering
+
+    return load_task_model(path, AutoModelForQuestionAnswering, BertForQuestionAnswering, "QA", dtype=dtype,
+                           trained=trained)
 
 
 def window_logits(
@@ -72,21 +89,20 @@ def predict_examples(
     bar.close()
 
 
-class QuestionAnswerer:
+class QuestionAnswerer(Predictor):
     """A fine-tuned QA model with its settings, answering batches of questions.
 
     ``model_dir`` is a folder written by ``spanbert finetune qa`` (or any transformers QA
-    model). ``precision``: ``"no"`` (fp32), ``"bf16"``, or ``"auto"`` (bf16 where native).
+    model); ``settings`` replace those saved beside it. ``precision``: ``"no"`` (fp32),
+    ``"bf16"``, or ``"auto"`` (bf16 where native).
     """
+
+    task_name = "qa"
 
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 32,
                  precision: str = "auto", settings: QASettings | None = None):
-        self.model, self.tokenizer = load_qa_model(model_dir, trained=True)
-        self.settings = settings or load_settings(model_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.batch_size = batch_size
-        self.precision = precision
+        super().__init__(model_dir, device=device, batch_size=batch_size, precision=precision)
+        self.settings = settings or self.settings
 
     def answer(self, questions: str | Sequence[str], contexts: str | Sequence[str],
                ids: Sequence[str] | None = None) -> list[Prediction]:
@@ -117,4 +133,4 @@ class QuestionAnswerer:
                                      batch_size=self.batch_size, precision=self.precision, progress=progress))
 
 
-__all__ = ["QuestionAnswerer", "predict_examples", "window_logits", "DecodeConfig", "WindowConfig"]
+__all__ = ["QuestionAnswerer", "load_qa_model", "predict_examples", "window_logits"]

@@ -49,7 +49,9 @@ __all__ = [
     "SquadGold",
     "SquadScore",
     "SquadVersion",
+    "apply_null_threshold",
     "detect_version",
+    "evaluate_predictions",
     "exact_match_score",
     "f1_score",
     "fit_null_threshold",
@@ -242,7 +244,7 @@ def squad_v1_metrics(
     official script crashes on one; score such data as v2.0) or no questions at all.
     """
     gold = _as_gold(gold)
-    _check_predictions(predictions, gold, predictions_name)
+    check_predictions(predictions, gold, predictions_name)
     if not gold.questions:
         raise ScoringError(f"{gold.source}: no questions to score")
     exact = f1 = 0.0  # running sums in file order, like the official script's `+=`
@@ -306,7 +308,7 @@ def squad_v2_metrics(
     questions are ignored, as officially.
     """
     gold = _as_gold(gold)
-    _check_predictions(predictions, gold, predictions_name)
+    check_predictions(predictions, gold, predictions_name)
     has_answer: dict[str, bool] = {}
     for question in gold.questions:
         has_answer[question.qid] = question.has_answer
@@ -315,7 +317,7 @@ def squad_v2_metrics(
     missing = [qid for qid in has_answer if qid not in predictions]
     if missing:
         raise ScoringError(
-            f"{predictions_name}: {_count(len(missing), 'question')} of {gold.source} "
+            f"{predictions_name}: {count_text(len(missing), 'question')} of {gold.source} "
             f"{'has' if len(missing) == 1 else 'have'} no prediction, e.g. {missing[0]!r} "
             "(SQuAD v2.0 scoring needs one per question; predict \"\" for no answer)"
         )
@@ -433,10 +435,40 @@ def fit_null_threshold(
     return best_thresh, 100.0 * best / len(has_answer)
 
 
+def apply_null_threshold(predictions: Sequence[Any], threshold: float) -> dict[str, str]:
+    """Final answers of :class:`~spanbert.tasks.qa.decoding.Prediction` objects under a null
+    threshold: "" where ``null_odds > threshold``, the best span otherwise."""
+    out = {}
+    for p in predictions:
+        span = p.best_span.text if p.best_span else ""
+        out[p.id] = "" if (p.best_span is None or p.null_odds > threshold) else span
+    return out
+
+
+def evaluate_predictions(predictions: Sequence[Any], gold: SquadGold, version: str, fit_threshold: bool,
+                         null_threshold: float = 0.0) -> tuple[dict[str, float], float | None, dict[str, str]]:
+    """Official metrics of ``predictions`` (:class:`~spanbert.tasks.qa.decoding.Prediction`) and
+    the final answers; for SQuAD 2.0 with ``null_threshold`` or, with ``fit_threshold``, the
+    threshold that maximises F1 here (returned)."""
+    if version == "1.1":
+        answers = {p.id: p.text for p in predictions}
+        return squad_v1_metrics(gold, answers), None, answers
+    odds = {p.id: float(p.null_odds) for p in predictions}
+    threshold = None
+    if fit_threshold:
+        spans = apply_null_threshold(predictions, float("inf"))  # best non-null answer everywhere
+        threshold, _ = fit_null_threshold(gold, spans, odds)
+    used = threshold if threshold is not None else null_threshold
+    answers = apply_null_threshold(predictions, used)
+    # The official script also forces "no answer" where na_prob > na_prob_thresh (default 1.0);
+    # scoring with our own threshold keeps exact/f1 equal to what predictions.json says.
+    return squad_v2_metrics(gold, answers, odds, na_prob_thresh=used), threshold, answers
+
+
 # --------------------------------------------------------------------------- checks
 
 
-def _check_predictions(predictions: Any, gold: SquadGold, name: str) -> None:
+def check_predictions(predictions: Any, gold: SquadGold, name: str) -> None:
     """Predictions must map question ids of ``gold`` to strings."""
     if not isinstance(predictions, Mapping):
         raise ScoringError(
@@ -447,7 +479,7 @@ def _check_predictions(predictions: Any, gold: SquadGold, name: str) -> None:
     if not_text:
         example = not_text[0]
         raise ScoringError(
-            f"{name}: {_count(len(not_text), 'prediction')} {'is' if len(not_text) == 1 else 'are'} "
+            f"{name}: {count_text(len(not_text), 'prediction')} {'is' if len(not_text) == 1 else 'are'} "
             f"not a string, e.g. {example!r} is a JSON {_json_type(predictions[example])}"
         )
     known = {q.qid for q in gold.questions}
@@ -455,7 +487,7 @@ def _check_predictions(predictions: Any, gold: SquadGold, name: str) -> None:
     if unknown:
         one = len(unknown) == 1
         raise ScoringError(
-            f"{name}: {_count(len(unknown), 'prediction id')} {'is' if one else 'are'} not "
+            f"{name}: {count_text(len(unknown), 'prediction id')} {'is' if one else 'are'} not "
             f"{'a question' if one else 'questions'} of {gold.source}, e.g. {unknown[0]!r}"
         )
 
@@ -472,13 +504,13 @@ def _check_na_probs(na_probs: Any, has_answer: dict[str, bool], source: str, nam
         value = repr(na_probs[bad[0]])
         value = value if len(value) <= 40 else value[:37] + "..."
         raise ScoringError(
-            f"{name}: {_count(len(bad), 'no-answer probability', 'no-answer probabilities')} "
+            f"{name}: {count_text(len(bad), 'no-answer probability', 'no-answer probabilities')} "
             f"{'is' if len(bad) == 1 else 'are'} not a number, e.g. {bad[0]!r}: {value}"
         )
     missing = [qid for qid in has_answer if qid not in na_probs]
     if missing:
         raise ScoringError(
-            f"{name}: {_count(len(missing), 'question')} of {source} "
+            f"{name}: {count_text(len(missing), 'question')} of {source} "
             f"{'has' if len(missing) == 1 else 'have'} no no-answer probability, e.g. {missing[0]!r}"
         )
     extra = len(na_probs) - len(has_answer)
@@ -507,7 +539,8 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _count(n: int, singular: str, plural: str | None = None) -> str:
+def count_text(n: int, singular: str, plural: str | None = None) -> str:
+    """``"1 question"``, ``"3 questions"``."""
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 
@@ -547,8 +580,8 @@ def score_squad_files(
     if version != "auto":
         _check_version(version)
     data_name, predictions_name = str(data_path), str(predictions_path)
-    gold = gold_answers_from_squad(_read_json(Path(data_path), "data"), source=data_name)
-    predictions = _read_json(Path(predictions_path), "predictions")
+    gold = gold_answers_from_squad(read_json(Path(data_path), "data"), source=data_name)
+    predictions = read_json(Path(predictions_path), "predictions")
     used: SquadVersion = detect_version(gold) if version == "auto" else version
     if used == "v1.1":
         if na_probs_path is not None:
@@ -564,7 +597,7 @@ def score_squad_files(
     else:
         na_probs = None
         if na_probs_path is not None:
-            na_probs = _read_json(Path(na_probs_path), "no-answer probabilities")
+            na_probs = read_json(Path(na_probs_path), "no-answer probabilities")
         metrics = squad_v2_metrics(
             gold, predictions, na_probs, na_prob_thresh,
             predictions_name=predictions_name, na_probs_name=str(na_probs_path),
@@ -572,7 +605,7 @@ def score_squad_files(
     return SquadScore(used, metrics)
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     """Parse a JSON or gzipped JSON file, turning every failure into a one-line ScoringError."""
     try:
         raw = path.read_bytes()
