@@ -224,7 +224,7 @@ def test_question_answer_highlighted_in_place(page, server):
 
 
 def test_no_answer_shown_clearly(page, server):
-    """A SQuAD 2.0 model's "no answer" (the result shape of spanbert.serve.tasks.qa_result; the
+    """A SQuAD 2.0 model's "no answer" (the result shape of spanbert.tasks.qa.task.QA.serve; the
     tiny served model is a SQuAD 1.1 one, so this reply is supplied by intercepting the request)."""
     no_answer = {"answer": "", "start": -1, "end": -1, "score": None, "probability": None, "no_answer": True}
     page.route("**/v1/qa", lambda route: route.fulfill(json={"model": _model(page, "qa"), "results": [no_answer]}))

@@ -31,11 +31,9 @@ MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declarin
     "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
     "spanbert_span_ner": "entities",
 }
-TEXT_FIELDS = {"qa": ("question", "context")}  # other tasks: ("text",)
 # spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
 # a BertForMaskedLM checkpoint with the SBO head beside it.
-SETTINGS_FILE_TASKS = {"qa_settings.json": "qa", "spanbert_config.json": "fill"}
-ARCHITECTURE_TASKS = {"ForQuestionAnswering": "qa"}  # stock heads
+SETTINGS_FILE_TASKS = {"spanbert_config.json": "fill"}
 
 
 def registered(task: str):
@@ -56,7 +54,7 @@ def _served_tasks():
 def text_fields(task: str) -> tuple[str, ...]:
     """The request fields of ``task`` that hold text (weighed in tokens, limited in length)."""
     found = registered(task) if task != "fill" else None
-    return found.text_fields if found is not None else TEXT_FIELDS.get(task, ("text",))
+    return found.text_fields if found is not None else ("text",)
 
 
 def detect_task(folder: str | os.PathLike) -> str:
@@ -78,7 +76,7 @@ def detect_task(folder: str | os.PathLike) -> str:
     for file_name, task in by_file.items():
         if (path / file_name).is_file():
             return task
-    by_arch = {**ARCHITECTURE_TASKS, **{a: t.api_name or t.name for t in tasks for a in t.architectures}}
+    by_arch = {a: t.api_name or t.name for t in tasks for a in t.architectures}
     for arch in data.get("architectures") or []:
         for suffix, task in by_arch.items():
             if isinstance(arch, str) and arch.endswith(suffix):
@@ -91,30 +89,6 @@ def _finite(x: float) -> float | None:
     """``x`` as a float, or None where it is not finite (JSON has no infinity)."""
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-# -- question answering -----------------------------------------------------------------------
-
-def _load_qa(folder: Path, device: str | None):
-    from spanbert.tasks.qa.inference import QuestionAnswerer
-
-    return QuestionAnswerer(folder, device=device)
-
-
-def qa_result(prediction) -> dict:
-    """A :class:`~spanbert.tasks.qa.decoding.Prediction` as the API's result: ``answer``, character
-    ``start``/``end`` into the context (-1 for no answer), ``score`` (start + end logit of the
-    best span; null when there is none), ``probability`` (of the answer among the n-best, as in
-    the BERT scripts) and ``no_answer``."""
-    probability = next((c.probability for c in prediction.nbest if c.text == prediction.text), None)
-    return {"answer": prediction.text, "start": int(prediction.start), "end": int(prediction.end),
-            "score": _finite(prediction.score), "probability": None if probability is None else _finite(probability),
-            "no_answer": prediction.text == ""}
-
-
-def _predict_qa(api, items: list[dict], options: dict) -> list[dict]:
-    predictions = api.answer([it["question"] for it in items], [it["context"] for it in items])
-    return [qa_result(p) for p in predictions]
 
 
 # -- span infilling ---------------------------------------------------------------------------
@@ -180,11 +154,11 @@ def _predict_entities(api, items: list[dict], options: dict) -> list[dict]:
 # -- the registry -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
-    "qa": _load_qa, "fill": _load_fill,
+    "fill": _load_fill,
     "entities": _load_entities,
 }
 PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
-    "qa": _predict_qa, "fill": _predict_fill,
+    "fill": _predict_fill,
     "entities": _predict_entities,
 }
 
@@ -294,5 +268,5 @@ class ServedModel:
 
 
 __all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
-           "with_own_tokenizer", "qa_result", "fill_result",
+           "with_own_tokenizer", "fill_result",
            "entities_result"]

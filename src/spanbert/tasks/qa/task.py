@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -52,10 +53,26 @@ class QA(Task):
     data_help = "SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME."
     finetune_aliases = {"--max-train-questions": "max_train_examples", "--max-dev-questions": "max_dev_examples"}
     evaluate_aliases = {"--max-questions": "max_examples"}
+    architectures, text_fields = ("ForQuestionAnswering",), ("question", "context")
+    predictor = "spanbert.tasks.qa.inference:QuestionAnswerer"
     card = Card("Extractive QA model fine-tuned with the `spanbert` toolkit", "question-answering", ("extractive-qa",),
                 "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
                 "`spanbert predict qa --model dir` and `spanbert.tasks.qa.QuestionAnswerer(dir)` also apply the "
                 "windowing and null-threshold settings of `qa_settings.json`.")
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """Each question's ``answer``, its character ``start``/``end`` in the context (-1 for no
+        answer), ``score`` (start + end logit of the best span; null when there is none),
+        ``probability`` (of the answer among the n-best, as in the BERT scripts) and ``no_answer``."""
+        def finite(x: float) -> float | None:  # JSON has no infinity
+            return float(x) if math.isfinite(float(x)) else None
+
+        out = []
+        for p in api.answer([it["question"] for it in items], [it["context"] for it in items]):
+            probability = next((c.probability for c in p.nbest if c.text == p.text), None)
+            out.append({"answer": p.text, "start": int(p.start), "end": int(p.end), "score": finite(p.score),
+                        "probability": None if probability is None else finite(probability), "no_answer": p.text == ""})
+        return out
 
     def settings_from_json(self, data: Mapping[str, Any]) -> QASettings:
         known = lambda cls, d: {f.name: d[f.name] for f in fields(cls) if f.name in d}  # noqa: E731
