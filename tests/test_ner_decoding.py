@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.ner.decoding import DecodeConfig, ScoredSpan, decode_spans, decoded_to_tags, fit_threshold
+from spanbert.tasks.ner.decoding import ScoredSpan, decode_spans, decoded_to_tags, fit_threshold
+from spanbert.tasks.ner.settings import DecodeConfig
 from spanbert.tasks.ner.tags import Span
 
 ID2LABEL = {0: "O", 1: "PER", 2: "LOC"}

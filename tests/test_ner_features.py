@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from spanbert.tasks.ner.data import read_conll
-from spanbert.tasks.ner.features import TrainingCollator, WindowConfig, encode_sentences, window_spans
+from spanbert.tasks.ner.features import TrainingCollator, encode_sentences, window_spans
+from spanbert.tasks.ner.settings import WindowConfig
 
 from .conftest import DATA
 

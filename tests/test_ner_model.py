@@ -107,19 +107,20 @@ def test_encoder_from_plain_bert_and_from_spanbert_pretraining(tiny_tokenizer, t
 
 
 def test_save_and_reload_give_identical_logits(tiny_tokenizer, tmp_path):
-    from spanbert.tasks.ner.model import NerSettings, load_settings, save_ner_model
+    from spanbert.tasks.ner.settings import NerSettings
+    from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(3)
     model = BertForSpanNER(tiny_config(len(tiny_tokenizer))).eval()
     settings = NerSettings()
-    save_ner_model(tmp_path / "ner", model, tiny_tokenizer, settings)
+    get_task("ner").save(tmp_path / "ner", model, tiny_tokenizer, settings)
     again, _ = load_ner_model(tmp_path / "ner")
     plain = AutoModel.from_pretrained(tmp_path / "ner").eval()  # through the Auto registration
     batch, _ = batch_for(tiny_tokenizer, [["Ann", "lives", "in", "Oslo"]])
     with torch.no_grad():
         ref = model(**batch).logits
         assert torch.equal(again.eval()(**batch).logits, ref) and torch.equal(plain(**batch).logits, ref)
-    assert load_settings(tmp_path / "ner") == settings
+    assert get_task("ner").load_settings(tmp_path / "ner") == settings
 
 
 def test_dropout_is_off_in_eval_and_on_in_train(tiny_tokenizer):

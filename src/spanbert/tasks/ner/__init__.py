@@ -5,8 +5,9 @@ Data flows one way: :mod:`.data` reads CoNLL/``datasets`` sentences (tag schemes
 :mod:`.tags`) -> :mod:`.features` cuts them into subword windows and word-boundary spans ->
 :mod:`.model` scores each span's label -> :mod:`.decoding` picks non-overlapping entities ->
 :mod:`.scoring` compares them with the gold ones the way ``seqeval`` does.
-:mod:`.inference` (``EntityRecognizer``) and :mod:`.run` (the fine-tune / evaluate jobs)
-put these together; :mod:`.baseline` is the dictionary baseline.
+:mod:`.inference` (``EntityRecognizer``) and :mod:`.task` (the task behind ``spanbert finetune``
+and ``evaluate ner``, settings in :mod:`.settings`) put these together; :mod:`.baseline` is the
+dictionary baseline.
 """
 
 from spanbert.core.lazy import lazy_exports

@@ -1,7 +1,4 @@
-"""``spanbert finetune ner``, ``evaluate ner``, ``predict ner`` and ``score ner``.
-
-The functions are registered on the command groups of :mod:`spanbert.cli` by :func:`register`.
-"""
+"""``spanbert predict ner`` and ``score ner``; :func:`register` attaches them to the CLI's groups."""
 
 from __future__ import annotations
 
@@ -12,84 +9,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.arguments import FinetuneArguments
-from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxTrainExamples, Precision, finetune_command, read_text_file,
-                        with_aliases)
-
-
-@finetune_command("ner", epochs=6.0, batch_size=32, lr=2e-4, aliases={"--max-train-sentences": "max_train_examples"})
-def finetune_ner_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Any BERT-family folder: ours (spanbert pretrain) or plain transformers.")],
-    train: Annotated[str, typer.Option(help="Training data: a CoNLL file (token ... tag), a saved dataset folder or hf:NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the fine-tuned model, settings and dev results.")],
-    dev: Annotated[str | None, typer.Option(help="Dev data: scored by entity F1 at every epoch end (the best keeps its weights, see --select-best); the decoding threshold is fitted on it, then it is evaluated.")] = None,
-    max_span_width: Annotated[int, typer.Option(min=1, help="Longest candidate entity, in words.")] = 8,
-    cross_attention: Annotated[bool, typer.Option("--cross-attention/--no-cross-attention", help="Let spans attend over all tokens.")] = True,
-    negative_ratio: Annotated[float, typer.Option(min=0.0, help="Negative spans sampled per window = ceil(ratio x words); 0 = all spans.")] = 1.0,
-    span_combination: Annotated[str, typer.Option(help="Endpoint combination: x,y or x,y,x*y (x start, y end).")] = "x,y",
-    width_embedding_dim: Annotated[int, typer.Option(min=0, help="Span width embedding size (0: none).")] = 32,
-    classifier_hidden_size: Annotated[int, typer.Option(min=1, help="Hidden layer of the span classifier.")] = 256,
-    max_seq_length: Annotated[int, typer.Option(min=1, help="Subword tokens per window; longer sentences are cut into windows of whole words.")] = 128,
-    scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2 (BIO), IOB1 or IOBES (BIOES).")] = "auto",
-    fit_threshold: Annotated[bool, typer.Option(help="Fit the decoding threshold on --dev for best F1.")] = True,
-    dropout: Dropout = None,
-    max_train_examples: MaxTrainExamples = None,
-    max_dev_examples: MaxDevExamples = None,
-    args: FinetuneArguments = None,
-) -> None:
-    """Fine-tune a span NER model (enumerated spans, endpoint + width + cross-attention, negative sampling)."""
-    from spanbert.tasks.ner.features import WindowConfig
-    from spanbert.tasks.ner.run import SpanNerHead, finetune_ner
-
-    summary = finetune_ner(
-        model, train, output, dev_source=dev,
-        head=SpanNerHead(max_span_width=max_span_width, span_combination=span_combination,
-                         width_embedding_dim=width_embedding_dim, use_cross_attention=cross_attention,
-                         negative_ratio=negative_ratio, classifier_hidden_size=classifier_hidden_size),
-        windows=WindowConfig(max_seq_length), args=args, scheme=scheme, fit_dev_threshold=fit_threshold,
-        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, dropout=dropout,
-        eval_precision=args.mixed_precision,
-    )
-    if "train" not in summary:  # not the main process of a multi-process run
-        return
-    typer.echo(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['train_seconds']:.0f} s; "
-               f"final loss {summary['final_loss']:.4f}")
-    if "dev_metrics" in summary:
-        typer.echo(f"dev ({summary['dev_sentences']} sentences): {json.dumps(summary['dev_metrics'])}")
-        typer.echo(f"decoding threshold: {summary.get('threshold')}")
-    typer.echo(f"model: {output}")
-
-
-@with_aliases({"--mixed-precision": "precision"})
-def evaluate_ner_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned span NER model folder.")],
-    data: Annotated[str, typer.Option(help="A CoNLL file (tagged: scored too), a saved dataset folder or hf:NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.conll and metrics.json.")],
-    threshold: Annotated[float | None, typer.Option(help="Decoding threshold (default: the saved one).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sentence windows per forward pass.")] = 32,
-    precision: Precision = "auto",
-    scheme: Annotated[str, typer.Option(help="Tagging scheme of the data: auto, IOB2, IOB1 or IOBES.")] = "auto",
-    split: Annotated[str, typer.Option(help="Split of a saved DatasetDict folder or hf: source.")] = "test",
-) -> None:
-    """Tag every sentence of a data set; write predictions.conll (token, gold, pred) and seqeval metrics."""
-    from dataclasses import replace
-
-    from spanbert.tasks.ner.decoding import DecodeConfig
-    from spanbert.tasks.ner.model import load_ner_model, load_settings
-    from spanbert.tasks.ner.run import evaluate_ner
-
-    ner_model, tokenizer = load_ner_model(model, trained=True)
-    settings = load_settings(model)
-    if threshold is not None:
-        settings = replace(settings, decoding=DecodeConfig(threshold))
-    result = evaluate_ner(ner_model, tokenizer, data, settings, output, batch_size=batch_size, precision=precision,
-                          scheme=scheme, split=split)
-    typer.echo(f"{result.sentences} sentences in {result.seconds:.1f} s")
-    if result.metrics:
-        m = result.metrics
-        typer.echo(json.dumps({"precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
-                               "per_type": {k: v["f1"] for k, v in m["per_type"].items()}}, indent=2))
-    typer.echo(f"files: {output}")
+from spanbert.tasks.options import Precision, read_text_file, with_aliases
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -167,8 +87,6 @@ def score_ner_command(
 
 
 def register(groups: dict[str, typer.Typer], wrap) -> None:
-    """Attach ``finetune/evaluate/predict ner`` and ``score ner`` to the CLI groups."""
-    groups["finetune"].command("ner")(wrap(finetune_ner_command))
-    groups["evaluate"].command("ner")(wrap(evaluate_ner_command))
+    """Attach ``predict ner`` and ``score ner`` to the CLI groups (``finetune``/``evaluate ner`` come from the task)."""
     groups["predict"].command("ner")(wrap(predict_ner_command))
     groups["score"].command("ner")(wrap(score_ner_command))

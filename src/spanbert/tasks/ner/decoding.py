@@ -15,19 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spanbert.core.errors import ConfigError
 from spanbert.tasks.ner.tags import Span, spans_to_tags
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How entities are read off span probabilities."""
-
-    threshold: float | None = None  # None: a span's best label must beat O; else its best type's probability >= this
-
-    def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold: must be in [0, 1], got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -100,4 +88,4 @@ def fit_threshold(candidates: Sequence[tuple[np.ndarray, np.ndarray]], gold: Seq
     return best
 
 
-__all__ = ["DecodeConfig", "ScoredSpan", "decode_spans", "spans_to_entities", "decoded_to_tags", "fit_threshold"]
+__all__ = ["ScoredSpan", "decode_spans", "spans_to_entities", "decoded_to_tags", "fit_threshold"]

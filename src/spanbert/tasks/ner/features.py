@@ -27,20 +27,10 @@ import numpy as np
 import torch
 
 from spanbert.core.errors import ConfigError
+from spanbert.tasks.ner.settings import WindowConfig
 from spanbert.tasks.span_repr import enumerate_spans, sample_negative_spans
 
 IGNORE = -100  # span label of padding spans in a batch
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """How sentences are cut into encoder inputs."""
-
-    max_seq_length: int = 128  # subword tokens per window, [CLS] and [SEP] included
-
-    def __post_init__(self) -> None:
-        if self.max_seq_length < 3:
-            raise ConfigError(f"max_seq_length: must be >= 3, got {self.max_seq_length}")
 
 
 @dataclass
@@ -232,5 +222,5 @@ def pad_spans(spans: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None =
     return batch
 
 
-__all__ = ["WindowConfig", "Window", "EncodedCorpus", "encode_sentences", "word_subwords", "window_spans",
+__all__ = ["Window", "EncodedCorpus", "encode_sentences", "word_subwords", "window_spans",
            "negatives_for", "TrainingCollator", "pad_inputs", "pad_spans", "IGNORE"]

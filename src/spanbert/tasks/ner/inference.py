@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
-from spanbert.core.errors import ConfigError
-from spanbert.core.text import split_words
 from spanbert.core.batching import inference_batches
+from spanbert.core.errors import ConfigError
 from spanbert.core.precision import inference_autocast
+from spanbert.core.text import split_words
 from spanbert.tasks.ner.decoding import ScoredSpan, decode_spans
-from spanbert.tasks.ner.features import EncodedCorpus, WindowConfig, encode_sentences, pad_inputs, pad_spans, window_spans
-from spanbert.tasks.ner.model import NerSettings, load_ner_model, load_settings
-
+from spanbert.tasks.ner.features import EncodedCorpus, encode_sentences, pad_inputs, pad_spans, window_spans
+from spanbert.tasks.ner.settings import DecodeConfig, NerSettings
+from spanbert.tasks.protocol import Predictor
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def predict_sentences(model, tokenizer, sentences: Sequence[Sequence[str]], sett
     return [decode_spans(s, p, settings.decoding.threshold) for s, p in candidates]
 
 
-class EntityRecognizer:
+class EntityRecognizer(Predictor):
     """A fine-tuned span NER model with its settings, finding entities in batches of texts.
 
     ``model_dir``: a folder written by ``spanbert finetune ner``. ``threshold`` overrides the
@@ -101,19 +101,13 @@ class EntityRecognizer:
     ``"auto"`` (bf16 where the hardware has it natively).
     """
 
+    task_name = "ner"
+
     def __init__(self, model_dir: str | os.PathLike, *, device: str | None = None, batch_size: int = 32,
-                 precision: str = "no", threshold: float | None = None):
-        from dataclasses import replace
-
-        from spanbert.tasks.ner.decoding import DecodeConfig
-
-        self.model, self.tokenizer = load_ner_model(model_dir, trained=True)
-        self.settings = load_settings(model_dir)
+                 precision: str = "auto", threshold: float | None = None):
+        super().__init__(model_dir, device=device, batch_size=batch_size, precision=precision)
         if threshold is not None:
             self.settings = replace(self.settings, decoding=DecodeConfig(threshold))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.batch_size, self.precision = batch_size, precision
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
 
     @property
@@ -147,5 +141,4 @@ class EntityRecognizer:
         return out
 
 
-__all__ = ["EntityRecognizer", "Entity", "predict_sentences", "sentence_probabilities",
-           "window_probabilities", "WindowConfig"]
+__all__ = ["EntityRecognizer", "Entity", "predict_sentences", "sentence_probabilities", "window_probabilities"]

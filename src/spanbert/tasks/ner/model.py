@@ -17,8 +17,7 @@ The model registers with ``AutoConfig``, ``AutoModel`` and ``AutoModelForTokenCl
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +27,11 @@ from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification,
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 from transformers.utils import ModelOutput
 
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import ConfigError
+from spanbert.tasks.ner.features import IGNORE
 from spanbert.tasks.span_repr import EndpointSpanExtractor, SpanTokenCrossAttention
-from spanbert.tasks.ner.decoding import DecodeConfig
-from spanbert.tasks.ner.features import IGNORE, WindowConfig
-from spanbert.tasks.ner.tags import check_scheme
 
 OUTSIDE = "O"
-SETTINGS_FILE = "ner_settings.json"
 
 
 @strict
@@ -163,40 +159,4 @@ def load_ner_model(path: str | os.PathLike, dtype=None, *, trained: bool = False
     return load_head_model(path, BertForSpanNER, "span NER", dtype=dtype, trained=trained, **fields)
 
 
-@dataclass(frozen=True)
-class NerSettings:
-    """Everything besides the weights that decides a span NER model's output."""
-
-    windows: WindowConfig = WindowConfig()
-    decoding: DecodeConfig = DecodeConfig()
-    scheme: str = "IOB2"  # tags written to CoNLL prediction files
-
-    def to_json(self) -> dict:
-        return {"windows": asdict(self.windows), "decoding": asdict(self.decoding), "scheme": self.scheme}
-
-    @classmethod
-    def from_json(cls, data: dict, source: str = SETTINGS_FILE) -> NerSettings:
-        try:
-            return cls(WindowConfig(**data.get("windows", {})), DecodeConfig(**data.get("decoding", {})),
-                       check_scheme(str(data.get("scheme", "IOB2"))))
-        except (TypeError, AttributeError, ConfigError) as e:
-            raise CheckpointError(f"{source}: malformed NER settings ({e})") from None
-
-
-def load_settings(path: str | os.PathLike) -> NerSettings:
-    """The settings saved beside a fine-tuned model (defaults when there are none)."""
-    from spanbert.core.checkpoints import read_settings
-
-    data = read_settings(path, SETTINGS_FILE)
-    return NerSettings() if data is None else NerSettings.from_json(data, str(Path(path) / SETTINGS_FILE))
-
-
-def save_ner_model(output_dir: str | os.PathLike, model, tokenizer, settings: NerSettings, card: str = "") -> Path:
-    """Save weights, config, tokenizer and ``ner_settings.json``; each file written whole, then renamed in."""
-    from spanbert.core.checkpoints import save_task_model
-
-    return save_task_model(output_dir, model, tokenizer, {SETTINGS_FILE: settings.to_json()}, card)
-
-
-__all__ = ["NerSettings", "load_settings", "save_ner_model", "SpanNerConfig", "BertForSpanNER", "SpanNerOutput",
-           "label_maps", "load_ner_model", "OUTSIDE"]
+__all__ = ["SpanNerConfig", "BertForSpanNER", "SpanNerOutput", "label_maps", "load_ner_model", "OUTSIDE"]
