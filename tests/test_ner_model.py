@@ -107,12 +107,12 @@ def test_encoder_from_plain_bert_and_from_spanbert_pretraining(tiny_tokenizer, t
 
 
 def test_save_and_reload_give_identical_logits(tiny_tokenizer, tmp_path):
-    from spanbert.tasks.ner.settings import NerSettings
+    from spanbert.tasks.ner.settings import DecodeConfig, NerSettings, WindowConfig
     from spanbert.tasks.protocol import get_task
 
     torch.manual_seed(3)
     model = BertForSpanNER(tiny_config(len(tiny_tokenizer))).eval()
-    settings = NerSettings()
+    settings = NerSettings(WindowConfig(64), DecodeConfig(0.35), "IOBES")
     get_task("ner").save(tmp_path / "ner", model, tiny_tokenizer, settings)
     again, _ = load_ner_model(tmp_path / "ner")
     plain = AutoModel.from_pretrained(tmp_path / "ner").eval()  # through the Auto registration
