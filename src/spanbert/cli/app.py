@@ -303,7 +303,6 @@ def demo(
              precision=value)
 
 
-TASK_PACKAGES = ("qa", "classify", "relations", "ner", "summarize", "coref")
 _REGISTERED: set[str] = set()  # tasks whose commands are on the CLI
 
 
@@ -318,14 +317,10 @@ def register_task_commands() -> None:
     from spanbert.tasks.protocol import BUILTIN_TASKS, get_task, task_names
 
     groups = {"finetune": finetune_app, "evaluate": evaluate_app, "predict": predict_app, "score": score_app}
-    names = task_names()
-    for name in [n for n in TASK_PACKAGES if n not in names] + names:  # the first: not yet on the protocol
+    for name in task_names():
         if name in _REGISTERED:
             continue
         _REGISTERED.add(name)
-        if name not in names:
-            importlib.import_module(f"spanbert.tasks.{name}.cli").register(groups, _quiet)
-            continue
         task = get_task(name)
         finetune_app.command(name)(_quiet(finetune_command_for(task)))
         evaluate_app.command(name)(_quiet(evaluate_command_for(task)))

@@ -31,7 +31,7 @@ from spanbert.core.atomic import atomic_directory, atomic_write_json
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.core.checkpoints import read_model_config
 from spanbert.onnx.runtime import EXPORT_INFO, make_session
-from spanbert.tasks.protocol import get_task
+from spanbert.tasks.protocol import get_task, task_names
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -52,21 +52,20 @@ SAMPLE_PAIRS = (
 
 @dataclass(frozen=True)
 class OnnxTask:
-    """A task whose fine-tuned folders export: how to recognise them and what the graph returns."""
+    """A task whose fine-tuned folders export (a registered task with ``onnx_outputs``): how to
+    recognise them and what the graph returns."""
 
-    name: str
+    name: str  # the pipeline name, e.g. ``question-answering``
+    task: str  # the registered task, e.g. ``qa``
     architecture_suffix: str  # of config.json's ``architectures`` entry, e.g. ``ForQuestionAnswering``
     outputs: tuple[str, ...]  # output fields of the transformers model, in graph order
     settings_file: str  # the settings our task code saves beside the weights
     made_by: str  # the command that writes such folders
 
 
-TASKS = {
-    "question-answering": OnnxTask("question-answering", "ForQuestionAnswering", ("start_logits", "end_logits"),
-                                   get_task("qa").settings_file, "spanbert finetune qa"),
-    "text-classification": OnnxTask("text-classification", "ForSequenceClassification", ("logits",),
-                                    "classify_settings.json", "spanbert finetune classify"),
-}
+TASKS = {t.card.pipeline_tag: OnnxTask(t.card.pipeline_tag, t.name, t.architectures[0], t.onnx_outputs, t.settings_file,
+                                       f"spanbert finetune {t.name}")
+         for t in map(get_task, task_names()) if t.onnx_outputs}
 EXPORTABLE = "; ".join(f"{t.name} ({t.made_by})" for t in TASKS.values())
 
 
@@ -85,11 +84,7 @@ def detect_task(model_dir: str | os.PathLike) -> OnnxTask:
 
 def load_for_export(model_dir: str | os.PathLike, task: OnnxTask):
     """``(model, tokenizer)`` in fp32 eval mode, loaded by the task's own loader."""
-    if task.name == "question-answering":
-        from spanbert.tasks.qa.inference import load_qa_model as load
-    else:
-        from spanbert.tasks.classify.inference import load_classifier as load
-    model, tokenizer = load(model_dir, dtype=torch.float32, trained=True)
+    model, tokenizer, _ = get_task(task.task).load_trained(model_dir, dtype=torch.float32)
     return model.eval(), tokenizer
 
 

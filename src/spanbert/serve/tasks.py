@@ -1,11 +1,13 @@
-"""The tasks the server knows: how a model folder's task is recognised, how it is loaded through
-the task's Python API, and how that API's answers become JSON objects.
+"""The tasks the server knows: how a model folder's task is recognised, how it is loaded and
+how its answers become JSON objects.
 
-Every task is a pair of functions over plain data: ``load(folder, device) -> api object`` and
-``predict(api, items, options) -> one JSON-ready dict per item``, where ``items`` are the
-request items as dicts and ``options`` the request's options (e.g. ``top_k``). The server
-calls ``predict`` with the items of several requests at once (see :mod:`.batcher`), and weighs
-each request in tokens of the model's own tokenizer (:class:`TokenCounter`).
+The fine-tuning tasks come from the task registry (:mod:`spanbert.tasks.protocol`): each
+declares its API name, how its folders are recognised, the request fields holding text, its
+Python API (:attr:`~spanbert.tasks.protocol.Task.predictor`) and ``serve(api, items, options)``,
+which turns one call's answers into one JSON-ready dict per request item. Span infilling
+(``fill``, the pre-training heads) is the server's own. The server calls a task with the items
+of several requests at once (see :mod:`.batcher`), and weighs each request in tokens of the
+model's own tokenizer (:class:`TokenCounter`).
 
 A folder's task comes from its files, as written by ``spanbert finetune <task>`` or
 ``spanbert pretrain``: our heads' ``model_type`` first, then a task settings file, then a stock
@@ -18,62 +20,52 @@ import copy
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spanbert.core.errors import ConfigError
 
+# The endpoints with a request schema of their own (spanbert.serve.schemas), in the order
+# /v1/models lists them; another registered task is served at /v1/<its api name>.
 TASKS = ("qa", "fill", "classify", "relations", "entities", "coref", "summarize")
-
-MODEL_TYPE_TASKS = {  # our own heads' config model_type (tasks not yet declaring theirs)
-    "spanbert": "fill",  # an older `spanbert pretrain` folder: MLM + SBO heads
-    "spanbert_span_ner": "entities",
-}
-# spanbert_config.json (spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE): a `spanbert pretrain` / `convert` folder,
-# a BertForMaskedLM checkpoint with the SBO head beside it.
-SETTINGS_FILE_TASKS = {"spanbert_config.json": "fill"}
+FILL_MODEL_TYPE = "spanbert"  # an older `spanbert pretrain` folder: MLM + SBO heads in one model type
+# spanbert.pretrain.modeling.SPANBERT_CONFIG_FILE: a `spanbert pretrain` / `convert` folder, a
+# BertForMaskedLM checkpoint with the SBO head beside it
+FILL_SETTINGS_FILE = "spanbert_config.json"
 
 
 def registered(task: str):
-    """The fine-tuning task served as ``task`` when it declares how to serve it (else None:
-    span infilling, and tasks still served by this module's own functions)."""
+    """The registered fine-tuning task served as ``task`` (None for ``fill``)."""
     from spanbert.tasks.protocol import task_for_api
 
-    found = task_for_api(task)
-    return found if found is not None and found.predictor else None
-
-
-def _served_tasks():
-    from spanbert.tasks.protocol import get_task, task_names
-
-    return [t for t in map(get_task, task_names()) if t.predictor]
+    return None if task == "fill" else task_for_api(task)
 
 
 def text_fields(task: str) -> tuple[str, ...]:
     """The request fields of ``task`` that hold text (weighed in tokens, limited in length)."""
-    found = registered(task) if task != "fill" else None
+    found = registered(task)
     return found.text_fields if found is not None else ("text",)
 
 
 def detect_task(folder: str | os.PathLike) -> str:
-    """The task (one of :data:`TASKS`) of a model folder; a one-line :class:`ConfigError` when
-    the folder is missing, has no readable ``config.json``, or its task cannot be told."""
+    """The task (an endpoint name) of a model folder; a one-line :class:`ConfigError` when the
+    folder is missing, has no readable ``config.json``, or its task cannot be told."""
     from spanbert.core.checkpoints import read_model_config
+    from spanbert.tasks.protocol import get_task, task_names
 
     path = Path(folder)
     try:
         data = read_model_config(path)
     except ConfigError as e:
         raise ConfigError(f"--model {e}") from None
-    tasks = _served_tasks()
+    tasks = [get_task(name) for name in task_names()]
     model_type = data.get("model_type")
-    by_type = {**MODEL_TYPE_TASKS, **{m: t.api_name or t.name for t in tasks for m in t.model_types}}
+    by_type = {FILL_MODEL_TYPE: "fill", **{m: t.api_name or t.name for t in tasks for m in t.model_types}}
     if model_type in by_type:
         return by_type[model_type]
-    by_file = {**SETTINGS_FILE_TASKS, **{t.settings_file: t.api_name or t.name for t in tasks}}
-    for file_name, task in by_file.items():
+    for file_name, task in {FILL_SETTINGS_FILE: "fill", **{t.settings_file: t.api_name or t.name for t in tasks}}.items():
         if (path / file_name).is_file():
             return task
     by_arch = {a: t.api_name or t.name for t in tasks for a in t.architectures}
@@ -83,12 +75,6 @@ def detect_task(folder: str | os.PathLike) -> str:
                 return task
     raise ConfigError(f"--model {folder}: cannot tell its task (model_type {model_type!r}, architectures "
                       f"{data.get('architectures')!r}); serve a folder written by `spanbert finetune <task>` or `spanbert pretrain`")
-
-
-def _finite(x: float) -> float | None:
-    """``x`` as a float, or None where it is not finite (JSON has no infinity)."""
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 # -- span infilling ---------------------------------------------------------------------------
@@ -133,44 +119,10 @@ def _predict_fill(api, items: list[dict], options: dict) -> list[dict]:
     return [fill_result(r, o) for r, o in zip(results, offsets)]
 
 
-# -- entities ---------------------------------------------------------------------------------
-
-def _load_entities(folder: Path, device: str | None):
-    from spanbert.tasks.ner.inference import EntityRecognizer
-
-    return EntityRecognizer(folder, device=device)
-
-
-def entities_result(entities) -> dict:
-    """A text's :class:`~spanbert.tasks.ner.inference.Entity` list as ``entities`` with character offsets."""
-    return {"entities": [{"text": e.text, "label": e.label, "start": e.start_char, "end": e.end_char,
-                          "score": float(e.score)} for e in entities]}
-
-
-def _predict_entities(api, items: list[dict], options: dict) -> list[dict]:
-    return [entities_result(found) for found in api.predict([it["text"] for it in items])]
-
-
-# -- the registry -----------------------------------------------------------------------------
-
-LOADERS: dict[str, Callable[[Path, str | None], Any]] = {
-    "fill": _load_fill,
-    "entities": _load_entities,
-}
-PREDICTORS: dict[str, Callable[[Any, list[dict], dict], list[dict]]] = {
-    "fill": _predict_fill,
-    "entities": _predict_entities,
-}
-
-
 def labels_of(task: str, api) -> list[str] | None:
-    """The labels a model can output (classification, relations, entity types), else None."""
-    found = registered(task) if task != "fill" else None
-    if found is not None:
-        return found.labels(api)
-    if task == "entities":
-        return list(api.labels)
-    return None
+    """The labels a model can output (classes, relation types, entity types), else None."""
+    found = registered(task)
+    return found.labels(api) if found is not None else None
 
 
 # -- weighing requests in tokens --------------------------------------------------------------
@@ -247,16 +199,16 @@ class ServedModel:
         """Load ``folder`` through its task's Python API (its task detected when not given)."""
         path = Path(folder)
         task = task or detect_task(path)
-        found = registered(task) if task != "fill" else None
-        api = found.load_predictor(path, device) if found is not None else LOADERS[task](path, device)
+        found = registered(task)
+        api = found.load_predictor(path, device) if found is not None else _load_fill(path, device)
         return cls(path.name, task, path, api, labels_of(task, api))
 
     def predict(self, items: list[dict], options: dict | None = None) -> list[dict]:
         """One JSON-ready result per item (see each task's ``serve``)."""
-        found = registered(self.task) if self.task != "fill" else None
+        found = registered(self.task)
         if found is not None:
             return found.serve(self.api, items, options or {})
-        return PREDICTORS[self.task](self.api, items, options or {})
+        return _predict_fill(self.api, items, options or {})
 
     def twin(self) -> ServedModel:
         """The same model with its own tokenizer, for a second thread (:func:`with_own_tokenizer`)."""
@@ -268,5 +220,4 @@ class ServedModel:
 
 
 __all__ = ["TASKS", "ServedModel", "TokenCounter", "detect_task", "item_texts", "labels_of", "text_fields",
-           "with_own_tokenizer", "fill_result",
-           "entities_result"]
+           "with_own_tokenizer", "fill_result"]

@@ -31,7 +31,6 @@ This module imports no torch: the command line reads the registry before it pars
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -114,6 +113,9 @@ class Task:
     architectures: ClassVar[tuple[str, ...]] = ()
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     predictor: ClassVar[str] = ""  # "module:Class" of the task's Python API (a Predictor)
+    # ONNX export (spanbert export onnx): the output fields of the task's transformers model, in
+    # graph order; empty when its models do not export.
+    onnx_outputs: ClassVar[tuple[str, ...]] = ()
     # The module whose register(groups, wrap) adds the task's own commands (predict, score) to
     # the command line; a built-in task's default is its package's cli module.
     commands: ClassVar[str] = ""
@@ -297,8 +299,7 @@ def task_for_api(api_name: str) -> Task | None:
 
 def task_names() -> list[str]:
     """The built-in tasks, then any registered since, in registration order."""
-    builtin = [n for n, module in BUILTIN_TASKS.items() if n in _REGISTRY or importlib.util.find_spec(module) is not None]
-    return [*builtin, *(n for n in _REGISTRY if n not in BUILTIN_TASKS)]
+    return [*BUILTIN_TASKS, *(n for n in _REGISTRY if n not in BUILTIN_TASKS)]
 
 
 def get_task(name: str) -> Task:

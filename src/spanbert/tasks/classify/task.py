@@ -47,7 +47,7 @@ class Classify(Task):
     evaluate_summary = "Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."
     data_help = ".tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     architectures, text_fields = ("ForSequenceClassification",), ("text", "text_pair")
-    predictor = "spanbert.tasks.classify.inference:TextClassifier"
+    predictor, onnx_outputs = "spanbert.tasks.classify.inference:TextClassifier", ("logits",)
     card = Card("Text classifier fine-tuned with the `spanbert` toolkit", "text-classification", ("text-classification",),
                 "`transformers.AutoModelForSequenceClassification.from_pretrained(dir)` loads it; "
                 "`spanbert predict classify --model dir` and `spanbert.tasks.classify.TextClassifier(dir)` also apply "

@@ -50,11 +50,18 @@ class SpanNer(Task):
     evaluate_summary = "Tag every sentence of a data set; write predictions.conll (token, gold, pred) and seqeval metrics."
     data_help = "a CoNLL file (token ... tag), a saved dataset folder or hf:NAME."
     finetune_aliases = {"--max-train-sentences": "max_train_examples"}
+    api_name, model_types = "entities", ("spanbert_span_ner",)
+    predictor = "spanbert.tasks.ner.inference:EntityRecognizer"
     card = Card("Span NER model fine-tuned with the `spanbert` toolkit", "token-classification", ("ner", "span-ner"),
                 "`import spanbert.tasks.ner.model` registers the head; then `transformers.AutoModel.from_pretrained(dir)` "
                 "loads it (`model_type: spanbert_span_ner`). `spanbert predict ner --model dir --text ...` and "
                 "`spanbert.tasks.ner.EntityRecognizer(dir).predict([...])` also apply the windowing and decoding "
                 "settings of `ner_settings.json`.")
+
+    def serve(self, api, items: list[dict], options: Mapping[str, Any]) -> list[dict]:
+        """Each text's ``entities``: text, label, character offsets and score."""
+        return [{"entities": [{"text": e.text, "label": e.label, "start": e.start_char, "end": e.end_char,
+                               "score": float(e.score)} for e in found]} for found in api.predict([it["text"] for it in items])]
 
     def settings_json(self, settings: NerSettings) -> dict:
         return {"windows": asdict(settings.windows), "decoding": asdict(settings.decoding), "scheme": settings.scheme}

@@ -54,7 +54,7 @@ class QA(Task):
     finetune_aliases = {"--max-train-questions": "max_train_examples", "--max-dev-questions": "max_dev_examples"}
     evaluate_aliases = {"--max-questions": "max_examples"}
     architectures, text_fields = ("ForQuestionAnswering",), ("question", "context")
-    predictor = "spanbert.tasks.qa.inference:QuestionAnswerer"
+    predictor, onnx_outputs = "spanbert.tasks.qa.inference:QuestionAnswerer", ("start_logits", "end_logits")
     card = Card("Extractive QA model fine-tuned with the `spanbert` toolkit", "question-answering", ("extractive-qa",),
                 "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
                 "`spanbert predict qa --model dir` and `spanbert.tasks.qa.QuestionAnswerer(dir)` also apply the "
