@@ -13,8 +13,8 @@
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["AblationConfig", "cells", "collect", "grid_status", "load_config", "run_grid", "write_report"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "AblationConfig": "config", "load_config": "config", "cells": "grid", "grid_status": "grid", "run_grid": "grid",
-    "collect": "report", "write_report": "report",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ["AblationConfig", "load_config"],
+    "grid": ["cells", "grid_status", "run_grid"],
+    "report": ["collect", "write_report"],
 })

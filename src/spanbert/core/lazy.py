@@ -2,18 +2,21 @@
 cheap (the command line parses its arguments before torch loads), and
 ``spanbert.tasks.qa.QuestionAnswerer`` imports its module on first use.
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"QuestionAnswerer": "inference", ...})
+    __all__, __getattr__, __dir__ = lazy_exports(__name__, {"inference": ["QuestionAnswerer"], ...})
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 
-def lazy_exports(package: str, where: Mapping[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """A module ``__getattr__`` and ``__dir__`` for ``package``: each name of ``where`` is looked
-    up in the submodule it maps to (``{"QuestionAnswerer": "inference"}``) when first asked for."""
+def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> tuple[list[str], Callable[[str], object],
+                                                                             Callable[[], list[str]]]:
+    """``__all__``, a module ``__getattr__`` and ``__dir__`` for ``package``: each name listed under a
+    submodule (``{"inference": ["QuestionAnswerer"]}``) is looked up there when first asked for."""
+    where = {name: module for module, names in modules.items() for name in names}
+
     def __getattr__(name: str) -> object:
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -22,4 +25,4 @@ def lazy_exports(package: str, where: Mapping[str, str]) -> tuple[Callable[[str]
     def __dir__() -> list[str]:
         return sorted(where)
 
-    return __getattr__, __dir__
+    return list(where), __getattr__, __dir__

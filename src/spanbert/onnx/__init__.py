@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["export_onnx", "EXPORT_INFO", "TASKS", "OnnxQuestionAnswerer", "OnnxTextClassifier", "OrtModel",
-           "read_export_info"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "export_onnx": "export", "EXPORT_INFO": "export", "TASKS": "export", "OnnxQuestionAnswerer": "runtime",
-    "OnnxTextClassifier": "runtime", "OrtModel": "runtime", "read_export_info": "runtime",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "export": ["export_onnx", "EXPORT_INFO", "TASKS"],
+    "runtime": ["OnnxQuestionAnswerer", "OnnxTextClassifier", "OrtModel", "read_export_info"],
 })

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["create_app", "MicroBatcher", "detect_task", "serve_command"]
-
-_WHERE = {"create_app": "app", "MicroBatcher": "batcher", "detect_task": "tasks", "serve_command": "cli"}
-
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "app": ["create_app"],
+    "batcher": ["MicroBatcher"],
+    "tasks": ["detect_task"],
+    "cli": ["serve_command"],
+})

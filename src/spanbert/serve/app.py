@@ -53,7 +53,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -576,61 +576,44 @@ def create_app(models: Sequence[str | os.PathLike], *, max_batch_size: int = 32,
                            for task in (*TASKS, *(t for t in state.models if t not in TASKS))
                            for s in state.models.get(task, [])]}
 
-    @app.post("/v1/qa", tags=["tasks"], response_model=QAResponse)
-    async def qa(body: QARequest, request: Request) -> dict:
-        """Extractive question answering: the answer to each question in its context."""
-        return await serve_request(request, "qa", body)
-
-    @app.post("/v1/fill", tags=["tasks"], response_model=FillResponse)
-    async def fill(body: FillRequest, request: Request) -> dict:
-        """Span infilling: every run of [MASK] tokens filled by the MLM head, the SBO head, both, and both iteratively."""
-        return await serve_request(request, "fill", body, {"top_k": body.top_k})
-
-    @app.post("/v1/classify", tags=["tasks"], response_model=LabelResponse)
-    async def classify(body: ClassifyRequest, request: Request) -> dict:
-        """Text (or text-pair) classification: the label, its probability, and every label's probability."""
-        return await serve_request(request, "classify", body)
-
-    @app.post("/v1/relations", tags=["tasks"], response_model=LabelResponse)
-    async def relations(body: RelationsRequest, request: Request) -> dict:
-        """Relation classification of sentences with <e1>..</e1> and <e2>..</e2> marked."""
-        return await serve_request(request, "relations", body)
-
-    @app.post("/v1/entities", tags=["tasks"], response_model=EntitiesResponse)
-    async def entities(body: TextsRequest, request: Request) -> dict:
-        """Named entities of each text, with character offsets."""
-        return await serve_request(request, "entities", body)
-
-    @app.post("/v1/coref", tags=["tasks"], response_model=CorefResponse)
-    async def coref(body: TextsRequest, request: Request) -> dict:
-        """Coreference clusters of each text (each text is one document)."""
-        return await serve_request(request, "coref", body)
-
-    @app.post("/v1/summarize", tags=["tasks"], response_model=SummarizeResponse)
-    async def summarize(body: SummarizeRequest, request: Request) -> dict:
-        """Extractive summary of each text: its best sentences, in document order."""
-        return await serve_request(request, "summarize", body,
-                                   {"max_sentences": body.max_sentences, "max_words": body.max_words})
-
+    for task, (body_type, response, doc, options) in ROUTES.items():
+        _add_task_route(app, task, body_type, response, doc, options)
     for task in dict.fromkeys(task for _, task in folders):  # registered tasks without a route of their own
-        if task not in TASKS:
-            _add_task_route(app, task)
+        if task not in ROUTES:
+            _add_task_route(app, task, task_request(task, text_fields(task)), None, f"The registered task {task!r}.", None)
     return app
 
 
-def _add_task_route(app: FastAPI, task: str) -> None:
-    """``POST /v1/<task>`` for a registered task (see :func:`spanbert.serve.schemas.task_request`)."""
+# The endpoints with a schema of their own: request and response types, the description, and the
+# request's options beside its items.
+ROUTES: dict[str, tuple[type, type | None, str, Callable[[Any], dict] | None]] = {
+    "qa": (QARequest, QAResponse, "Extractive question answering: the answer to each question in its context.", None),
+    "fill": (FillRequest, FillResponse, "Span infilling: every run of [MASK] tokens filled by the MLM head, the SBO "
+             "head, both, and both iteratively.", lambda body: {"top_k": body.top_k}),
+    "classify": (ClassifyRequest, LabelResponse, "Text (or text-pair) classification: the label, its probability, "
+                 "and every label's probability.", None),
+    "relations": (RelationsRequest, LabelResponse, "Relation classification of sentences with <e1>..</e1> and "
+                  "<e2>..</e2> marked.", None),
+    "entities": (TextsRequest, EntitiesResponse, "Named entities of each text, with character offsets.", None),
+    "coref": (TextsRequest, CorefResponse, "Coreference clusters of each text (each text is one document).", None),
+    "summarize": (SummarizeRequest, SummarizeResponse, "Extractive summary of each text: its best sentences, in "
+                  "document order.", lambda body: {"max_sentences": body.max_sentences, "max_words": body.max_words}),
+}
+
+
+def _add_task_route(app: FastAPI, task: str, body_type: type, response: type | None, doc: str,
+                    options: Callable[[Any], dict] | None) -> None:
+    """``POST /v1/<task>``: the validated body's items run through :func:`serve_request`."""
     import inspect
 
-    body_type = task_request(task, text_fields(task))
-
     async def endpoint(body, request: Request) -> dict:
-        return await serve_request(request, task, body)
+        return await serve_request(request, task, body, options(body) if options else None)
 
     endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=body_type),
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)], return_annotation=dict)
-    app.post(f"/v1/{task}", tags=["tasks"], summary=f"The {task} task")(endpoint)
+    endpoint.__name__, endpoint.__doc__ = task, doc
+    app.post(f"/v1/{task}", tags=["tasks"], response_model=response)(endpoint)
 
 
 __all__ = ["create_app", "Limits", "ServerState", "BodySizeLimit", "check_limits", "check_tokens", "split_calls",

@@ -7,12 +7,9 @@ logits are averaged.
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["ClassificationData", "read_classification", "ClassifySettings", "ClassPrediction", "TextClassifier", "classification_metrics"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "ClassificationData": "data",
-    "read_classification": "data",
-    "ClassifySettings": "settings",
-    "ClassPrediction": "inference",
-    "TextClassifier": "inference",
-    "classification_metrics": "scoring",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "data": ["ClassificationData", "read_classification"],
+    "settings": ["ClassifySettings"],
+    "inference": ["ClassPrediction", "TextClassifier"],
+    "scoring": ["classification_metrics"],
 })

@@ -10,12 +10,9 @@ and :mod:`.task` (fine-tune / evaluate, with the options of :mod:`.settings`) pu
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["CorefResolver", "read_conll", "write_conll", "score_corpus", "read_gap", "score_gap"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "CorefResolver": "inference",
-    "read_conll": "conll",
-    "write_conll": "conll",
-    "score_corpus": "metrics",
-    "read_gap": "gap",
-    "score_gap": "gap",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "inference": ["CorefResolver"],
+    "conll": ["read_conll", "write_conll"],
+    "metrics": ["score_corpus"],
+    "gap": ["read_gap", "score_gap"],
 })

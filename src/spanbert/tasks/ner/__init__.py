@@ -12,11 +12,8 @@ dictionary baseline.
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["EntityRecognizer", "read_ner", "read_conll", "score_ner_files", "score_tags"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "EntityRecognizer": "inference",
-    "read_ner": "data",
-    "read_conll": "data",
-    "score_ner_files": "scoring",
-    "score_tags": "scoring",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "inference": ["EntityRecognizer"],
+    "data": ["read_ner", "read_conll"],
+    "scoring": ["score_ner_files", "score_tags"],
 })

@@ -7,12 +7,9 @@ Data flows one way: :mod:`.data` reads examples -> :mod:`.features` cuts them in
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["QuestionAnswerer", "read_qa", "QAExample", "WindowConfig", "DecodeConfig", "score_squad_files"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "QuestionAnswerer": "inference",
-    "read_qa": "data",
-    "QAExample": "data",
-    "WindowConfig": "settings",
-    "DecodeConfig": "settings",
-    "score_squad_files": "scoring",
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "inference": ["QuestionAnswerer"],
+    "data": ["read_qa", "QAExample"],
+    "settings": ["WindowConfig", "DecodeConfig"],
+    "scoring": ["score_squad_files"],
 })

@@ -12,16 +12,10 @@ from __future__ import annotations
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["RelationClassifier", "RelationPrediction", "RelationExample", "read_relations", "read_semeval", "read_tacred",
-           "to_dataset", "RelationConfig", "BertForRelationExtraction", "score_semeval", "score_semeval_files",
-           "relation_metrics", "RelationSettings"]
-
-_WHERE = {
-    "RelationClassifier": "inference", "RelationPrediction": "inference",
-    "RelationExample": "data", "read_relations": "data", "read_semeval": "data", "read_tacred": "data", "to_dataset": "data",
-    "RelationConfig": "model", "BertForRelationExtraction": "model",
-    "score_semeval": "scoring", "score_semeval_files": "scoring", "relation_metrics": "scoring",
-    "RelationSettings": "settings",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "inference": ["RelationClassifier", "RelationPrediction"],
+    "data": ["RelationExample", "read_relations", "read_semeval", "read_tacred", "to_dataset"],
+    "model": ["RelationConfig", "BertForRelationExtraction"],
+    "scoring": ["score_semeval", "score_semeval_files", "relation_metrics"],
+    "settings": ["RelationSettings"],
+})

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from spanbert.core.lazy import lazy_exports
 
-__all__ = ["ExtractiveSummarizer", "read_summaries", "SummaryExample", "split_sentences", "greedy_oracle",
-           "Budget", "select_sentences", "lead_sentences", "rouge_corpus", "score_rouge_files"]
-
-_WHERE = {
-    "ExtractiveSummarizer": "inference", "read_summaries": "data", "SummaryExample": "data", "split_sentences": "data",
-    "greedy_oracle": "oracle", "Budget": "decoding", "select_sentences": "decoding", "lead_sentences": "decoding",
-    "rouge_corpus": "scoring", "score_rouge_files": "scoring",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "inference": ["ExtractiveSummarizer"],
+    "data": ["read_summaries", "SummaryExample", "split_sentences"],
+    "oracle": ["greedy_oracle"],
+    "decoding": ["Budget", "select_sentences", "lead_sentences"],
+    "scoring": ["rouge_corpus", "score_rouge_files"],
+})
