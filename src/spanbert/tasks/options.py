@@ -218,6 +218,21 @@ def finetune_command(task: str, *, epochs: float, batch_size: int, lr: float,
     return decorate
 
 
+# -- scores -----------------------------------------------------------------------------------------
+
+
+def report_scores(scores: dict, output: Path | None) -> None:
+    """What a ``spanbert score ...`` command ends with: the scores as indented JSON on stdout,
+    and also in the ``--output`` file (written atomically) when one is given."""
+    import json
+
+    typer.echo(json.dumps(scores, indent=2))
+    if output is not None:
+        from spanbert.core.atomic import atomic_write_json
+
+        atomic_write_json(output, scores)
+
+
 # -- input texts --------------------------------------------------------------------------------------
 
 
@@ -249,7 +264,7 @@ def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line:
     return out
 
 
-__all__ = ["finetune_arguments", "finetune_command", "with_aliases", "read_text_file", "texts_to_predict", "Epochs",
+__all__ = ["report_scores", "finetune_arguments", "finetune_command", "with_aliases", "read_text_file", "texts_to_predict", "Epochs",
            "BatchSize", "GradAccum", "LearningRate", "HeadLearningRate", "WeightDecay", "WarmupRatio", "WarmupSteps",
            "MaxSteps", "EvalEvery", "SelectBest", "EarlyStopping", "SaveEvery", "KeepCheckpoints", "LogEvery", "Resume",
            "Overwrite", "MixedPrecision", "Precision", "TrainingPrecision", "Seed", "Dropout", "TimeBudget", "Progress",

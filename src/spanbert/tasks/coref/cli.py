@@ -5,14 +5,13 @@ attaches them to the CLI's groups (``finetune``/``evaluate coref`` come from the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from spanbert.core.errors import ConfigError, CorpusError
-from spanbert.tasks.options import Precision, Progress, with_aliases
+from spanbert.tasks.options import Precision, Progress, report_scores, with_aliases
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -48,12 +47,8 @@ def score_coref_command(
 ) -> None:
     """Score coreference with the reference scorer v8.01's semantics: MUC, B-cubed, CEAF-m, CEAF-e, BLANC
     and the CoNLL average (mean F1 of MUC, B-cubed, CEAF-e), in percent."""
-    from spanbert.core.atomic import atomic_write_json
-
     metrics = score_coref_files(key, response, metric)
-    typer.echo(json.dumps(metrics, indent=2))
-    if output is not None:
-        atomic_write_json(output, metrics)
+    report_scores(metrics, output)
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -102,7 +97,6 @@ def score_gap_command(
 ) -> None:
     """Score GAP decisions like the GAP scorer: P/R/F1 of the coreferent decisions overall and per
     pronoun gender, the F/M bias, and decision and example accuracy."""
-    from spanbert.core.atomic import atomic_write_json
     from spanbert.tasks.coref.gap import read_gap, read_gap_response, score_gap
 
     examples = read_gap(key)
@@ -111,9 +105,7 @@ def score_gap_command(
     if extra:
         raise CorpusError(f"{response}: ID {extra[0]!r} is not in the key file {key}")
     scores = score_gap(examples, answers).to_json()
-    typer.echo(json.dumps(scores, indent=2))
-    if output is not None:
-        atomic_write_json(output, scores)
+    report_scores(scores, output)
 
 
 @with_aliases({"--mixed-precision": "precision"})

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.options import Precision, read_text_file, with_aliases
+from spanbert.tasks.options import Precision, read_text_file, report_scores, with_aliases
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -77,13 +77,10 @@ def score_ner_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics here as JSON.")] = None,
 ) -> None:
     """Score NER predictions with seqeval's semantics: entity P/R/F1 per type, micro, macro, weighted."""
-    from spanbert.core.atomic import atomic_write_json
     from spanbert.tasks.ner.scoring import score_ner_files
 
     metrics = score_ner_files(gold, predictions, mode, scheme).to_json()
-    typer.echo(json.dumps(metrics, indent=2))
-    if output is not None:
-        atomic_write_json(output, metrics)
+    report_scores(metrics, output)
 
 
 def register(groups: dict[str, typer.Typer], wrap) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.options import Precision, read_text_file, with_aliases
+from spanbert.tasks.options import Precision, read_text_file, report_scores, with_aliases
 
 
 @with_aliases({"--mixed-precision": "precision"})
@@ -50,14 +50,11 @@ def score_rouge_command(
     multi_reference: Annotated[str, typer.Option(help="Several references: max (SciTLDR: the reference of best ROUGE-1 gives all scores), mean or max-per-metric (rouge-score's score_multi).")] = "max",
 ) -> None:
     """ROUGE-1/2/L precision, recall and F1 (percent) through the rouge-score package, stemming on."""
-    from spanbert.core.atomic import atomic_write_json
     from spanbert.tasks.summarize.scoring import check_multi_reference, score_rouge_files
 
     check_multi_reference(multi_reference, "spanbert score rouge")
     result = score_rouge_files(references, predictions, multi_reference)  # type: ignore[arg-type]
-    typer.echo(json.dumps(result, indent=2))
-    if output is not None:
-        atomic_write_json(output, result)
+    report_scores(result, output)
 
 
 def register(groups: dict[str, typer.Typer], wrap) -> None:
