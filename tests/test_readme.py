@@ -50,6 +50,7 @@ def workspace(tmp_path_factory) -> Path:
     shutil.copy(DATA / "sotu_1790_washington.txt", ws / "corpus" / "sotu_1790.txt")
     shutil.copy(DATA / "squad" / "xquad_en_sample.json", ws / "dev-v1.1.json")
     shutil.copy(DATA / "sotu_1790_washington.txt", ws / "paper.txt")
+    shutil.copy(DATA / "classify" / "sst2_dev_sample.tsv", ws / "sst2-dev.tsv")
     (ws / "zh").mkdir()
     cmrc = json.loads((DATA / "chinese" / "cmrc2018_trial_sample.json").read_text(encoding="utf-8"))
     contexts = [p["context"] for article in cmrc["data"] for p in article["paragraphs"]]
