@@ -13,6 +13,23 @@ TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
 
 
+# The one tiny BERT of the tests (transformers' own tests use this scale): a file that needs
+# another shape changes one field, e.g. {**TINY_BERT, "max_position_embeddings": 128}.
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def save_tiny_encoder(out: Path, tokenizer, *, seed: int = 0, pooler: bool = False, **sizes) -> Path:
+    """A random plain ``bert`` encoder of :data:`TINY_BERT` (``sizes`` override fields), seeded,
+    saved with ``tokenizer`` into ``out``: what the fine-tuning tests start from."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=len(tokenizer), **{**TINY_BERT, **sizes}), add_pooling_layer=pooler).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return Path(out)
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """``spanbert ARGS`` in this process: (exit status, stdout, stderr)."""
     from spanbert.cli import main

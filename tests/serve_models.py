@@ -17,11 +17,12 @@ import os
 from pathlib import Path
 
 import torch
+from .conftest import TINY_BERT, save_tiny_encoder
 
 TESTS = Path(__file__).resolve().parent
 TOKENIZER_DIR = TESTS / "data" / "tiny_wordpiece"
 # 512 positions: the tokenizer truncates at its model_max_length (512), so no input overflows them
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+TINY = {**TINY_BERT, "max_position_embeddings": 512}
 
 CLASSIFY_LABELS = ["negative", "positive"]
 RELATION_LABELS = ["Other", "Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Member-Collection(e1,e2)"]
@@ -44,14 +45,7 @@ def load_tiny_tokenizer(tokenizer_dir: str | os.PathLike = TOKENIZER_DIR):
 
 def build_encoder(out: str | os.PathLike, tokenizer_dir: str | os.PathLike = TOKENIZER_DIR, seed: int = 0) -> Path:
     """A plain ``bert`` folder (encoder + tokenizer): what the task builders start from."""
-    from transformers import BertConfig, BertModel
-
-    out = Path(out)
-    tokenizer = load_tiny_tokenizer(tokenizer_dir)
-    torch.manual_seed(seed)
-    BertModel(BertConfig(vocab_size=len(tokenizer), **TINY), add_pooling_layer=False).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(Path(out), load_tiny_tokenizer(tokenizer_dir), seed=seed, **TINY)
 
 
 def build_qa(base: Path, out: Path, seed: int = 1) -> Path:

@@ -17,7 +17,7 @@ from spanbert.tasks.classify.scoring import classification_metrics, majority_bas
 from spanbert.cli import main
 from spanbert.core.errors import ConfigError, CorpusError
 
-from .conftest import DATA
+from .conftest import DATA, save_tiny_encoder
 
 SAMPLE = DATA / "classify" / "sst2_dev_sample.tsv"
 
@@ -132,13 +132,7 @@ def test_dev_accuracy_chooses_the_kept_weights(tiny_tokenizer, tmp_path):
     epoch): dev accuracy is scored at every epoch end and after the last step, one
     dev_history.jsonl line each, and the saved model is the best one (its dev evaluation gives
     the best score again); --keep-last with --eval-every keeps the last step's weights."""
-    from transformers import BertConfig, BertModel
-
-    base = tmp_path / "base"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
-    tiny_tokenizer.save_pretrained(base)
+    base = save_tiny_encoder(tmp_path / "base", tiny_tokenizer, pooler=True, max_position_embeddings=128)
     common = ["finetune", "classify", "--model", str(base), "--train", str(SAMPLE), "--dev", str(SAMPLE), "--max-steps", "29",
               "--batch-size", "20", "--lr", "1e-2", "--dropout", "0", "--max-seq-length", "64", "--window-overlap", "8",
               "--mixed-precision", "no", "--no-progress"]

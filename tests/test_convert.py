@@ -27,8 +27,9 @@ from safetensors.torch import load_file
 from spanbert.pretrain.convert import convert_fairseq, convert_original_hf
 from spanbert.core.errors import CheckpointError, ConfigError
 from spanbert.pretrain.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, load_for_pretraining
+from .conftest import TINY_BERT
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY = TINY_BERT
 MAX_POSITIONS = 64
 PAIR_TARGETS = 15  # --max-pair-targets of the published command
 PAIR_POSITION_SIZE = 200  # BertPairTargetPredictionHead's fixed width

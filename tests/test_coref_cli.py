@@ -9,17 +9,15 @@ import csv
 import json
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel
 
 from spanbert.cli import main
 from spanbert.tasks.coref.conll import read_conll
 
-from .conftest import DATA
+from .conftest import DATA, TINY_BERT, save_tiny_encoder
 
 SAMPLES = [DATA / "coref" / "1342_pride_and_prejudice_brat_head.conll",
            DATA / "coref" / "11_alices_adventures_in_wonderland_brat_head.conll"]
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "max_position_embeddings": 128}
 HEAD = ["--max-segment-length", "64", "--max-span-width", "10", "--ffnn-size", "64", "--feature-size", "8",
         "--max-antecedents", "10"]
 
@@ -38,11 +36,7 @@ def train_files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, tiny_tokenizer):
-    out = tmp_path_factory.mktemp("coref") / "tiny-bert"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), **TINY), add_pooling_layer=False).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("coref") / "tiny-bert", tiny_tokenizer, **TINY)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ from spanbert.tasks.coref.html import render_page, render_text
 from spanbert.tasks.coref.model import BertForCoreference, CorefConfig, distance_bucket, non_crossing_top_spans
 from spanbert.core.errors import ConfigError
 
-from .conftest import DATA
+from .conftest import DATA, TINY_BERT
 
 PRIDE = DATA / "coref" / "1342_pride_and_prejudice_brat_head.conll"
 ALICE = DATA / "coref" / "11_alices_adventures_in_wonderland_brat_head.conll"
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "max_position_embeddings": 128}
 
 
 def _check_encoding(tokenizer, doc: CorefDocument, config: SegmentConfig):

@@ -20,19 +20,19 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import BertConfig, BertForSequenceClassification, BertModel
+from transformers import BertConfig, BertForSequenceClassification
 
 from spanbert.cli import main
 from spanbert.core.errors import ConfigError
 from spanbert.tasks.finetune import DevEvaluation, finetune
 from spanbert.tasks.arguments import FinetuneArguments
 
-from .conftest import DATA, run_cli
+from .conftest import DATA, TINY_BERT, run_cli, save_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 SST2 = DATA / "classify" / "sst2_dev_sample.tsv"
 WNUT = DATA / "ner" / "wnut17_train_sample.conll"
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "max_position_embeddings": 128}
 
 
 @pytest.fixture(autouse=True)
@@ -44,11 +44,7 @@ def _offline(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory, tiny_tokenizer):
     """A tiny random BERT (its default dropout 0.1 on) with the tiny real WordPiece vocabulary."""
-    out = tmp_path_factory.mktemp("parity") / "base"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), **TINY)).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("parity") / "base", tiny_tokenizer, pooler=True, **TINY)
 
 
 def classify_args(base: Path, out: Path, *extra: str) -> list[str]:

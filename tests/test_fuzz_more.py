@@ -53,8 +53,7 @@ from hypothesis import strategies as st
 
 from spanbert.core.errors import SpanBertError
 
-from .conftest import DATA
-from .conftest import run_cli as _run
+from .conftest import DATA, run_cli as _run
 from .test_fuzz import assert_clean_exit, json_value, text
 
 pytestmark = pytest.mark.timeout(300)  # a hang fails the test instead of stalling the suite

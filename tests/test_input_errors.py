@@ -14,10 +14,11 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 from spanbert.core.errors import CheckpointError, ConfigError, TokenizerError
+from .conftest import TINY_BERT
 
 transformers.logging.set_verbosity_error()
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+TINY = {**TINY_BERT, "max_position_embeddings": 64}
 
 
 @pytest.mark.parametrize("field, value", [

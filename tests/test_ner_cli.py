@@ -11,26 +11,20 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel
 
 from spanbert.cli import main
 
-from .conftest import DATA
+from .conftest import DATA, TINY_BERT, save_tiny_encoder
 
 TRAIN = DATA / "ner" / "wnut17_train_sample.conll"
 TEST = DATA / "ner" / "wnut17_test_sample.conll"
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "hidden_size": 64, "max_position_embeddings": 128}
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, tiny_tokenizer):
     """A tiny random BERT encoder with the tiny real WordPiece vocabulary, saved as a plain model."""
-    out = tmp_path_factory.mktemp("ner") / "tiny-bert"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), **TINY), add_pooling_layer=False).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("ner") / "tiny-bert", tiny_tokenizer, **TINY)
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ from spanbert.core.errors import ConfigError
 from spanbert.tasks.ner.features import encode_sentences, pad_inputs, pad_spans, window_spans
 from spanbert.tasks.ner.model import BertForSpanNER, SpanNerConfig, label_maps, load_ner_model
 from spanbert.core.checkpoints import set_dropout
+from .conftest import TINY_BERT
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+TINY = {**TINY_BERT, "max_position_embeddings": 64}
 TYPES = ["location", "person"]
 
 

@@ -32,9 +32,10 @@ from spanbert.tasks.qa.data import read_qa
 from spanbert.tasks.qa.features import build_features
 from spanbert.tasks.qa.inference import QuestionAnswerer, load_qa_model
 from spanbert.tasks.qa.settings import QASettings, WindowConfig
+from .conftest import TINY_BERT
 
 DATA = Path(__file__).resolve().parent / "data"
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY = TINY_BERT
 # Windows of 64 tokens: every XQuAD sample context is cut into several overlapping windows.
 QA_SETTINGS = QASettings(WindowConfig(max_seq_length=64, max_question_tokens=16, window_overlap=16))
 # int8 (dynamic, per-channel weights) vs PyTorch fp32 on the tiny QA model: measured max |diff|

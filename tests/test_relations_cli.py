@@ -8,11 +8,10 @@ import json
 import math
 
 import pytest
-import torch
 
 from spanbert.cli import main
 
-from .conftest import DATA
+from .conftest import DATA, save_tiny_encoder
 
 REL = DATA / "relations"
 TRAIN = REL / "semeval_train_sample.txt"
@@ -23,15 +22,7 @@ FAST = ["--batch-size", "8", "--lr", "3e-3", "--dropout", "0", "--mixed-precisio
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory, tiny_tokenizer):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("bert")
-    config = BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertModel(config, add_pooling_layer=False).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("bert"), tiny_tokenizer, hidden_size=64, max_position_embeddings=128)
 
 
 @pytest.fixture(scope="module")

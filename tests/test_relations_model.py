@@ -21,22 +21,16 @@ from spanbert.tasks.relations.model import (
 )
 from spanbert.tasks.relations.settings import RelationSettings
 
-from .conftest import DATA
+from .conftest import DATA, TINY_BERT, save_tiny_encoder
 
 TRAIN = DATA / "relations" / "semeval_train_sample.txt"
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "hidden_size": 64, "max_position_embeddings": 128}
 
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory, tiny_tokenizer):
     """A tiny plain-BERT folder (random weights) with the tiny WordPiece tokenizer."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("bert")
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), **TINY), add_pooling_layer=False).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("bert"), tiny_tokenizer, **TINY)
 
 
 def _batch(model, tokenizer, n=6):

@@ -15,11 +15,10 @@ import sys
 import pytest
 import torch
 
-from .conftest import DATA
-from .conftest import run_cli as _run
+from .conftest import DATA, TINY_BERT, run_cli as _run
 from .serve_models import build_all
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY = TINY_BERT
 
 
 def _one_error_line(err: str) -> str:

@@ -8,14 +8,12 @@ import csv
 import json
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel
 
 from spanbert.cli import main
 from spanbert.tasks.summarize.data import read_summaries
 from spanbert.tasks.summarize.oracle import greedy_oracle
 
-from .conftest import DATA
+from .conftest import DATA, save_tiny_encoder
 
 TRAIN = DATA / "summarize" / "scitldr_a_train_sample.jsonl"
 DEV = DATA / "summarize" / "scitldr_a_dev_sample.jsonl"
@@ -25,12 +23,7 @@ TEXT = (DATA / "sotu_1790_washington.txt").read_text(encoding="utf-8")
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory, tiny_tokenizer):
     """A tiny random BERT (hidden 32, 2 layers) with the tiny real WordPiece vocabulary."""
-    out = tmp_path_factory.mktemp("extsum") / "base"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=128), add_pooling_layer=False).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_encoder(tmp_path_factory.mktemp("extsum") / "base", tiny_tokenizer, max_position_embeddings=128)
 
 
 @pytest.fixture(scope="module")

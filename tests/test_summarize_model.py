@@ -14,10 +14,10 @@ from spanbert.tasks.summarize.data import read_summaries
 from spanbert.tasks.summarize.features import collate_documents, encode_document
 from spanbert.tasks.summarize.model import BertForExtractiveSummarization, ExtractiveSummarizerConfig, load_summarizer
 
-from .conftest import DATA
+from .conftest import DATA, TINY_BERT
 
 TRAIN = DATA / "summarize" / "scitldr_a_train_sample.jsonl"
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TINY = {**TINY_BERT, "max_position_embeddings": 128}
 
 
 @pytest.fixture(scope="module")
