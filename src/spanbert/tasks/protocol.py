@@ -113,6 +113,9 @@ class Task:
     architectures: ClassVar[tuple[str, ...]] = ()
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     predictor: ClassVar[str] = ""  # "module:Class" of the task's Python API (a Predictor)
+    # "module:function" loading a folder under the task's head: (path, dtype=None, *, trained=False,
+    # **config fields) -> (model, tokenizer); the default load_trained uses it.
+    model_loader: ClassVar[str] = ""
     # ONNX export (spanbert export onnx): the output fields of the task's transformers model, in
     # graph order; empty when its models do not export.
     onnx_outputs: ClassVar[tuple[str, ...]] = ()
@@ -164,8 +167,11 @@ class Task:
         raise NotImplementedError
 
     def load_trained(self, model_dir: str | os.PathLike, dtype=None):
-        """``(model, tokenizer, settings)`` of a folder fine-tuned for this task."""
-        raise NotImplementedError
+        """``(model, tokenizer, settings)`` of a folder fine-tuned for this task (default: its
+        ``model_loader`` with ``trained=True``, and the saved settings)."""
+        module, _, name = self.model_loader.partition(":")
+        model, tokenizer = getattr(importlib.import_module(module), name)(model_dir, dtype, trained=True)
+        return model, tokenizer, self.load_settings(model_dir)
 
     def save(self, folder: str | os.PathLike, model, tokenizer, settings: Any) -> Path:
         """Save the model, tokenizer and ``<name>_settings.json`` into ``folder`` (returned)."""

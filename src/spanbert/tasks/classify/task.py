@@ -48,6 +48,7 @@ class Classify(Task):
     data_help = ".tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     architectures, text_fields = ("ForSequenceClassification",), ("text", "text_pair")
     predictor, onnx_outputs = "spanbert.tasks.classify.inference:TextClassifier", ("logits",)
+    model_loader = "spanbert.tasks.classify.inference:load_classifier"
     card = Card("Text classifier fine-tuned with the `spanbert` toolkit", "text-classification", ("text-classification",),
                 "`transformers.AutoModelForSequenceClassification.from_pretrained(dir)` loads it; "
                 "`spanbert predict classify --model dir` and `spanbert.tasks.classify.TextClassifier(dir)` also apply "
@@ -73,12 +74,6 @@ class Classify(Task):
         ids = np.asarray([names.index(x) for x in labels])
         majority = names[int(np.bincount(ids, minlength=len(names)).argmax())]
         return model, tokenizer, replace(options, majority_label=majority)
-
-    def load_trained(self, model_dir, dtype=None):
-        from spanbert.tasks.classify.inference import load_classifier
-
-        model, tokenizer = load_classifier(model_dir, dtype, trained=True)
-        return model, tokenizer, self.load_settings(model_dir)
 
     def check(self, data: TaskData, model, settings: ClassifySettings) -> None:
         check_labels(data.examples, {name: i for i, name in enumerate(_label_names(model))})

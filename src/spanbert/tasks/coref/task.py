@@ -42,6 +42,7 @@ class Coref(Task):
     evaluate_summary = "Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."
     data_help = "a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz)."
     model_types, predictor = ("spanbert_coref",), "spanbert.tasks.coref.inference:CorefResolver"
+    model_loader = "spanbert.tasks.coref.model:load_coref_model"
     finetune_aliases = {"--max-train-documents": "max_train_examples"}
     card = Card("Coreference model (coarse-to-fine) fine-tuned with the `spanbert` toolkit", "token-classification",
                 ("coreference",), "`import spanbert.tasks.coref.model` registers the head; then "
@@ -80,12 +81,6 @@ class Coref(Task):
         model, tokenizer = load_coref_model(model_path, **options.head())
         check_positions(model.config, options.max_segment_length, "--max-segment-length")
         return model, tokenizer, options.with_singletons(options.singletons)
-
-    def load_trained(self, model_dir, dtype=None):
-        from spanbert.tasks.coref.model import load_coref_model
-
-        model, tokenizer = load_coref_model(model_dir, dtype, trained=True)
-        return model, tokenizer, self.load_settings(model_dir)
 
     def training_batches(self, train: TaskData, model, tokenizer, settings: CorefSettings, seed: int) -> TrainingBatches:
         """One document per item; longer ones cut to a random window of ``max_training_segments``."""

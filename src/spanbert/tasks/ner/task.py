@@ -52,6 +52,7 @@ class SpanNer(Task):
     finetune_aliases = {"--max-train-sentences": "max_train_examples"}
     api_name, model_types = "entities", ("spanbert_span_ner",)
     predictor = "spanbert.tasks.ner.inference:EntityRecognizer"
+    model_loader = "spanbert.tasks.ner.model:load_ner_model"
     card = Card("Span NER model fine-tuned with the `spanbert` toolkit", "token-classification", ("ner", "span-ner"),
                 "`import spanbert.tasks.ner.model` registers the head; then `transformers.AutoModel.from_pretrained(dir)` "
                 "loads it (`model_type: spanbert_span_ner`). `spanbert predict ner --model dir --text ...` and "
@@ -90,11 +91,6 @@ class SpanNer(Task):
         model, tokenizer = load_ner_model(model_path, **label_maps(types), **options.head())
         check_positions(model.config, options.max_seq_length)
         return model, tokenizer, NerSettings(WindowConfig(options.max_seq_length), fit_threshold=options.fit_threshold)
-
-    def load_trained(self, model_dir, dtype=None):
-        from spanbert.tasks.ner.model import load_ner_model
-
-        return (*load_ner_model(model_dir, dtype, trained=True), self.load_settings(model_dir))
 
     def training_batches(self, train: TaskData, model, tokenizer, settings: NerSettings, seed: int) -> TrainingBatches:
         from spanbert.tasks.ner.features import TrainingCollator, encode_sentences

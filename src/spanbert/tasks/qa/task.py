@@ -55,6 +55,7 @@ class QA(Task):
     evaluate_aliases = {"--max-questions": "max_examples"}
     architectures, text_fields = ("ForQuestionAnswering",), ("question", "context")
     predictor, onnx_outputs = "spanbert.tasks.qa.inference:QuestionAnswerer", ("start_logits", "end_logits")
+    model_loader = "spanbert.tasks.qa.inference:load_qa_model"
     card = Card("Extractive QA model fine-tuned with the `spanbert` toolkit", "question-answering", ("extractive-qa",),
                 "`transformers.AutoModelForQuestionAnswering.from_pretrained(dir)` loads it; "
                 "`spanbert predict qa --model dir` and `spanbert.tasks.qa.QuestionAnswerer(dir)` also apply the "
@@ -96,12 +97,6 @@ class QA(Task):
         model, tokenizer = load_qa_model(model_path)
         check_positions(model.config, settings.windows.max_seq_length)
         return model, tokenizer, settings
-
-    def load_trained(self, model_dir, dtype=None):
-        from spanbert.tasks.qa.inference import load_qa_model
-
-        model, tokenizer = load_qa_model(model_dir, dtype, trained=True)
-        return model, tokenizer, self.load_settings(model_dir)
 
     def training_batches(self, train: TaskData, model, tokenizer, settings: QASettings, seed: int) -> TrainingBatches:
         from spanbert.tasks.qa.features import build_features, collate_windows, span_loss

@@ -52,6 +52,7 @@ class Summarize(Task):
     evaluate_summary = "Summarise every document of a data set; write predictions.jsonl and ROUGE (model, lead-k, oracle)."
     data_help = "SciTLDR-style JSONL(.gz) (source/target), generic JSONL (text/summary) or a saved dataset folder."
     model_types, predictor = ("spanbert_extsum",), "spanbert.tasks.summarize.inference:ExtractiveSummarizer"
+    model_loader = "spanbert.tasks.summarize.model:load_summarizer"
     card = Card("Extractive summarizer fine-tuned with the `spanbert` toolkit", "summarization", ("extractive-summarization",),
                 "Sentences are scored as spans with span-to-document cross-attention. "
                 "`spanbert predict summarize --model dir --input doc.txt` and "
@@ -93,12 +94,6 @@ class Summarize(Task):
                                            cross_attention_heads=options.cross_attention_heads, pos_weight=options.pos_weight)
         check_positions(model.config, model.config.max_segment_length)
         return model, tokenizer, options
-
-    def load_trained(self, model_dir, dtype=None):
-        from spanbert.tasks.summarize.model import load_summarizer
-
-        model, tokenizer = load_summarizer(model_dir, dtype, trained=True)
-        return model, tokenizer, self.load_settings(model_dir)
 
     def training_batches(self, train: TaskData, model, tokenizer, settings: SummarizeSettings, seed: int) -> TrainingBatches:
         """Sentences labelled 0/1 by our greedy oracle (``oracle``) or the file's own (``file``)."""
