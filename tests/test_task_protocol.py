@@ -35,10 +35,11 @@ class ToySettings:
 
 @register_task
 class Toy(Task):
+    """Fine-tune a sentence-length classifier (the protocol's worked example)."""
+
     name, unit, metric = "toy", "sentences", "accuracy"
     settings_type = options = ToySettings
     epochs, batch_size, lr = 3.0, 8, 1e-3
-    summary = "Fine-tune a sentence-length classifier (the protocol's worked example)."
     evaluate_summary = "Classify sentences as short or long; write predictions and accuracy."
     data_help = "a TSV file with a sentence column."
     card = Card("Toy sentence-length classifier", "text-classification", ("toy",), "Load it with `ToyPredictor(dir)`.")

@@ -99,7 +99,6 @@ class Task:
     lr: ClassVar[float] = 5e-5
     eval_batch_size: ClassVar[int] = 32
     eval_unit: ClassVar[str] = "Examples"  # what --batch-size of evaluate counts ("Windows", ...)
-    summary: ClassVar[str] = ""  # the finetune command's help
     evaluate_summary: ClassVar[str] = ""  # the evaluate command's help
     data_help: ClassVar[str] = "a file, a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     finetune_aliases: ClassVar[dict[str, str]] = {}  # old option names: {"--max-train-questions": "max_train_examples"}
@@ -122,6 +121,11 @@ class Task:
     # The module whose register(groups, wrap) adds the task's own commands (predict, score) to
     # the command line; a built-in task's default is its package's cli module.
     commands: ClassVar[str] = ""
+
+    @property
+    def summary(self) -> str:
+        """The finetune command's help: the task class's own docstring."""
+        return type(self).__doc__ or f"Fine-tune a model for the {self.name} task."
 
     @property
     def settings_file(self) -> str:

@@ -40,10 +40,11 @@ def _pad_id(tokenizer) -> int:
 
 @register_task
 class Classify(Task):
+    """Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."""
+
     name, unit, metric = "classify", "examples", "accuracy"
     settings_type = options = ClassifySettings
     epochs, batch_size, lr, eval_batch_size, eval_unit = 2.0, 32, 5e-5, 64, "Windows"
-    summary = "Fine-tune a [CLS] text classifier (sentiment, topic, ...); long texts are split into windows."
     evaluate_summary = "Classify a labelled data set; write predictions and accuracy / macro-F1 / per-class scores."
     data_help = ".tsv/.csv with a header, .jsonl(.gz), a saved dataset folder or hf:NAME[:CONFIG][@SPLIT]."
     architectures, text_fields = ("ForSequenceClassification",), ("text", "text_pair")

@@ -34,11 +34,12 @@ def _scores(outputs: list, data: TaskData, metrics: tuple[str, ...] | None = Non
 
 @register_task
 class Coref(Task):
+    """Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."""
+
     name, unit, metric = "coref", "documents", "conll_f1"
     settings_type = options = CorefSettings
     repeatable_sources = True  # several CoNLL files or folders
     epochs, batch_size, lr, eval_batch_size, eval_unit = 20.0, 1, 1e-4, 1, "Documents"
-    summary = "Fine-tune a coarse-to-fine coreference model (one document per micro-batch; --head-lr for a faster head)."
     evaluate_summary = "Resolve every document; write response.conll and the scorer's metrics (MUC, B3, CEAF, BLANC, CoNLL F1)."
     data_help = "a CoNLL coreference file or a folder of them (.conll, .gold_conll, .gz)."
     model_types, predictor = ("spanbert_coref",), "spanbert.tasks.coref.inference:CorefResolver"

@@ -43,10 +43,11 @@ class NerOutputs:
 
 @register_task
 class SpanNer(Task):
+    """Fine-tune a span NER model (enumerated spans, endpoint + width + cross-attention, negative sampling)."""
+
     name, unit, metric = "ner", "sentences", "f1"
     settings_type, options = NerSettings, NerOptions
     epochs, batch_size, lr, eval_batch_size, eval_unit = 6.0, 32, 2e-4, 32, "Sentence windows"
-    summary = "Fine-tune a span NER model (enumerated spans, endpoint + width + cross-attention, negative sampling)."
     evaluate_summary = "Tag every sentence of a data set; write predictions.conll (token, gold, pred) and seqeval metrics."
     data_help = "a CoNLL file (token ... tag), a saved dataset folder or hf:NAME."
     finetune_aliases = {"--max-train-sentences": "max_train_examples"}

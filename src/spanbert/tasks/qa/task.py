@@ -45,10 +45,11 @@ def _gold(data: TaskData) -> SquadGold:
 
 @register_task
 class QA(Task):
+    """Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."""
+
     name, unit, metric = "qa", "questions", "f1"
     settings_type, options = QASettings, QAOptions
     epochs, batch_size, lr, eval_batch_size, eval_unit = 2.0, 32, 5e-5, 32, "Windows"
-    summary = "Fine-tune a model for extractive QA (SQuAD 1.1, or 2.0 when the data has unanswerable questions)."
     evaluate_summary = "Answer every question of a data set; write the official-format files and the official metrics."
     data_help = "SQuAD JSON(.gz), MRQA JSONL(.gz), a saved dataset folder or hf:NAME."
     finetune_aliases = {"--max-train-questions": "max_train_examples", "--max-dev-questions": "max_dev_examples"}

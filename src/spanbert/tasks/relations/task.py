@@ -44,10 +44,11 @@ def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 @register_task
 class Relations(Task):
+    """Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."""
+
     name, unit, metric = "relations", "examples", "f1"
     settings_type = options = RelationSettings
     epochs, batch_size, lr, eval_batch_size, eval_unit = 3.0, 32, 5e-5, 64, "Sentences"
-    summary = "Fine-tune a relation classifier on sentences with a marked subject (e1) and object (e2)."
     evaluate_summary = "Classify every example of a data set; write the predictions and the metrics (SemEval: the official ones)."
     data_help = "a SemEval-2010 Task 8 file, TACRED-style .json/.jsonl, or a saved dataset folder."
     model_types, predictor = ("spanbert_relation",), "spanbert.tasks.relations.inference:RelationClassifier"

@@ -45,10 +45,11 @@ class SummarizeOutputs:
 
 @register_task
 class Summarize(Task):
+    """Fine-tune a model to pick summary sentences (sentences as spans, greedy ROUGE oracle labels)."""
+
     name, unit, metric = "summarize", "documents", "rouge1"
     settings_type = options = SummarizeSettings
     epochs, batch_size, lr, eval_batch_size, eval_unit = 3.0, 16, 5e-5, 8, "Documents"
-    summary = "Fine-tune a model to pick summary sentences (sentences as spans, greedy ROUGE oracle labels)."
     evaluate_summary = "Summarise every document of a data set; write predictions.jsonl and ROUGE (model, lead-k, oracle)."
     data_help = "SciTLDR-style JSONL(.gz) (source/target), generic JSONL (text/summary) or a saved dataset folder."
     model_types, predictor = ("spanbert_extsum",), "spanbert.tasks.summarize.inference:ExtractiveSummarizer"
