@@ -163,6 +163,9 @@ class Task:
         everything passes."""
 
     def read(self, source: str | os.PathLike, options: Any, *, split: str, labelled: bool = True) -> TaskData:
+        """The examples of ``source`` (``split``: ``train``, ``validation`` or ``test``, for
+        sources holding several); ``options`` are the task's options when fine-tuning and the
+        model's settings when evaluating. Bad input is a one-line error naming file and line."""
         raise NotImplementedError
 
     def load_for_training(self, model_path: str | os.PathLike, train: TaskData, options: Any):
@@ -188,6 +191,8 @@ class Task:
         before any training; by default everything passes."""
 
     def training_batches(self, train: TaskData, model, tokenizer, settings: Any, seed: int) -> TrainingBatches:
+        """The training items of ``train`` encoded for ``model`` (``seed``: for anything the task
+        draws per batch, such as negative spans)."""
         raise NotImplementedError
 
     def infer(self, model, tokenizer, data: TaskData, settings: Any, *, batch_size: int, precision: str,
