@@ -128,7 +128,7 @@ def long_texts(model_dir: Path, items: int, max_tokens: int) -> list[str]:
     """``items`` texts of real prose whose tokens (by the model's tokenizer, as the server counts
     them) add up to at most ``max_tokens`` and as near it as whole words allow."""
     from spanbert.serve.tasks import TokenCounter
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     counter = TokenCounter(load_tokenizer(str(model_dir)))
     words = (DATA / "sotu_1790_washington.txt").read_text().split()

@@ -379,7 +379,7 @@ def run_data_path(sources: Sequence[str], tokenizer_dir: Path, expected: dict[st
     """
     from spanbert.pretrain.collator import SpanMaskingCollator
     from spanbert.pretrain.corpus import load_corpus, pack_documents
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tokenizer = load_tokenizer(str(tokenizer_dir))
     counter = DocCounter()

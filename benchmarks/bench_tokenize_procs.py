@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     from spanbert.pretrain.corpus import load_corpus
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()

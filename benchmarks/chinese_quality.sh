@@ -86,7 +86,7 @@ elif [ -e "$PRE/training_args.json" ]; then RESUME=(--overwrite); fi
 [ -d "$RANDOM_ENC" ] || "$PYTHON" - "$PRE" "$RANDOM_ENC" <<'PY'
 import sys, torch
 from spanbert.pretrain.modeling import SpanBertForPreTraining, load_pretraining_model, save_pretraining_folder
-from spanbert.pretrain.tokenizer import load_tokenizer
+from spanbert.core.checkpoints import load_tokenizer
 src, dst = sys.argv[1], sys.argv[2]
 config = load_pretraining_model(src)[0].config  # the pre-trained run's sizes and SBO settings
 torch.manual_seed(0)

@@ -21,7 +21,7 @@ from transformers import BertModel
 
 from spanbert.pretrain.corpus import load_corpus, pack_documents
 from spanbert.pretrain.heldout import split_by_document
-from spanbert.pretrain.tokenizer import load_tokenizer
+from spanbert.core.checkpoints import load_tokenizer
 
 
 def states(model: BertModel, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -38,7 +38,7 @@ def _quiet():
 
 
 def load_tiny_tokenizer(tokenizer_dir: str | os.PathLike = TOKENIZER_DIR):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     return load_tokenizer(str(tokenizer_dir))
 

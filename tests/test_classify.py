@@ -62,7 +62,7 @@ def test_label_set_sorts_integers_numerically():
 
 
 def test_long_text_windows_cover_every_token_in_order(minilm_dir):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tok = load_tokenizer(str(minilm_dir))
     text = (DATA / "sotu_1790_washington.txt").read_text()

@@ -818,7 +818,7 @@ def test_fill_never_predicts_mask_and_ends(tmp_path, model_dir, fill_progress_gu
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     from spanbert.pretrain.modeling import SBO_HEAD_FILE
 

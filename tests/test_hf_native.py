@@ -33,7 +33,7 @@ from spanbert.pretrain.modeling import (
     load_pretraining_model,
 )
 from spanbert.core.checkpoints import load_task_model
-from spanbert.pretrain.tokenizer import load_tokenizer
+from spanbert.core.checkpoints import load_tokenizer
 
 from .conftest import DATA, run_cli
 

@@ -235,7 +235,7 @@ def test_unusable_setups_fail_with_one_line_errors(tiny_tokenizer, packed, tmp_p
 def _two_process_worker(out: Path) -> None:
     """One of two torchrun processes: ``pretrain`` and ``SpanBertTrainer`` on the same global
     batches (each process its share, with accumulation); rank 0 writes both runs' step logs."""
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tokenizer = load_tokenizer(str(DATA / "tiny_wordpiece"))
     docs = load_corpus([str(DATA / "sotu_1790_washington.txt"), str(DATA / "tiny_corpus.txt")])

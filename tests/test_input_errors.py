@@ -129,7 +129,7 @@ def test_tokenizer_larger_than_the_embeddings_is_refused(tiny_tokenizer, tmp_pat
 
 
 def test_a_tokenizer_of_special_tokens_only_is_refused(tiny_tokenizer, tmp_path):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tiny_tokenizer.save_pretrained(tmp_path)
     assert len(load_tokenizer(tmp_path)) == len(tiny_tokenizer)

@@ -43,7 +43,7 @@ def test_spans_map_to_subwords_with_the_tiny_tokenizer(tiny_tokenizer):
 
 
 def test_spans_map_to_subwords_with_real_minilm(minilm_dir):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tok = load_tokenizer(str(minilm_dir))
     sentences = [s.tokens for s in read_conll(SAMPLE).sentences]

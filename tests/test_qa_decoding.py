@@ -108,7 +108,7 @@ def _long_document(shared) -> str:
 def test_long_document_answer_near_the_end_has_exact_offsets(use_shared, request, minilm_dir):
     """Windowing + decoding on a 10,000-word speech: an answer in the last paragraph is found in
     whichever window owns it, with character offsets into the original text."""
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     shared = request.getfixturevalue("shared_data") if use_shared else None
     tok = load_tokenizer(str(minilm_dir))

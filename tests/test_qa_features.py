@@ -27,7 +27,7 @@ SAMPLE = DATA / "squad" / "xquad_en_sample.json"
 
 @pytest.fixture(scope="module")
 def tok(minilm_dir):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     return load_tokenizer(str(minilm_dir))
 

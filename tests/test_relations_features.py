@@ -23,7 +23,7 @@ REL = DATA / "relations"
 
 @pytest.fixture
 def tokenizer(tiny_tokenizer_dir):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     return load_tokenizer(str(tiny_tokenizer_dir))  # a fresh copy: markers get added
 

@@ -264,7 +264,7 @@ def test_a_full_disk_through_the_cli(folders, tmp_path):
 def test_saved_weights_follow_the_umask(folders, tmp_path):
     """Was: model.safetensors (and checkpoint tensors) 0600, the rest of the folder 0644."""
     from spanbert.core.checkpoints import save_task_model
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     from transformers import BertForQuestionAnswering
 

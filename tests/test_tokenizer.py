@@ -16,7 +16,8 @@ import transformers
 from spanbert.pretrain.corpus import iter_documents, sample_corpus_path
 from spanbert.core.errors import ConfigError, CorpusError, TokenizerError
 from spanbert.pretrain import tokenizer as tokenizer_module
-from spanbert.pretrain.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer_from_files, train_wordpiece
+from spanbert.pretrain.tokenizer import SPECIAL_TOKENS, train_tokenizer_from_files, train_wordpiece
+from spanbert.core.checkpoints import load_tokenizer
 
 DATA = Path(__file__).parent / "data"
 SOURCES = [DATA / "tiny_corpus.txt", DATA / "tiny_docs.jsonl", sample_corpus_path()]

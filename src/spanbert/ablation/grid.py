@@ -251,7 +251,7 @@ def save_initial_model(config: AblationConfig, folder: Path) -> None:
     import torch
 
     from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
     from spanbert.pretrain.train import save_final_model
 
     spec = config.pretrain

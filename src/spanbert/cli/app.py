@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from spanbert.core.errors import ConfigError, SpanBertError
+from spanbert.core.errors import ConfigError, SpanBertError, one_line
 
 app = typer.Typer(
     name="spanbert",
@@ -503,10 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         if isinstance(e, SpanBertError) or _user_os_error(e):
-            print(f"error: {_first_line(e)}", file=sys.stderr)
+            print(f"error: {one_line(e, None)}", file=sys.stderr)
             return 2
         # a bug of ours: still one line, with a way to see more
-        print(f"error: {type(e).__name__}: {_first_line(e)} (SPANBERT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {one_line(e, None)} (SPANBERT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 
@@ -522,7 +522,3 @@ def _user_os_error(e: BaseException) -> bool:
         e, seen = e.__cause__ or e.__context__, seen + 1
     return False
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

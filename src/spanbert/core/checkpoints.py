@@ -1,4 +1,5 @@
-"""Loading any BERT-family checkpoint under a task head (QA, classification, ...).
+"""Loading any BERT-family checkpoint under a task head (QA, classification, ...), and its
+tokenizer (:func:`load_tokenizer`: any fast tokenizer folder, checked before use).
 
 A SpanBERT pre-training folder is loaded as the plain ``bert`` model of the task: its encoder
 weights are kept and its pre-training heads (MLM, SBO) are dropped, so the fine-tuned model saves
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from spanbert.core.atomic import atomic_write_json, atomic_write_text, publish_files
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError, TokenizerError, one_line
 
 
 def bert_config_from_spanbert(path: str | os.PathLike, **overrides):
@@ -42,12 +43,6 @@ _POSITIVE_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attent
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
                type(None): "null"}
 
-
-def _one_line(err: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (its type's name when empty), shortened."""
-    lines = str(err).strip().splitlines()
-    text = " ".join(lines[0].split()) if lines else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:
@@ -95,7 +90,7 @@ def load_config(config_class, source: str | os.PathLike, what: str, **fields):
     try:
         return config_class.from_pretrained(str(source), **fields)
     except _load_errors() as e:
-        raise CheckpointError(f"{source}: cannot load a {what} config ({_one_line(e)})") from None
+        raise CheckpointError(f"{source}: cannot load a {what} config ({one_line(e)})") from None
 
 
 def _read_json_object(file: Path, error: type[Exception]) -> dict:
@@ -106,7 +101,7 @@ def _read_json_object(file: Path, error: type[Exception]) -> dict:
     except json.JSONDecodeError as e:
         raise error(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise error(f"{file}: cannot read it ({_one_line(e)})") from None
+        raise error(f"{file}: cannot read it ({one_line(e)})") from None
     if not isinstance(data, dict):
         raise error(f"{file}: expected a JSON object, got {_JSON_TYPES.get(type(data), type(data).__name__)}")
     return data
@@ -178,7 +173,7 @@ def check_weights_file(folder: Path) -> None:
             with safe_open(str(file), "pt"):
                 pass
         except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{file}: not a readable safetensors file ({_one_line(e)})") from None
+            raise CheckpointError(f"{file}: not a readable safetensors file ({one_line(e)})") from None
 
 
 def _is_encoder_key(key: str, prefix: str) -> bool:
@@ -232,7 +227,7 @@ def load_checked(model_class, path: str | os.PathLike, what: str, config, *, dty
         model, info = model_class.from_pretrained(str(path), config=config, output_loading_info=True,
                                                   ignore_mismatched_sizes=True, use_safetensors=True, **kwargs)
     except _load_errors() as e:
-        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot load a {what} model ({one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
     _check_loading_info(info, model, path, strict)
@@ -278,8 +273,6 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     """
     import transformers
 
-    from spanbert.pretrain.tokenizer import load_tokenizer
-
     local = check_model_folder(path)
     source = str(local) if local.exists() else str(path)
     data = read_checkpoint_config(local) if local.is_dir() else {}
@@ -291,7 +284,7 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
         else:
             config, model_class = transformers.AutoConfig.from_pretrained(source, **config_overrides), auto_class
     except _load_errors() as e:
-        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot load a {what} model ({one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
     architectures = data.get("architectures")
@@ -322,8 +315,6 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
     """
     import transformers
 
-    from spanbert.pretrain.tokenizer import load_tokenizer
-
     config_class = head_class.config_class
     local = check_model_folder(path)
     source = str(local) if local.exists() else str(path)
@@ -346,7 +337,7 @@ def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, 
             keep = {k: v for k, v in data.items() if not k.startswith("sbo_") and k not in ("model_type", "architectures", "auto_map")}
             config = config_class.from_dict({**keep, **fields})
     except _load_errors() as e:
-        raise CheckpointError(f"{path}: cannot load a {what} model ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot load a {what} model ({one_line(e)})") from None
     finally:
         transformers.logging.set_verbosity(level)
     model, _ = load_checked(head_class, source, what, config, dtype=torch.float32 if dtype is None else dtype,
@@ -474,5 +465,68 @@ def model_card(title: str, pipeline_tag: str, tags: list[str], how_to_load: str,
     return "\n".join(lines)
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name the user meant as a local path, not a Hub id like ``org/model``."""
+    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
 
 
+def load_tokenizer(path_or_name: str | Path, *, require_fast: bool = True, require_mask: bool = True):
+    """Load a tokenizer with ``AutoTokenizer`` and check that span masking can use it.
+
+    Args:
+        path_or_name: a directory written by ``save_pretrained``, or a Hub id (only works
+            online or from the local Hugging Face cache).
+        require_fast: refuse a tokenizer without word ids and character offsets.
+        require_mask: refuse a tokenizer without a mask token (a classifier needs none).
+
+    Returns:
+        the tokenizer, guaranteed to have a vocabulary beyond its special tokens, and (as
+        required) fast and with a mask token.
+
+    Raises:
+        TokenizerError: (one line) the directory is missing, not a directory, holds no
+            loadable tokenizer (damaged files, or no vocabulary: e.g. tokenizer.json is
+            missing and only the special tokens load), or the tokenizer is not fast or has no
+            mask token when those are required.
+    """
+    import transformers
+
+    name = str(path_or_name)
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError as err:  # "~user" of an unknown user: "Could not determine home directory."
+        raise TokenizerError(f"{name}: no such tokenizer directory (cannot expand '~': {err})") from None
+    if path.exists():
+        if not path.is_dir():
+            raise TokenizerError(f"{path}: not a directory (expected a tokenizer directory from save_pretrained)")
+        name = str(path)
+    elif _looks_like_path(name):
+        raise TokenizerError(f"{path}: no such tokenizer directory")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
+    except Exception as err:  # transformers raises OSError, ValueError, KeyError... depending on what is missing
+        reason = one_line(err)
+        if path.exists():
+            raise TokenizerError(f"{name}: cannot load a tokenizer from this directory ({reason})") from err
+        raise TokenizerError(
+            f"{name}: not a local directory, and no Hub tokenizer of that name loads ({reason})"
+        ) from err
+    if require_fast and not getattr(tokenizer, "is_fast", False):
+        raise TokenizerError(
+            f"{name}: {type(tokenizer).__name__} is not a fast tokenizer; word ids and offsets are needed "
+            "(save one with a tokenizer.json)"
+        )
+    if require_mask and tokenizer.mask_token is None:
+        raise TokenizerError(f"{name}: the tokenizer has no mask token (set mask_token in tokenizer_config.json)")
+    try:
+        ordinary = set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens)
+    except Exception as err:  # noqa: BLE001 - a damaged tokenizer can fail here too
+        raise TokenizerError(f"{name}: cannot read the tokenizer's vocabulary ({one_line(err)})") from err
+    if not ordinary:
+        # transformers 5 builds a tokenizer of the special tokens alone from tokenizer_config.json
+        # when tokenizer.json (and vocab.txt) are absent: every word would become [UNK].
+        raise TokenizerError(
+            f"{name}: the tokenizer has no vocabulary beyond its {len(tokenizer)} special tokens "
+            "(tokenizer.json or vocab.txt missing?)"
+        )
+    return tokenizer

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from spanbert.core.atomic import atomic_directory, atomic_write_json
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError, one_line
 from spanbert.core.checkpoints import read_model_config
 from spanbert.onnx.runtime import EXPORT_INFO, make_session
 from spanbert.tasks.protocol import get_task, task_names
@@ -170,7 +170,7 @@ def check_graph(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise CheckpointError(f"{path.name}: exported graph fails onnx.checker ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path.name}: exported graph fails onnx.checker ({one_line(e, None)})") from None
 
 
 def quantize_int8(source: Path, target: Path) -> None:

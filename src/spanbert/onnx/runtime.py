@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 
 from spanbert.tasks.classify.inference import TextClassifier
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError, one_line
 from spanbert.tasks.qa.inference import QuestionAnswerer
 from spanbert.tasks.qa.settings import QASettings
 from spanbert.core.checkpoints import read_settings
@@ -39,7 +39,7 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/... types
-        raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({one_line(e, None)})") from None
 
 
 def read_export_info(export_dir: str | os.PathLike, task: str | None = None) -> dict:
@@ -71,7 +71,7 @@ def load_export_tokenizer(export_dir: str | os.PathLike):
     """The exported tokenizer, loaded as :func:`spanbert.core.checkpoints.load_task_model` loads it."""
     from transformers import AutoTokenizer
 
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     try:
         return load_tokenizer(str(export_dir))

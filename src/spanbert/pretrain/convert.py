@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from spanbert.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError, one_line
 from spanbert.pretrain.modeling import (
     SBO_HEAD_FILE,
     SPANBERT_CONFIG_FILE,
@@ -246,19 +246,14 @@ def read_original_checkpoint(path: str | Path) -> Any:
             what = f"it needs {name}, which a weights-only load does not allow" if name else _unpickler_reason(err)
             raise CheckpointError(f"{path}: cannot be read safely as a checkpoint ({what})") from None
         except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as err:
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_one_line(err)})") from None
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({one_line(err, last=True)})") from None
 
 
 def _unpickler_reason(err: BaseException) -> str:
     """The weights-only unpickler's own reason, without torch's advice around it."""
     found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", str(err), re.S)
-    return " ".join(found.group(1).split())[:200] if found else _one_line(err)
+    return " ".join(found.group(1).split())[:200] if found else one_line(err, last=True)
 
-
-def _one_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[-1] if lines else type(err).__name__
-    return text[:200]
 
 
 def _state_dict_of(obj: Any, path: Path) -> tuple[Mapping[str, Any], Any]:
@@ -381,7 +376,7 @@ def _fill_model(config: SpanBertConfig, mapped: MappedWeights, source: str, seed
 
 
 def _resolve_tokenizer(tokenizer: Any, vocab_size: int, source: str):
-    from spanbert.pretrain.tokenizer import load_tokenizer
+    from spanbert.core.checkpoints import load_tokenizer
 
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     if len(tok) != vocab_size:

@@ -99,7 +99,7 @@ class SpanFiller:
         trained MLM and SBO heads, is a one-line :class:`CheckpointError`."""
         from spanbert.pretrain.modeling import SBO_HEAD_FILE, load_pretraining_model
         from spanbert.core.checkpoints import check_model_folder, check_tokenizer_fits, read_checkpoint_config
-        from spanbert.pretrain.tokenizer import load_tokenizer
+        from spanbert.core.checkpoints import load_tokenizer
 
         name = str(model_dir)
         model_dir = check_model_folder(model_dir)

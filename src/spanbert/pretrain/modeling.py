@@ -56,7 +56,7 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead, BertPreTrainedModel
 from transformers.utils import ModelOutput
 
-from spanbert.core.errors import ConfigError
+from spanbert.core.errors import ConfigError, one_line
 from spanbert.pretrain.masking import IGNORE_INDEX
 
 # Row counts of the MLM/SBO head GEMMs are rounded up to a multiple of this (see forward).
@@ -427,8 +427,7 @@ def _load_sbo_head(model: SpanBertForPreTraining, folder: Path) -> None:
     try:
         tensors = load_file(str(file))
     except (SafetensorError, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{file}: not a readable safetensors file ({reason})") from None
+        raise CheckpointError(f"{file}: not a readable safetensors file ({one_line(e, None)})") from None
     ours = {f"sbo.{k}": v for k, v in model.sbo.state_dict().items()}
     missing, extra = sorted(set(ours) - set(tensors)), sorted(set(tensors) - set(ours))
     if missing or extra:

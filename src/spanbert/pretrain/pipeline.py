@@ -20,7 +20,8 @@ from spanbert.pretrain.heldout import DOC_ID_COLUMN, split_by_document
 from spanbert.pretrain.masking import MaskingConfig
 from spanbert.pretrain.segmenters import PreSegmenter, get_segmenter
 from spanbert.pretrain.modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_pretraining_model
-from spanbert.pretrain.tokenizer import load_tokenizer, train_tokenizer_from_files
+from spanbert.pretrain.tokenizer import train_tokenizer_from_files
+from spanbert.core.checkpoints import load_tokenizer
 from spanbert.pretrain.train import TRAJECTORY_ARGS, PretrainArguments, PretrainResult, check_resume_settings, check_run_folder, flatten_settings, pretrain, previous_run_files, resume_batch_error, same_setting, stored_global_batch, stored_run_arguments
 from spanbert.core.run_folder import first_missing_folder, latest_checkpoint, remove_empty_folders
 

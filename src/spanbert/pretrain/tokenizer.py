@@ -1,4 +1,5 @@
-"""WordPiece tokenizers: train a BERT-style vocabulary, and load any fast tokenizer safely.
+"""WordPiece tokenizers: train a BERT-style vocabulary (loading any fast tokenizer safely is
+:func:`spanbert.core.checkpoints.load_tokenizer`).
 
 SpanBERT used BERT's *cased* WordPiece vocabulary, so :func:`train_wordpiece` is cased by
 default. The trained tokenizer is a ``transformers`` ``BertTokenizer`` (in transformers 5
@@ -14,7 +15,6 @@ with them guarantees.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -25,9 +25,9 @@ from transformers import PreTrainedTokenizerBase
 
 from spanbert.core.atomic import atomic_directory
 from spanbert.pretrain.corpus import DocPer, Format, is_saved_dataset, iter_documents, load_corpus
-from spanbert.core.errors import ConfigError, CorpusError, TokenizerError
+from spanbert.core.errors import ConfigError, CorpusError
 
-__all__ = ["SPECIAL_TOKENS", "train_wordpiece", "load_tokenizer", "train_tokenizer_from_files"]
+__all__ = ["SPECIAL_TOKENS", "train_wordpiece", "train_tokenizer_from_files"]
 
 # BERT's special tokens, in BERT's id order: [PAD] must be 0.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -100,78 +100,6 @@ def train_wordpiece(
         model_max_length=model_max_length,
     )
 
-
-def _one_line(err: BaseException, limit: int = 200) -> str:
-    """An exception's message on one line, shortened: for the one-line errors users see."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _looks_like_path(name: str) -> bool:
-    """A name the user meant as a local path, not a Hub id like ``org/model``."""
-    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def load_tokenizer(
-    path_or_name: str | Path, *, require_fast: bool = True, require_mask: bool = True
-) -> PreTrainedTokenizerBase:
-    """Load a tokenizer with ``AutoTokenizer`` and check that span masking can use it.
-
-    Args:
-        path_or_name: a directory written by ``save_pretrained``, or a Hub id (only works
-            online or from the local Hugging Face cache).
-        require_fast: refuse a tokenizer without word ids and character offsets.
-        require_mask: refuse a tokenizer without a mask token (a classifier needs none).
-
-    Returns:
-        the tokenizer, guaranteed to have a vocabulary beyond its special tokens, and (as
-        required) fast and with a mask token.
-
-    Raises:
-        TokenizerError: (one line) the directory is missing, not a directory, holds no
-            loadable tokenizer (damaged files, or no vocabulary: e.g. tokenizer.json is
-            missing and only the special tokens load), or the tokenizer is not fast or has no
-            mask token when those are required.
-    """
-    name = str(path_or_name)
-    try:
-        path = Path(name).expanduser()
-    except RuntimeError as err:  # "~user" of an unknown user: "Could not determine home directory."
-        raise TokenizerError(f"{name}: no such tokenizer directory (cannot expand '~': {err})") from None
-    if path.exists():
-        if not path.is_dir():
-            raise TokenizerError(f"{path}: not a directory (expected a tokenizer directory from save_pretrained)")
-        name = str(path)
-    elif _looks_like_path(name):
-        raise TokenizerError(f"{path}: no such tokenizer directory")
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
-    except Exception as err:  # transformers raises OSError, ValueError, KeyError... depending on what is missing
-        reason = _one_line(err)
-        if path.exists():
-            raise TokenizerError(f"{name}: cannot load a tokenizer from this directory ({reason})") from err
-        raise TokenizerError(
-            f"{name}: not a local directory, and no Hub tokenizer of that name loads ({reason})"
-        ) from err
-    if require_fast and not getattr(tokenizer, "is_fast", False):
-        raise TokenizerError(
-            f"{name}: {type(tokenizer).__name__} is not a fast tokenizer; word ids and offsets are needed "
-            "(save one with a tokenizer.json)"
-        )
-    if require_mask and tokenizer.mask_token is None:
-        raise TokenizerError(f"{name}: the tokenizer has no mask token (set mask_token in tokenizer_config.json)")
-    try:
-        ordinary = set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens)
-    except Exception as err:  # noqa: BLE001 - a damaged tokenizer can fail here too
-        raise TokenizerError(f"{name}: cannot read the tokenizer's vocabulary ({_one_line(err)})") from err
-    if not ordinary:
-        # transformers 5 builds a tokenizer of the special tokens alone from tokenizer_config.json
-        # when tokenizer.json (and vocab.txt) are absent: every word would become [UNK].
-        raise TokenizerError(
-            f"{name}: the tokenizer has no vocabulary beyond its {len(tokenizer)} special tokens "
-            "(tokenizer.json or vocab.txt missing?)"
-        )
-    return tokenizer
 
 
 def _save_atomically(tokenizer: PreTrainedTokenizerBase, output_dir: Path, overwrite: bool) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from spanbert.core.errors import TokenizerError
+from spanbert.core.errors import TokenizerError, one_line
 
 __all__ = ["word_starts", "batch_word_starts", "is_cjk_codepoint"]
 
@@ -75,8 +75,7 @@ def _segments_array(segments: Any) -> np.ndarray:
     try:
         array = np.asarray(list(segments), dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TokenizerError(f"{what} (int64 integers): {reason}") from None
+        raise TokenizerError(f"{what} (int64 integers): {one_line(e, None)}") from None
     if array.size == 0:
         return array.reshape(0, 2)
     if array.ndim != 2 or array.shape[1] != 2:

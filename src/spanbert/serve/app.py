@@ -62,7 +62,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from spanbert import __version__
-from spanbert.core.errors import CheckpointError, ConfigError, MissingExtraError, SpanBertError
+from spanbert.core.errors import CheckpointError, ConfigError, MissingExtraError, SpanBertError, one_line
 from spanbert.core.extras import install_hint, require
 from spanbert.serve.batcher import BatcherStats, MicroBatcher
 from spanbert.serve.schemas import (ClassifyRequest, CorefResponse, EntitiesResponse, FillRequest, FillResponse, LabelResponse,
@@ -238,10 +238,6 @@ def validation_detail(errors: Sequence[dict]) -> str:
     return " ".join(_printable("; ".join(parts[:5]) + more).splitlines())
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
 
 # -- loading ----------------------------------------------------------------------------------
 
@@ -270,7 +266,7 @@ async def load_models(state: ServerState) -> None:
                 raise
             except Exception as e:  # e.g. missing or corrupt weights: still a problem of this folder
                 logger.debug("loading %s failed", folder, exc_info=True)
-                raise CheckpointError(f"--model {folder}: cannot load it as a {task} model ({_one_line(e)})") from e
+                raise CheckpointError(f"--model {folder}: cannot load it as a {task} model ({one_line(e, None)})") from e
             batchers = [MicroBatcher(_model_call(m), max_batch_size=limits.max_batch_size, max_wait_ms=limits.max_wait_ms,
                                      max_batch_tokens=limits.max_batch_tokens, executor=state.executors[lane],
                                      name=f"{task}:{model.name}:{lane}")
@@ -281,7 +277,7 @@ async def load_models(state: ServerState) -> None:
     except Exception as e:  # noqa: BLE001 - reported by /readyz and to the caller of on_load_error
         state.load_error = e
         if isinstance(e, SpanBertError):
-            logger.error("cannot load the models: %s", _one_line(e))
+            logger.error("cannot load the models: %s", one_line(e, None))
         else:
             logger.exception("cannot load the models")
         if state.on_load_error is not None:
@@ -396,7 +392,7 @@ async def run_items(state: ServerState, served: Served, task: str, items: list[d
             if len(ranges) == 1:
                 raise
             # the model's message counts items from the start of its call
-            raise SpanBertError(f"items[{start}:{end}], run as one model call: {_one_line(e)}") from None
+            raise SpanBertError(f"items[{start}:{end}], run as one model call: {one_line(e, None)}") from None
     return results
 
 
@@ -454,7 +450,7 @@ async def serve_request(request: Request, task: str, body, options: dict | None 
         logger.info("%s request to %s: the client went away; its remaining work was dropped", task, served.model.name)
         raise HTTPException(CLIENT_GONE, detail="the client closed the request") from None
     except SpanBertError as e:  # the model rejected this request's input
-        raise HTTPException(422, detail=_one_line(e)) from None
+        raise HTTPException(422, detail=one_line(e, None)) from None
     except Exception:
         logger.exception("%s model %s failed on a request", task, served.model.name)
         raise HTTPException(500, detail="internal error while running the model (the server log has the details)") from None

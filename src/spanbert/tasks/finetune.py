@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from spanbert.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import CheckpointError, ConfigError, one_line
 from spanbert.core.run_folder import (HISTORY_FILE, METRICS_FILE, check_output_folder, recover_output, remove_previous_run)
 from spanbert.pretrain.train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, adamw, flatten_settings, library_versions, newest_intact_checkpoint, optimizer_from_safetensors, optimizer_to_safetensors, same_setting, set_aside_checkpoints_after, show_setting, stored_run_arguments
 from spanbert.core.run_folder import first_missing_folder, list_checkpoints, remove_empty_folders
@@ -396,7 +396,7 @@ def finetune(
                     best_weights = load_file(str(best_path / "model.safetensors"))
                 except (OSError, ValueError, RuntimeError) as e:
                     raise CheckpointError(f"--resume: the weights of the best dev evaluation (step {best_step}) are not "
-                                          f"readable in {best_path} ({str(e).splitlines()[0] if str(e) else e})") from None
+                                          f"readable in {best_path} ({one_line(e, None)})") from None
         if collate_state is not None and processes[rank]["collate"] is not None:
             collate.load_state_dict(processes[rank]["collate"])
         resumed_rng = {"torch": resumed.rngs[f"rank{rank}"], "cuda": resumed.rngs.get(f"rank{rank}.cuda"),

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from spanbert.core.errors import CorpusError
+from spanbert.core.errors import CorpusError, one_line
 from spanbert.core.sources import load_dataset_source
 
 
@@ -71,8 +71,7 @@ def _load(source: str) -> tuple[object, int]:
         if suffix in (".jsonl", ".json"):
             return datasets.load_dataset("json", data_files=str(path), split="train"), 1
     except Exception as e:  # noqa: BLE001 - pandas/arrow parse errors: report the file, one line
-        cause = e.__cause__ or e
-        raise CorpusError(f"{path}: cannot parse ({str(cause).splitlines()[0] if str(cause) else type(cause).__name__})") from None
+        raise CorpusError(f"{path}: cannot parse ({one_line(e.__cause__ or e, None)})") from None
     raise CorpusError(f"{path}: unknown format (expected .tsv, .csv, .jsonl or .json, optionally .gz)")
 
 
