@@ -66,7 +66,7 @@ for f in $(ls "$DATA"/*.conll.gz | sort); do
 done
 [ $i -eq 100 ] || ql_die "$DATA: expected the 100 LitBank books, found $i"
 GAP_OPTS=()
-[ -n "$GAP_LIMIT" ] && GAP_OPTS=(--limit "$GAP_LIMIT")
+[ -n "$GAP_LIMIT" ] && GAP_OPTS=(--max-examples "$GAP_LIMIT")
 
 train() {  # OUT LR SEED: one LitBank fine-tuning with dev selection (skipped when finished)
   local out=$1 lr=$2 seed=$3

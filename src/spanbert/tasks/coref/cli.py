@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError, CorpusError
-from spanbert.tasks.options import Precision, Progress, report_scores, with_aliases
+from spanbert.tasks.options import MaxExamples, Precision, Progress, report_scores, with_aliases
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -108,13 +108,13 @@ def score_gap_command(
     report_scores(scores, output)
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases({"--mixed-precision": "precision", "--limit": "max_examples"})
 def evaluate_gap_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.tsv (GAP system format) and metrics.json.")],
     precision: Precision = "auto",
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
+    max_examples: MaxExamples = None,
     at_most_one: Annotated[bool, typer.Option("--at-most-one/--any-match", help="When the pronoun's cluster matches both names, keep only the one mentioned nearest the pronoun (GAP's names are different people); --any-match keeps both.")] = True,
     progress: Progress = True,
 ) -> None:
@@ -127,7 +127,7 @@ def evaluate_gap_command(
     from spanbert.tasks.coref.gap import gap_decisions, predict_gap, read_gap, score_gap, write_gap_response
     from spanbert.tasks.coref.inference import CorefResolver
 
-    examples = read_gap(data)[:limit] if limit else read_gap(data)
+    examples = read_gap(data)[:max_examples] if max_examples else read_gap(data)
     resolver = CorefResolver(model, precision=precision, singletons=False)
     start = time.perf_counter()
     clusters = predict_gap(resolver, examples, progress=progress)
