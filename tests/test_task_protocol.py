@@ -22,6 +22,7 @@ from spanbert.tasks.protocol import Card, Predictor, Task, TaskData, TrainingBat
 
 from .conftest import DATA, run_cli
 
+pytestmark = pytest.mark.slow  # fine-tunes a tiny model through the CLI (about 10 s)
 LABELS = ["short", "long"]
 
 
