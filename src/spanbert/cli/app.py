@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError, SpanBertError, one_line
+from spanbert.core.precision import PRECISION_HELP
 
 app = typer.Typer(
     name="spanbert",
@@ -91,8 +92,6 @@ class DocPer(str, Enum):
 
 DOC_PER_HELP = ("Plain text: one document per file, per block between blank lines (blank_line), or per line "
                 "(line: e.g. one sentence or paragraph a line). JSON Lines: always one per record.")
-PRECISION_HELP = ("Autocast: no (fp32), bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, "
-                  "CPUs with AVX512-BF16/AMX), else fp32; the run prints what auto became.")
 SEED_HELP = "Seed of the weights, masks, data order and dropout."
 
 
@@ -157,7 +156,7 @@ def pretrain(
     warmup_ratio: Annotated[float, typer.Option(help="Linear warm-up as a share of the steps, when --warmup-steps is not given.")] = 0.06,
     weight_decay: Annotated[float, typer.Option()] = 0.01,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's or 0.1).")] = None,
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP + " The run prints what auto became.")] = Precision.auto,
     mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 42,
     save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
@@ -290,7 +289,7 @@ def demo(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the train/dev/test split and of training (default 0: the "
                                                  "split and numbers the README shows).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP + " The run prints what auto became.")] = Precision.auto,
     mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
 ) -> None:
     """The main job: pre-train SpanBERT on part of the bundled State of the Union sample, score span

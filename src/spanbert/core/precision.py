@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 
 PRECISIONS = ("no", "bf16", "fp16", "auto")
+# The help of every --precision option.
+PRECISION_HELP = ("no (fp32), bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, CPUs with "
+                  "AVX512-BF16/AMX), else fp32.")
 
 
 def check_precision(precision: str, option: str = "--precision") -> str:

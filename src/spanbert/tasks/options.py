@@ -28,6 +28,7 @@ import typer
 from typer.models import OptionInfo
 
 from spanbert.core.errors import ConfigError
+from spanbert.core.precision import PRECISION_HELP
 from spanbert.tasks.arguments import FinetuneArguments
 
 Epochs = Annotated[float, typer.Option(help="Passes over the training data (at most: see --early-stopping).")]
@@ -40,10 +41,8 @@ WeightDecay = Annotated[float, typer.Option(min=0.0, help="AdamW weight decay (w
 WarmupRatio = Annotated[float, typer.Option(help="Share of the steps spent warming up (unless --warmup-steps).")]
 WarmupSteps = Annotated[int | None, typer.Option(min=0, help="Warm-up steps (instead of --warmup-ratio).")]
 MaxSteps = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (overrides --epochs).")]
-PRECISION_HELP = "no (fp32), bf16, fp16 or auto (bf16 where the CPU/GPU runs it natively)."
 Precision = Annotated[str, typer.Option("--precision", help=PRECISION_HELP)]
 TrainingPrecision = Annotated[str, typer.Option("--precision", help=PRECISION_HELP + " For training and dev evaluation.")]
-MixedPrecision = Annotated[str, typer.Option(help="no, bf16, fp16 or auto (bf16 where native).")]  # older commands' name
 HeadLearningRate = Annotated[float | None, typer.Option(
     "--head-lr", help="Peak learning rate of the task head (parameters outside the encoder); default: --lr.")]
 Seed = Annotated[int, typer.Option(min=0, help="Seed of the new head, batch order and dropout.")]
@@ -267,5 +266,5 @@ def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line:
 __all__ = ["report_scores", "finetune_arguments", "finetune_command", "with_aliases", "read_text_file", "texts_to_predict", "Epochs",
            "BatchSize", "GradAccum", "LearningRate", "HeadLearningRate", "WeightDecay", "WarmupRatio", "WarmupSteps",
            "MaxSteps", "EvalEvery", "SelectBest", "EarlyStopping", "SaveEvery", "KeepCheckpoints", "LogEvery", "Resume",
-           "Overwrite", "MixedPrecision", "Precision", "TrainingPrecision", "Seed", "Dropout", "TimeBudget", "Progress",
-           "MaxTrainExamples", "MaxDevExamples", "MaxExamples", "PRECISION_HELP"]
+           "Overwrite", "Precision", "TrainingPrecision", "Seed", "Dropout", "TimeBudget", "Progress",
+           "MaxTrainExamples", "MaxDevExamples", "MaxExamples"]
