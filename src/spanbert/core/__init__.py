@@ -1,1 +1,2 @@
-"""Shared pieces every part of spanbert uses: errors, atomic writes, data sources, checkpoints, run folders, precision."""
+"""What every part of spanbert shares: one-line errors, atomic writes, data sources, model and
+tokenizer folders (checkpoints), run folders, precision, text splitting, lazy package faces."""
