@@ -162,6 +162,7 @@ def _cells_json(out: Path) -> dict[str, tuple[float, str]]:
     return {str(p.parent.relative_to(out)): (p.stat().st_mtime, p.read_text()) for p in out.rglob("cell.json")}
 
 
+@pytest.mark.slow  # pre-trains and fine-tunes a tiny grid in subprocesses (about 2 minutes)
 def test_tiny_grid_killed_mid_grid_and_rerun_completes_only_the_missing_cells(tmp_path):
     """`spanbert ablate run` on a tiny from-scratch grid, SIGKILLed once its first fine-tuning cell
     is done; the rerun leaves that cell untouched, runs the rest, and the report covers all."""
