@@ -70,7 +70,7 @@ class Toy(Task):
     def encode(self, sentences: list[str], tokenizer, settings: ToySettings) -> list[list[int]]:
         return tokenizer(sentences, truncation=True, max_length=settings.max_seq_length)["input_ids"]
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: ToySettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: ToySettings, args) -> TrainingBatches:
         ids, labels = self.encode(train.examples, tokenizer, settings), self.gold(train, settings)
         return TrainingBatches([len(x) for x in ids], lambda idx: collate([ids[i] for i in idx], [labels[i] for i in idx]),
                                info={"long_sentences": sum(labels)})

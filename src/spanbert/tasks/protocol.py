@@ -190,9 +190,10 @@ class Task:
         """Refuse dev or test data the model cannot be scored on (a label it does not know, ...)
         before any training; by default everything passes."""
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: Any, seed: int) -> TrainingBatches:
-        """The training items of ``train`` encoded for ``model`` (``seed``: for anything the task
-        draws per batch, such as negative spans)."""
+    def training_batches(self, train: TaskData, model, tokenizer, settings: Any, args) -> TrainingBatches:
+        """The training items of ``train`` encoded for ``model``; ``args`` are the loop's settings
+        (:class:`~spanbert.tasks.arguments.FinetuneArguments`: ``args.seed`` for anything the task
+        draws per batch, such as negative spans; the rest for the summary's ``info``)."""
         raise NotImplementedError
 
     def infer(self, model, tokenizer, data: TaskData, settings: Any, *, batch_size: int, precision: str,

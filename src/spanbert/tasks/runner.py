@@ -109,7 +109,7 @@ def finetune_task(task: Task | str, model_path: str | os.PathLike, train_source:
     model, tokenizer, settings = task.load_for_training(model_path, train, options)
     if dropout is not None:  # e.g. 0 for exact comparisons; the checkpoint's otherwise
         set_dropout(model, dropout)
-    batches = task.training_batches(train, model, tokenizer, settings, args.seed)
+    batches = task.training_batches(train, model, tokenizer, settings, args)
     dev_data, dev = None, None
     if dev_source is not None:
         dev_data = task.read(dev_source, options, split="validation").head(max_dev_examples)

@@ -79,7 +79,7 @@ class Classify(Task):
     def check(self, data: TaskData, model, settings: ClassifySettings) -> None:
         check_labels(data.examples, {name: i for i, name in enumerate(_label_names(model))})
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: ClassifySettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: ClassifySettings, args) -> TrainingBatches:
         import numpy as np
 
         from spanbert.tasks.classify.features import build_windows, collate

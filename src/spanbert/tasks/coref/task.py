@@ -83,7 +83,7 @@ class Coref(Task):
         check_positions(model.config, options.max_segment_length, "--max-segment-length")
         return model, tokenizer, options.with_singletons(options.singletons)
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: CorefSettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: CorefSettings, args) -> TrainingBatches:
         """One document per item; longer ones cut to a random window of ``max_training_segments``."""
         from spanbert.tasks.coref.features import SegmentConfig, TrainingCollator, encode_document
 
@@ -92,13 +92,14 @@ class Coref(Task):
         if not encoded:
             raise ConfigError(f"{train.extra['sources']}: no document with candidate spans to learn from")
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        collate = TrainingCollator(encoded, pad, settings.max_training_segments or None, seed=seed)
+        collate = TrainingCollator(encoded, pad, settings.max_training_segments or None, seed=args.seed)
         return TrainingBatches(collate.lengths(), collate, info={
             "train_documents": len(encoded),
             "train_words": sum(e.num_words for e in encoded), "train_mentions": sum(d.num_mentions for d in train.examples),
             "mentions_not_candidates": sum(e.gold_not_candidates for e in encoded),
             "train_segments": sum(len(e.segments) for e in encoded), "max_segment_length": settings.max_segment_length,
-            "max_training_segments": settings.max_training_segments or None, "head": settings.head(),
+            "max_training_segments": settings.max_training_segments or None, "head": settings.head(), "lr": args.lr,
+            "head_lr": args.head_lr,
             "singleton_threshold": settings.singleton_threshold})
 
     def infer(self, model, tokenizer, data: TaskData, settings: CorefSettings, *, batch_size: int, precision: str,

@@ -93,7 +93,7 @@ class SpanNer(Task):
         check_positions(model.config, options.max_seq_length)
         return model, tokenizer, NerSettings(WindowConfig(options.max_seq_length), fit_threshold=options.fit_threshold)
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: NerSettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: NerSettings, args) -> TrainingBatches:
         from spanbert.tasks.ner.features import TrainingCollator, encode_sentences
 
         config, sentences = model.config, train.examples
@@ -104,7 +104,7 @@ class SpanNer(Task):
                     train.extra["corpus"].summary(), len(encoded), too_wide, config.max_span_width,
                     encoded.gold_cut_by_windows)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        collate = TrainingCollator(encoded, config.max_span_width, config.negative_ratio, pad, seed=seed)
+        collate = TrainingCollator(encoded, config.max_span_width, config.negative_ratio, pad, seed=args.seed)
         return TrainingBatches(encoded.lengths(), collate, info={
             "train_entities": sum(len(g) for g in gold), "train_windows": len(encoded),
             "scheme_read": train.extra["corpus"].scheme, "labels": _labels(model)[1:],

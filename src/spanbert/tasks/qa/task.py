@@ -99,7 +99,7 @@ class QA(Task):
         check_positions(model.config, settings.windows.max_seq_length)
         return model, tokenizer, settings
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: QASettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: QASettings, args) -> TrainingBatches:
         from spanbert.tasks.qa.features import build_features, collate_windows, span_loss
 
         feats = build_features(train.examples, tokenizer, settings.windows, training=True)

@@ -110,7 +110,7 @@ class Relations(Task):
     def check(self, data: TaskData, model, settings: RelationSettings) -> None:
         check_labels(data.examples, model.config.label2id)
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: RelationSettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: RelationSettings, args) -> TrainingBatches:
         import numpy as np
         import torch
 
@@ -127,7 +127,8 @@ class Relations(Task):
         return TrainingBatches(feats.lengths(), lambda idx: collate(feats, idx, pad, labels=True), info={
             "labels": config.num_labels, "no_relation_label": settings.no_relation_label, "pooling": settings.pooling,
             "marker_style": settings.marker_style, "marker_tokens": scheme.tokens(),
-            "max_seq_length": settings.max_seq_length, "train_truncated": feats.truncated, "seed": seed,
+            "max_seq_length": settings.max_seq_length, "train_truncated": feats.truncated,
+            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "torch_threads": torch.get_num_threads()})
 
     def infer(self, model, tokenizer, data: TaskData, settings: RelationSettings, *, batch_size: int, precision: str,

@@ -96,7 +96,7 @@ class Summarize(Task):
         check_positions(model.config, model.config.max_segment_length)
         return model, tokenizer, options
 
-    def training_batches(self, train: TaskData, model, tokenizer, settings: SummarizeSettings, seed: int) -> TrainingBatches:
+    def training_batches(self, train: TaskData, model, tokenizer, settings: SummarizeSettings, args) -> TrainingBatches:
         """Sentences labelled 0/1 by our greedy oracle (``oracle``) or the file's own (``file``)."""
         from spanbert.tasks.summarize.features import collate_documents, encode_document
 
