@@ -193,6 +193,7 @@ class ServedModel:
     folder: Path
     api: Any
     labels: list[str] | None
+    handler: Any = None  # the registered task serving it (None: span infilling), looked up once at load
 
     @classmethod
     def load(cls, folder: str | os.PathLike, task: str | None = None, device: str | None = None) -> ServedModel:
@@ -201,13 +202,12 @@ class ServedModel:
         task = task or detect_task(path)
         found = registered(task)
         api = found.load_predictor(path, device) if found is not None else _load_fill(path, device)
-        return cls(path.name, task, path, api, labels_of(task, api))
+        return cls(path.name, task, path, api, labels_of(task, api), found)
 
     def predict(self, items: list[dict], options: dict | None = None) -> list[dict]:
         """One JSON-ready result per item (see each task's ``serve``)."""
-        found = registered(self.task)
-        if found is not None:
-            return found.serve(self.api, items, options or {})
+        if self.handler is not None:
+            return self.handler.serve(self.api, items, options or {})
         return _predict_fill(self.api, items, options or {})
 
     def twin(self) -> ServedModel:
