@@ -19,7 +19,8 @@ import torch
 from spanbert.pretrain.collator import SpanMaskingCollator
 from spanbert.core.flops import pretraining_step_flops
 from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
-from spanbert.pretrain.train import PretrainArguments, build_optimizer
+from spanbert.pretrain.arguments import PretrainArguments
+from spanbert.pretrain.train import build_optimizer
 
 
 class _Tok:

@@ -39,7 +39,8 @@ from spanbert.pretrain.collator import SpanMaskingCollator
 from spanbert.core.dropout import use_hashed_dropout
 from spanbert.core.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.pretrain.train import PretrainArguments, build_optimizer, tune_glibc_malloc
+from spanbert.pretrain.arguments import PretrainArguments
+from spanbert.pretrain.train import build_optimizer, tune_glibc_malloc
 from spanbert.pretrain.words import batch_word_starts
 
 from realtext import sotu_texts

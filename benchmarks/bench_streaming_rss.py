@@ -519,8 +519,8 @@ class TrainSettings:
 def run_training(sources: Sequence[str], tokenizer_dir: Path, out_dir: Path, settings: TrainSettings,
                  limit_bytes: int) -> dict[str, Any]:
     """Phase 2: ``run_pretrain_job(streaming=True)`` for ``settings.steps`` steps, RSS sampled by step."""
-    from spanbert.pretrain.pipeline import PretrainJob, run_pretrain_job
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.arguments import PretrainArguments, PretrainJob
+    from spanbert.pretrain.pipeline import run_pretrain_job
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -25,7 +25,8 @@ from spanbert.core.errors import ConfigError
 from spanbert.pretrain.hf_trainer import SpanBertTrainer, SpanBertTrainerCallback
 from spanbert.pretrain.masking import IGNORE_INDEX, MaskingConfig
 from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
-from spanbert.pretrain.train import PretrainArguments, epoch_batches, pretrain
+from spanbert.pretrain.arguments import PretrainArguments
+from spanbert.pretrain.train import epoch_batches, pretrain
 
 from .conftest import DATA
 

@@ -28,7 +28,7 @@ TINY = {**TINY_BERT, "max_position_embeddings": 64}
     ("adam_eps", 0.0), ("max_grad_norm", math.nan), ("batch_size", 0), ("max_steps", 0), ("lr", "1e-4"),
 ])
 def test_pretrain_arguments_refuse_bad_values(field, value):
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.arguments import PretrainArguments
 
     with pytest.raises(ConfigError, match=field) as info:
         PretrainArguments(output_dir="out", **{field: value})
@@ -37,7 +37,7 @@ def test_pretrain_arguments_refuse_bad_values(field, value):
 
 
 def test_pretrain_arguments_accept_the_edges():
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.arguments import PretrainArguments
 
     PretrainArguments(output_dir="out", warmup_steps=0, weight_decay=0.0, seed=2**32 - 1, save_every=0, num_workers=0,
                       max_grad_norm=math.inf, time_budget_s=0.5)
@@ -48,8 +48,7 @@ def test_pretrain_arguments_accept_the_edges():
     ({"dropout": 1.0}, "--dropout"), ({"dropout": math.nan}, "--dropout"), ({"max_length": 7}, "--max-length"),
 ])
 def test_pretrain_job_refuses_bad_values(fields, option):
-    from spanbert.pretrain.pipeline import PretrainJob
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.arguments import PretrainArguments, PretrainJob
 
     with pytest.raises(ConfigError, match=option):
         PretrainJob(corpus=["x.txt"], train=PretrainArguments(output_dir="out"), **fields)

@@ -196,7 +196,7 @@ def test_the_python_api_keeps_a_run_folder_to_one_run_too(tiny_tokenizer, tmp_pa
     from spanbert.pretrain.corpus import load_corpus, pack_documents
     from spanbert.core.errors import ConfigError
     from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.arguments import PretrainArguments
     from spanbert.pretrain.train import pretrain as train
 
     packed = pack_documents(load_corpus([str(DATA / "tiny_corpus.txt")]), tiny_tokenizer, max_length=48)

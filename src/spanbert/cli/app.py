@@ -14,14 +14,16 @@ import logging
 import os
 import re
 import sys
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from spanbert.core.errors import ConfigError, SpanBertError, one_line
-from spanbert.core.precision import PRECISION_HELP
+from spanbert.core.options import (PRECISION_ALIAS, TRANSFORMERS_NAMES, alias_parameter, dataclass_options, dataclass_values,
+                                   option_parameter, with_aliases)
+from spanbert.core.precision import PRECISION_HELP, PrecisionName
+from spanbert.pretrain.arguments import DOC_PER_HELP
 
 app = typer.Typer(
     name="spanbert",
@@ -46,19 +48,6 @@ for _group, _name in ((finetune_app, "finetune"), (evaluate_app, "evaluate"), (p
     app.add_typer(_group, name=_name)
 
 
-class Scheme(str, Enum):
-    span = "span"
-    whole_word = "whole_word"
-    token = "token"
-
-
-class Precision(str, Enum):
-    no = "no"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    auto = "auto"
-
-
 def _quiet_libraries() -> None:
     """Keep library chatter (load reports, shard progress bars) off the user's terminal."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -73,150 +62,49 @@ def _quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
 
 
-RESUME_HELP = (
-    "Continue exactly from the newest intact checkpoint in --output (a damaged newer one is skipped with a warning). "
-    "Options left out take the stored run's values (training_args.json), --corpus included; an option that changes "
-    "the training (corpus, tokenizer, --init-from, --preset, --max-length, masking and its geometry, --sbo-weight, "
-    "--dropout, --batch-size, --grad-accum, --lr, warm-up, --seed, --precision, held-out set, ...) given with another "
-    "value is refused. --max-steps or --epochs (extend the run; default: the stored steps), --save-every, "
-    "--eval-every, --time-budget, --num-proc, --num-workers, --compile and --progress may change, and so may the "
-    "number of processes where it divides --batch-size."
-)
-
-
-class DocPer(str, Enum):
-    file = "file"
-    blank_line = "blank_line"
-    line = "line"
-
-
-DOC_PER_HELP = ("Plain text: one document per file, per block between blank lines (blank_line), or per line "
-                "(line: e.g. one sentence or paragraph a line). JSON Lines: always one per record.")
-SEED_HELP = "Seed of the weights, masks, data order and dropout."
+DOC_PER = Literal["file", "blank_line", "line"]
 
 
 def _given_parameters(ctx: typer.Context) -> frozenset[str]:
-    """Names of the command's parameters set on the command line (or from the environment), not by default."""
+    """Names of the command's parameters set on the command line (or from the environment), not
+    by default; a hidden old name (:func:`spanbert.core.options.with_aliases`) counts as its option."""
     # (by name: typer may bring its own copy of click, whose ParameterSource is another class)
     sources = {name: getattr(ctx.get_parameter_source(name), "name", None) for name in ctx.params}
-    return frozenset(name for name, source in sources.items() if source not in (None, "DEFAULT", "DEFAULT_MAP"))
+    aliases = {alias_parameter(old): target for old, target in {**PRECISION_ALIAS, **TRANSFORMERS_NAMES}.items()}
+    return frozenset(aliases.get(name, name) for name, source in sources.items()
+                     if source not in (None, "DEFAULT", "DEFAULT_MAP"))
 
 
-def _precision_option(precision: Precision, alias: Precision | None, given: frozenset[str]) -> tuple[str, frozenset[str]]:
-    """The precision of ``--precision`` or its hidden alias ``--mixed-precision`` (accelerate's
-    name), and ``given`` with the alias counted as ``precision``."""
-    if alias is None:
-        return precision.value, given
-    if "precision" in given and alias != precision:
-        raise ConfigError(f"--precision {precision.value} and --mixed-precision {alias.value}: the same option under two "
-                          "names; give one")
-    return alias.value, (given - {"mixed_precision"}) | {"precision"}
+def _pretrain_options() -> list[inspect.Parameter]:
+    """``spanbert pretrain``'s options: the option fields of the run's dataclasses (defaults and
+    help there, once), --output first, and --time-budget in minutes."""
+    from spanbert.pretrain.arguments import PretrainArguments, PretrainJob
+    from spanbert.pretrain.masking import MaskingConfig
+
+    output, *train = dataclass_options(PretrainArguments)
+    budget = Annotated[float | None, typer.Option(help=(
+        "Stop after this many minutes of training by this invocation (a checkpoint and the model are saved); a "
+        "resumed run gets the whole budget again, and held-out evaluation does not count."))]
+    ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    return [ctx, output, *dataclass_options(PretrainJob), *dataclass_options(MaskingConfig), *train,
+            option_parameter("time_budget", budget, None)]
 
 
-def _alias_value(name: str, value, alias: str, alias_value, given: frozenset[str]):
-    """``(value, given)`` of an option that also has a hidden name: the transformers script name
-    (``--learning-rate`` for ``--lr``, ...) wins when given, and counts as ``name`` in ``given``;
-    both names with different values is a one-line error."""
-    if alias_value is None:
-        return value, given
-    flag, alias_flag = "--" + name.replace("_", "-"), "--" + alias.replace("_", "-")
-    if name in given and alias_value != value:
-        raise ConfigError(f"{flag} {value} and {alias_flag} {alias_value}: the same option under two names; give one")
-    return alias_value, (given - {alias}) | {name}
-
-
-@app.command()
-def pretrain(
-    ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: final model, metrics.csv, loss_curve.png, checkpoints/. It belongs to one run: a new run into a folder holding another needs --resume or --overwrite.")],
-    corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Text/JSONL(.gz) files or folders, a saved dataset folder, or hf:NAME[:CONFIG]; repeatable. Required, except with --resume (the stored run's).")] = None,
-    validation_corpus: Annotated[list[str] | None, typer.Option("--validation-corpus", help="Held-out text, read like --corpus (repeatable), never trained on: its MLM/SBO loss and accuracy are measured before training, every --eval-every steps and at the end (heldout_* columns of metrics.csv, heldout_metrics.jsonl, the loss plot). Instead of --heldout-fraction; works with --streaming.")] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder (a fast tokenizer). Default: the --init-from one, else a WordPiece vocabulary trained on the corpus.")] = None,
-    init_from: Annotated[str | None, typer.Option(help="Continue from any BERT checkpoint folder; missing MLM/SBO heads are created (the run prints which).")] = None,
-    preset: Annotated[str, typer.Option(help="Model size from scratch: tiny, mini, small, minilm, medium, base, large.")] = "mini",
-    vocab_size: Annotated[int, typer.Option(min=1, help="Vocabulary size when a tokenizer is trained.")] = 30000,
-    lowercase: Annotated[bool, typer.Option(help="Lowercase when a tokenizer is trained (default cased).")] = False,
-    max_length: Annotated[int, typer.Option(min=1, help="Tokens per segment, [CLS] and [SEP] included.")] = 512,
-    text_field: Annotated[str, typer.Option(help="Text field of JSON Lines / datasets sources.")] = "text",
-    doc_per: Annotated[DocPer, typer.Option(help=DOC_PER_HELP)] = DocPer.blank_line,
-    streaming: Annotated[bool, typer.Option(help="Read the corpus lazily (needs --max-steps).")] = False,
-    word_segmenter: Annotated[str, typer.Option(help="Whole words for masking: none (the tokenizer's words; each Chinese character is one) or jieba (Chinese words, pip install 'spanbert[chinese]').")] = "none",
-    num_proc: Annotated[int | None, typer.Option(help="Processes tokenising the corpus (not with --streaming).")] = None,
-    masking: Annotated[Scheme, typer.Option(help="Masking scheme: span (SpanBERT), whole_word or token (BERT).")] = Scheme.span,
-    mask_ratio: Annotated[float, typer.Option(help="Share of tokens masked.")] = 0.15,
-    geometric_p: Annotated[float, typer.Option(help="Span masking: span lengths in words are drawn from Geometric(p) truncated to 1..--max-span-words (the paper: 0.2, mean 3.8 words; larger p, shorter spans).")] = 0.2,
-    max_span_words: Annotated[int, typer.Option(min=1, help="Span masking: the longest span in words (the paper: 10).")] = 10,
-    sbo_weight: Annotated[float, typer.Option(help="Weight of the span boundary loss (0 disables SBO).")] = 1.0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per optimizer step, all processes and accumulation steps together (each process's micro-batch: batch-size / (processes x --grad-accum), which must divide).")] = 32,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Split each process's share of --batch-size into N micro-batches (less memory, the same step).")] = 1,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps (default: --epochs worth).")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the corpus when --max-steps is not given.")] = 1.0,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
-    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear warm-up steps (wins over --warmup-ratio).")] = None,
-    warmup_ratio: Annotated[float, typer.Option(help="Linear warm-up as a share of the steps, when --warmup-steps is not given.")] = 0.06,
-    weight_decay: Annotated[float, typer.Option()] = 0.01,
-    dropout: Annotated[float | None, typer.Option(help="Dropout (default: the checkpoint's or 0.1).")] = None,
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP + " The run prints what auto became.")] = Precision.auto,
-    mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 42,
-    save_every: Annotated[int, typer.Option(min=0, help="Checkpoint every N optimizer steps (0: only at the end).")] = 500,
-    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes of training by this invocation (a checkpoint and the model are saved); a resumed run gets the whole budget again, and held-out evaluation does not count.")] = None,
-    resume: Annotated[bool, typer.Option(help=RESUME_HELP)] = False,
-    overwrite: Annotated[bool, typer.Option(help="Delete the run already in --output (its checkpoints, metrics, model and other files a run writes; other files stay) and start afresh.")] = False,
-    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    compile: Annotated[bool, typer.Option(help="torch.compile the model (minutes of warm-up on CPU).")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    head_lr: Annotated[float | None, typer.Option(help="Peak learning rate of the MLM/SBO heads (everything outside the encoder; default: --lr).")] = None,
-    head_warmup_steps: Annotated[int, typer.Option(min=0, help="Train only the heads (encoder frozen) for the first N steps, then everything, the encoder with its own warm-up and decay over the remaining steps: for continuing a checkpoint without heads.")] = 0,
-    heldout_fraction: Annotated[float, typer.Option(help="Share of the documents held out of training (seeded); their MLM/SBO loss and accuracy are measured before and after training into heldout_metrics.jsonl, heldout_summary.json and the heldout_* columns of metrics.csv (0: off). See also --validation-corpus.")] = 0.0,
-    eval_every: Annotated[int, typer.Option(min=0, help="With --heldout-fraction or --validation-corpus: also evaluate every N steps (0: only before and after).")] = 0,
-    learning_rate: Annotated[float | None, typer.Option(hidden=True, help="transformers' name of --lr.")] = None,
-    num_train_epochs: Annotated[float | None, typer.Option(hidden=True, help="transformers' name of --epochs.")] = None,
-    gradient_accumulation_steps: Annotated[int | None, typer.Option(min=1, hidden=True, help="transformers' name of --grad-accum.")] = None,
-) -> None:
+def pretrain(ctx: typer.Context, *, time_budget: float | None = None, **values) -> None:
     """Pre-train SpanBERT (span masking + span boundary objective) on your corpus."""
     _quiet_libraries()
+    from spanbert.pretrain.arguments import PretrainArguments, PretrainJob
     from spanbert.pretrain.masking import MaskingConfig
-    from spanbert.pretrain.pipeline import PretrainJob, run_pretrain_job
-    from spanbert.pretrain.train import PretrainArguments
+    from spanbert.pretrain.pipeline import run_pretrain_job
 
-    precision_value, given = _precision_option(precision, mixed_precision, _given_parameters(ctx))
-    lr, given = _alias_value("lr", lr, "learning_rate", learning_rate, given)
-    epochs, given = _alias_value("epochs", epochs, "num_train_epochs", num_train_epochs, given)
-    grad_accum, given = _alias_value("grad_accum", grad_accum, "gradient_accumulation_steps", gradient_accumulation_steps, given)
-    if not 0 < geometric_p <= 1:  # (nan fails too)
-        raise ConfigError(f"--geometric-p {geometric_p}: must be a probability in (0, 1] (1: every span one word)")
-    job = PretrainJob(
-        corpus=list(corpus or []),
-        validation_corpus=list(validation_corpus or []),
-        tokenizer=tokenizer,
-        init_from=init_from,
-        preset=preset,
-        vocab_size=vocab_size,
-        lowercase=lowercase,
-        max_length=max_length,
-        text_field=text_field,
-        doc_per=doc_per.value,
-        streaming=streaming,
-        word_segmenter=word_segmenter,
-        num_proc=num_proc,
-        masking=MaskingConfig(scheme=masking.value, mask_ratio=mask_ratio, geometric_p=geometric_p,
-                              max_span_words=max_span_words),
-        sbo_loss_weight=sbo_weight,
-        resume=resume,
-        overwrite=overwrite,
-        given_options=given,
-        dropout=dropout,
-        heldout_fraction=heldout_fraction,
-        train=PretrainArguments(
-            output_dir=str(output), batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
-            epochs=epochs, lr=lr, warmup_steps=warmup_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
-            mixed_precision=precision_value, seed=seed, save_every=save_every,
-            time_budget_s=None if time_budget is None else time_budget * 60, num_workers=num_workers,
-            compile=compile, progress=progress, head_lr=head_lr, head_warmup_steps=head_warmup_steps,
-            eval_every=eval_every,
-        ),
-    )
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    if not 0 < values["geometric_p"] <= 1:  # (nan fails too)
+        raise ConfigError(f"--geometric-p {values['geometric_p']}: must be a probability in (0, 1] (1: every span one word)")
+    train = PretrainArguments(**dataclass_values(PretrainArguments, values),
+                              time_budget_s=None if time_budget is None else time_budget * 60)
+    job = PretrainJob(**dataclass_values(PretrainJob, values), train=train,
+                      masking=MaskingConfig(**dataclass_values(MaskingConfig, values)),
+                      given_options=_given_parameters(ctx))
     result = run_pretrain_job(job)
     if int(os.environ.get("RANK", "0")) != 0:  # one summary per run, not per process
         return
@@ -232,6 +120,10 @@ def pretrain(
         typer.echo(f"loss curve: {result.loss_plot}")
 
 
+pretrain.__signature__ = inspect.Signature(_pretrain_options())  # type: ignore[attr-defined]
+app.command()(with_aliases({**PRECISION_ALIAS, **TRANSFORMERS_NAMES})(pretrain))
+
+
 @tokenizer_app.command("train")
 def tokenizer_train(
     corpus: Annotated[list[str], typer.Option("--corpus", help="Text/JSONL(.gz) files or folders; repeatable.")],
@@ -240,7 +132,7 @@ def tokenizer_train(
     lowercase: Annotated[bool, typer.Option(help="Lowercase (BERT uncased); default cased.")] = False,
     min_frequency: Annotated[int, typer.Option(min=0)] = 2,
     text_field: Annotated[str, typer.Option()] = "text",
-    doc_per: Annotated[DocPer, typer.Option(help=DOC_PER_HELP)] = DocPer.blank_line,
+    doc_per: Annotated[DOC_PER, typer.Option(help=DOC_PER_HELP)] = "blank_line",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing tokenizer folder.")] = False,
 ) -> None:
     """Train a WordPiece vocabulary on a corpus (cased by default)."""
@@ -248,7 +140,7 @@ def tokenizer_train(
     from spanbert.pretrain.tokenizer import train_tokenizer_from_files
 
     tok = train_tokenizer_from_files(corpus, output, vocab_size=vocab_size, lowercase=lowercase,
-                                     min_frequency=min_frequency, text_field=text_field, doc_per=doc_per.value,
+                                     min_frequency=min_frequency, text_field=text_field, doc_per=doc_per,
                                      overwrite=overwrite)
     typer.echo(f"{len(tok)} tokens -> {output}")
 
@@ -275,8 +167,8 @@ def fill(
 
 
 @app.command()
+@with_aliases(PRECISION_ALIAS)
 def demo(
-    ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")] = Path("spanbert-demo"),
     minutes: Annotated[float, typer.Option(help="Safety cap on training time in minutes; the output says if it "
                                                  "cut the planned steps short.")] = 10.0,
@@ -289,17 +181,15 @@ def demo(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the train/dev/test split and of training (default 0: the "
                                                  "split and numbers the README shows).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    precision: Annotated[Precision, typer.Option(help=PRECISION_HELP + " The run prints what auto became.")] = Precision.auto,
-    mixed_precision: Annotated[Precision | None, typer.Option(hidden=True, help="Old name of --precision.")] = None,
+    precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP + " The run prints what auto became.")] = "auto",
 ) -> None:
     """The main job: pre-train SpanBERT on part of the bundled State of the Union sample, score span
     fills on held-out text (MLM, SBO, joint vs. a unigram baseline), then show fills."""
     _quiet_libraries()
     from spanbert.pretrain.demo import run_demo
 
-    value, _ = _precision_option(precision, mixed_precision, _given_parameters(ctx))
     run_demo(output, minutes=minutes, steps=steps, init_from=init_from, preset=preset, seed=seed, progress=progress,
-             precision=value)
+             precision=precision)
 
 
 _REGISTERED: set[str] = set()  # tasks whose commands are on the CLI

@@ -9,7 +9,7 @@ accelerate.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from spanbert.core.errors import ConfigError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 PRECISIONS = ("no", "bf16", "fp16", "auto")
+PrecisionName = Literal["no", "bf16", "fp16", "auto"]  # the type of every precision setting and option
 # The help of every --precision option.
 PRECISION_HELP = ("no (fp32), bf16, fp16 (GPU), or auto = bf16 where the hardware has it natively (bf16 GPUs, CPUs with "
                   "AVX512-BF16/AMX), else fp32.")

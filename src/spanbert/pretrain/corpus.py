@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from spanbert.core.errors import ConfigError, CorpusError, SpanBertError, TokenizerError
 from spanbert.core.sources import load_hub_dataset, load_saved_dataset
+from spanbert.pretrain.arguments import MIN_SEGMENT_TOKENS
 from spanbert.pretrain.words import batch_word_starts
 
 __all__ = [
@@ -558,7 +559,7 @@ def pack_documents(
     tokenizer: Any,
     *,
     max_length: int = 512,
-    min_tokens: int = 8,
+    min_tokens: int = MIN_SEGMENT_TOKENS,
     batch_size: int = 256,
     sentence_mode: SentenceMode = "regex",
     pre_segmenter: Callable[[str], list[tuple[int, int]]] | None = None,

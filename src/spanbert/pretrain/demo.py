@@ -28,8 +28,9 @@ from spanbert.core.atomic import atomic_write_json, atomic_write_text
 from spanbert.pretrain.corpus import sample_corpus_path, sentence_starts
 from spanbert.core.errors import ConfigError
 from spanbert.pretrain.masking import MaskingConfig
-from spanbert.pretrain.pipeline import PretrainJob, run_pretrain_job
-from spanbert.pretrain.train import PretrainArguments, PretrainResult
+from spanbert.pretrain.arguments import PretrainArguments, PretrainJob
+from spanbert.pretrain.pipeline import run_pretrain_job
+from spanbert.pretrain.train import PretrainResult
 from spanbert.core.precision import resolve_precision
 
 if TYPE_CHECKING:

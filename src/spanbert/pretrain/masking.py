@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 
 from spanbert.core.errors import ConfigError
+from spanbert.core.options import option
 
 __all__ = [
     "IGNORE_INDEX",
@@ -56,11 +57,15 @@ ACTION_MASK, ACTION_RANDOM, ACTION_KEEP = 0, 1, 2
 class MaskingConfig:
     """How tokens are chosen and replaced. Defaults are SpanBERT's published settings."""
 
-    scheme: Literal["span", "whole_word", "token"] = "span"
-    mask_ratio: float = 0.15  # fraction of maskable tokens chosen (rounded up)
-    geometric_p: float = 0.2  # span length ~ Geometric(p) over words, truncated
+    scheme: Literal["span", "whole_word", "token"] = option(
+        "span", option="masking", help="Masking scheme: span (SpanBERT), whole_word or token (BERT).")
+    # fraction of maskable tokens chosen (rounded up)
+    mask_ratio: float = option(0.15, help="Share of tokens masked.")
+    geometric_p: float = option(0.2, help=(
+        "Span masking: span lengths in words are drawn from Geometric(p) truncated to 1..--max-span-words (the "
+        "paper: 0.2, mean 3.8 words; larger p, shorter spans)."))
     min_span_words: int = 1
-    max_span_words: int = 10
+    max_span_words: int = option(10, min=1, help="Span masking: the longest span in words (the paper: 10).")
     mask_prob: float = 0.8  # a chosen span becomes all [MASK]
     random_prob: float = 0.1  # ... all random tokens; the rest are kept unchanged
     max_pair_targets: int = 15  # SBO targets per span (its first tokens)

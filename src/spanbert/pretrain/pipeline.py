@@ -7,9 +7,8 @@ This is what ``spanbert pretrain`` runs; the pieces live in their own modules (`
 from __future__ import annotations
 
 import logging
-import math
 import shutil
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,8 @@ from spanbert.pretrain.segmenters import PreSegmenter, get_segmenter
 from spanbert.pretrain.modeling import PRESETS, SpanBertForPreTraining, config_from_preset, load_pretraining_model
 from spanbert.pretrain.tokenizer import train_tokenizer_from_files
 from spanbert.core.checkpoints import load_tokenizer
-from spanbert.pretrain.train import TRAJECTORY_ARGS, PretrainArguments, PretrainResult, check_resume_settings, check_run_folder, flatten_settings, pretrain, previous_run_files, resume_batch_error, same_setting, stored_global_batch, stored_run_arguments
+from spanbert.pretrain.arguments import MIN_SEGMENT_TOKENS, TRAJECTORY_ARGS, PretrainArguments, PretrainJob
+from spanbert.pretrain.train import PretrainResult, check_resume_settings, check_run_folder, flatten_settings, pretrain, previous_run_files, resume_batch_error, same_setting, stored_global_batch, stored_run_arguments
 from spanbert.core.run_folder import first_missing_folder, latest_checkpoint, remove_empty_folders
 
 if TYPE_CHECKING:
@@ -32,12 +32,6 @@ logger = logging.getLogger(__name__)
 # the longest segments a from-scratch model is built for (the position table has max(512, --max-length) rows)
 MAX_SCRATCH_POSITIONS = 8192
 
-# Packed segments shorter than this (specials included) are dropped: pack_documents' default.
-MIN_SEGMENT_TOKENS: int = pack_documents.__kwdefaults__["min_tokens"]
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_paths(job: PretrainJob) -> None:
@@ -64,63 +58,6 @@ def _check_paths(job: PretrainJob) -> None:
             check_model_folder(job.init_from)
         except CheckpointError as e:
             raise CheckpointError(f"--init-from {e}") from None
-
-
-@dataclass
-class PretrainJob:
-    """Everything ``spanbert pretrain`` needs; see the CLI's help for each field."""
-
-    corpus: list[str]
-    train: PretrainArguments
-    tokenizer: str | None = None  # a tokenizer directory; default: the --init-from one, else train one
-    init_from: str | None = None  # any BERT checkpoint directory
-    preset: str = "mini"  # model size when training from scratch
-    vocab_size: int = 30000  # when a tokenizer is trained
-    lowercase: bool = False
-    max_length: int = 512
-    text_field: str = "text"
-    doc_per: str = "blank_line"
-    streaming: bool = False
-    word_segmenter: str | None = None  # "jieba": whole words of Chinese text (see spanbert.pretrain.segmenters)
-    num_proc: int | None = None  # processes tokenising the corpus (datasets.map; not when streaming)
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-    sbo_loss_weight: float = 1.0
-    unigram_replacements: bool = True
-    resume: bool = False
-    dropout: float | None = None  # None: the checkpoint's / preset's (0.1)
-    heldout_fraction: float = 0.0  # documents held out of training and scored before/after (0: none)
-    # held-out text given explicitly (read like `corpus`), scored like the --heldout-fraction split
-    validation_corpus: list[str] = field(default_factory=list)
-    overwrite: bool = False  # delete the run already in the output folder (its files only) and start afresh
-    # With resume: the `spanbert pretrain` parameters given on the command line (names as in
-    # spanbert.cli.app.pretrain); the others take the stored run's values. None: every field counts
-    # as given (Python callers), so any difference from the stored run is refused.
-    given_options: frozenset[str] | None = None
-
-    def __post_init__(self) -> None:
-        """Refuse option values that cannot give a sensible run, naming the option."""
-        weight = self.sbo_loss_weight
-        if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
-            raise ConfigError(f"--sbo-weight {weight!r}: must be a finite number >= 0 (0 disables SBO)")
-        if self.dropout is not None and (not _is_number(self.dropout) or not 0 <= self.dropout < 1):
-            raise ConfigError(f"--dropout {self.dropout!r}: must be a probability in [0, 1)")
-        if _is_number(self.max_length) and 2 < self.max_length < MIN_SEGMENT_TOKENS:
-            # (2 or fewer leave no room for a token at all: pack_documents says so.)
-            raise ConfigError(f"--max-length {self.max_length}: segments shorter than {MIN_SEGMENT_TOKENS} tokens are "
-                              f"dropped, so max_length must be at least {MIN_SEGMENT_TOKENS}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ConfigError(f"--num-proc {self.num_proc}: need at least 1 process")
-        if self.num_proc is not None and self.num_proc > 1 and self.streaming:
-            raise ConfigError("--num-proc: a streamed corpus is tokenised as it is read, in the training process")
-        fraction = self.heldout_fraction
-        if not _is_number(fraction) or not 0 <= fraction < 1:
-            raise ConfigError(f"--heldout-fraction {fraction!r}: must be a share of the documents in [0, 1) (0: none)")
-        if fraction > 0 and self.streaming:
-            raise ConfigError("--heldout-fraction: a streamed corpus cannot be split by document (drop --streaming, "
-                              "or give held-out text with --validation-corpus)")
-        if fraction > 0 and self.validation_corpus:
-            raise ConfigError("--validation-corpus and --heldout-fraction: choose one held-out set (the given text, "
-                              "or a share of the corpus's documents)")
 
 
 # The folder under the output folder that a run without --tokenizer/--init-from trains its vocabulary into.

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ from spanbert.core.precision import allow_new_precision, describe_precision, res
 from spanbert.core.run_folder import (CHECKPOINT_DIR, MODEL_FILES, TRAINING_ARGS_FILE, first_missing_folder, list_checkpoints,
                                       remove_empty_folders, remove_run_files)
 from spanbert.pretrain.masking import IGNORE_INDEX
+from spanbert.pretrain.arguments import TRAJECTORY_ARGS, PretrainArguments
 from spanbert.pretrain.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, SpanBertForPreTraining, save_pretraining_folder
 
 logger = logging.getLogger(__name__)
@@ -73,103 +74,6 @@ RUN_FILES = (CHECKPOINT_DIR, METRICS_FILE, TENSORBOARD_DIR, TRAINING_ARGS_FILE, 
 # The final model of save_final_model: weights, config, SBO head and settings, the tokenizer's files.
 MODEL_FILES = (*MODEL_FILES, SBO_HEAD_FILE, SPANBERT_CONFIG_FILE)
 MODEL_CARD_TITLE = "# SpanBERT model trained with the `spanbert` toolkit"
-
-
-@dataclass
-class PretrainArguments:
-    """Settings of a pre-training run (defaults: the authors' published command, scaled down)."""
-
-    output_dir: str
-    # Sequences per optimizer step, all processes and accumulated micro-batches together: each
-    # process takes batch_size / (processes x grad_accum) per micro-batch (micro_batch_size).
-    batch_size: int = 32
-    grad_accum: int = 1  # micro-batches per process per optimizer step (must divide batch_size)
-    max_steps: int | None = None  # optimizer steps; None: `epochs` worth
-    epochs: float = 1.0
-    lr: float = 1e-4
-    warmup_steps: int | None = None  # None: warmup_ratio of max_steps
-    warmup_ratio: float = 0.06  # share of the steps warmed up when warmup_steps is None (10k of 2.4M in the paper)
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-    max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"  # auto: see resolve_precision
-    seed: int = 0
-    log_every: int = 10
-    save_every: int = 500  # optimizer steps between checkpoints (0: only at the end)
-    keep_checkpoints: int = 2
-    # Stop (and checkpoint) after this much training time of this session (a resumed run gets
-    # the whole budget again; held-out evaluation does not count).
-    time_budget_s: float | None = None
-    num_workers: int = 0
-    compile: bool = False
-    hashed_dropout: bool = True  # on CPU: cheaper dropout masks (see spanbert.core.dropout); GPUs keep torch's
-    progress: bool = True
-    stream_shuffle_buffer: int = 10_000
-    head_lr: float | None = None  # peak lr of the parameters outside the encoder (`bert.`); None: lr
-    head_warmup_steps: int = 0  # first N optimizer steps: encoder frozen, only the heads train
-    eval_every: int = 0  # held-out evaluation every N steps besides before and after (0: only those)
-
-    def __post_init__(self) -> None:
-        """Refuse values that cannot give a sensible run; each message names the field and its
-        ``spanbert pretrain`` option."""
-        def number(name: str) -> float:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name} (--{name.replace('_', '-')}): expected a number, got {value!r}")
-            return value
-
-        def require(ok: bool, name: str, rule: str, option: str | None = None) -> None:
-            if not ok:
-                option = option or "--" + name.replace("_", "-")
-                raise ConfigError(f"{name} ({option}): must be {rule}, got {getattr(self, name)!r}")
-
-        for name in ("batch_size", "grad_accum", "keep_checkpoints", "log_every", "stream_shuffle_buffer"):
-            require(number(name) >= 1, name, ">= 1")
-        require(self.batch_size % self.grad_accum == 0, "batch_size",
-                f"a multiple of --grad-accum {self.grad_accum} (the micro-batches split it evenly)")
-        if self.max_steps is not None:
-            require(number("max_steps") >= 1, "max_steps", ">= 1")
-        require(math.isfinite(number("epochs")) and self.epochs > 0, "epochs", "a finite number > 0")
-        require(math.isfinite(number("lr")) and self.lr > 0, "lr", "a finite number > 0")
-        if self.warmup_steps is not None:
-            require(number("warmup_steps") >= 0, "warmup_steps", ">= 0")
-        require(0 <= number("warmup_ratio") < 1, "warmup_ratio", "a share of the steps in [0, 1)")
-        require(math.isfinite(number("weight_decay")) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
-        for name in ("adam_beta1", "adam_beta2"):
-            require(0 <= number(name) < 1, name, "in [0, 1)")
-        require(math.isfinite(number("adam_eps")) and self.adam_eps > 0, "adam_eps", "a finite number > 0")
-        require(number("max_grad_norm") > 0, "max_grad_norm", "> 0 (inf: no clipping)")  # nan fails too
-        require(0 <= number("seed") < 2**32, "seed", "in 0..2**32-1")
-        require(number("save_every") >= 0, "save_every", ">= 0 (0: only at the end)")
-        if self.time_budget_s is not None:
-            require(math.isfinite(number("time_budget_s")) and self.time_budget_s > 0, "time_budget_s",
-                    "a finite time > 0 (seconds here; minutes on the command line)", "--time-budget")
-        require(number("num_workers") >= 0, "num_workers", ">= 0")
-        if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
-            raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
-        if self.head_lr is not None:
-            require(math.isfinite(number("head_lr")) and self.head_lr > 0, "head_lr", "a finite number > 0")
-        for name in ("head_warmup_steps", "eval_every"):
-            require(isinstance(getattr(self, name), int) and number(name) >= 0, name, "a whole number >= 0")
-
-    def micro_batch_size(self, processes: int) -> int:
-        """Sequences each of ``processes`` processes takes per micro-batch: batch_size / (processes x grad_accum).
-
-        Raises:
-            ConfigError: the global batch does not split evenly (one line naming --batch-size).
-        """
-        share = processes * self.grad_accum
-        if self.batch_size % share:
-            raise ConfigError(f"--batch-size {self.batch_size}: must be a multiple of {processes} process(es) x "
-                              f"--grad-accum {self.grad_accum} = {share} (it is the global batch of an optimizer step, "
-                              "split evenly into every process's micro-batches)")
-        return self.batch_size // share
-
-    def warmup_for(self, steps: int) -> int:
-        """Warm-up steps of a schedule over ``steps`` steps: warmup_steps when given, else warmup_ratio of them."""
-        return self.warmup_steps if self.warmup_steps is not None else int(self.warmup_ratio * steps)
 
 
 @dataclass
@@ -547,20 +451,6 @@ def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
 # A run folder belongs to one run. A fresh run refuses a folder that holds another one (unless
 # told to replace it), --resume continues only the run stored there (same settings), and
 # nothing is written into the folder before every check has passed.
-
-# PretrainArguments fields that change what a run computes, with the option that sets each: a
-# resumed run must keep the stored values. The batch size is checked as the global batch
-# (resume_batch_error: folders of older versions record a per-process batch), which any number
-# of processes that divides it continues in the same data order. The other fields (steps,
-# checkpoints, logging, time budget, workers, compile, progress) may change between sessions.
-TRAJECTORY_ARGS: dict[str, str] = {
-    "grad_accum": "--grad-accum", "lr": "--lr", "warmup_steps": "--warmup-steps", "warmup_ratio": "--warmup-ratio",
-    "weight_decay": "--weight-decay", "adam_beta1": "adam_beta1", "adam_beta2": "adam_beta2", "adam_eps": "adam_eps",
-    "max_grad_norm": "max_grad_norm", "mixed_precision": "--precision", "seed": "--seed",
-    "hashed_dropout": "hashed_dropout", "stream_shuffle_buffer": "stream_shuffle_buffer", "head_lr": "--head-lr",
-    "head_warmup_steps": "--head-warmup-steps",
-}
-
 
 def previous_run_files(output_dir: str | os.PathLike) -> list[str]:
     """Names of what shows that a run was trained in ``output_dir`` (checkpoints, metrics,

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from spanbert.core.errors import ConfigError
+from spanbert.core.options import option
+from spanbert.core.precision import PRECISION_HELP, PrecisionName
 
 
 @dataclass
@@ -17,29 +19,46 @@ class FinetuneArguments:
     """Settings of a fine-tuning run (defaults: the SpanBERT authors' QA grid, scaled down)."""
 
     output_dir: str
-    epochs: float = 2.0
-    batch_size: int = 32  # items per optimizer step: all processes and accumulated micro-batches together
-    grad_accum: int = 1  # micro-batches per process per optimizer step: each is batch_size / (processes x grad_accum)
-    lr: float = 5e-5
-    head_lr: float | None = None  # peak rate of the parameters outside the encoder (None: lr)
-    warmup_ratio: float = 0.1  # share of the steps warmed up, unless warmup_steps is given
-    warmup_steps: int | None = None
-    weight_decay: float = 0.01
+    # The task's own defaults of epochs, batch_size and lr replace these on its command line.
+    epochs: float = option(2.0, help="Passes over the training data (at most: see --early-stopping).")
+    # items per optimizer step: all processes and accumulated micro-batches together
+    batch_size: int = option(32, min=1, help=(
+        "Training examples per optimizer step, all processes and --grad-accum micro-batches together."))
+    # micro-batches per process per optimizer step: each is batch_size / (processes x grad_accum)
+    grad_accum: int = option(1, min=1, help=(
+        "Split each batch into N micro-batches per process (less memory, the same steps); must divide --batch-size."))
+    lr: float = option(5e-5, help="Peak learning rate (linear warm-up, then linear decay to 0).")
+    head_lr: float | None = option(None, help=(
+        "Peak learning rate of the task head (parameters outside the encoder); default: --lr."))
+    weight_decay: float = option(0.01, min=0.0, help="AdamW weight decay (weight matrices only).")
+    warmup_ratio: float = option(0.1, help="Share of the steps spent warming up (unless --warmup-steps).")
+    warmup_steps: int | None = option(None, min=0, help="Warm-up steps (instead of --warmup-ratio).")
+    max_steps: int | None = option(None, min=1, help="Optimizer steps (overrides --epochs).")
     max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"  # the CLI's --precision
-    seed: int = 42
-    max_steps: int | None = None  # overrides epochs
-    time_budget_s: float | None = None  # stop early after this much time of this session (dev evaluations included)
-    log_every: int = 20
-    progress: bool = True
+    mixed_precision: PrecisionName = option("auto", option="precision", names=("--precision",),
+                                            help=PRECISION_HELP + " For training and dev evaluation.")
+    seed: int = option(42, min=0, help="Seed of the new head, batch order and dropout.")
+    # stop early after this much time of this session (dev evaluations included); --time-budget in minutes
+    time_budget_s: float | None = None
+    eval_every: int | None = option(None, min=1, help=(
+        "With --dev: evaluate on dev every N steps (default: at the end of every epoch) and after the last step."))
+    select_best: bool = option(True, names=("--select-best/--keep-last",), help=(
+        "With --dev: keep the weights of the best dev evaluation (default) or the last step's."))
+    early_stopping: int | None = option(None, min=1, help=(
+        "With --dev: stop after N dev evaluations in a row without a better score."))
+    save_every: int | None = option(None, min=0, help=(
+        "Checkpoint into OUTPUT/checkpoints every N steps (default: at every dev evaluation, or every epoch end "
+        "without --dev; 0: never). They serve --resume and go once the final model is saved."))
+    keep_checkpoints: int = option(1, min=1, help="Checkpoints kept: the newest N, plus the one with the best dev score.")
+    log_every: int = option(20, min=1, help="A row of finetune_metrics.csv every N steps.")
+    resume: bool = option(False, help=(
+        "Continue the run in --output from its newest intact checkpoint, to the weights and metrics an uninterrupted "
+        "run gives (give the same options; one that changes the training is refused)."))
+    overwrite: bool = option(False, help=(
+        "Delete the run in --output (model, checkpoints, metrics, dev results; files a run did not write stay) and "
+        "start afresh. Without it (or --resume) a non-empty --output is refused."))
+    progress: bool = option(True, help="Show progress bars.")
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (spanbert.core.dropout)
-    eval_every: int | None = None  # steps between dev evaluations (None: at the end of every epoch)
-    select_best: bool = True  # end with the best dev evaluation's weights (False: the last step's)
-    early_stopping: int | None = None  # stop after this many dev evaluations without a better score
-    save_every: int | None = None  # steps between checkpoints (None: at every dev evaluation, else epoch end; 0: none)
-    keep_checkpoints: int = 1  # the newest checkpoints kept (plus the one of the best dev score)
-    resume: bool = False  # continue the run in output_dir from its newest intact checkpoint
-    overwrite: bool = False  # delete the run in output_dir first
     run_settings: dict[str, Any] = field(default_factory=dict)  # the command and its options, for training_args.json
 
     def __post_init__(self) -> None:

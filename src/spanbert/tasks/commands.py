@@ -11,48 +11,17 @@ Nothing heavy is imported here: the commands import torch when they run.
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from spanbert.core.options import PRECISION_ALIAS, dataclass_options, option_parameter, with_aliases
 from spanbert.tasks.options import (Dropout, MaxDevExamples, MaxExamples, MaxTrainExamples, Precision, Progress,
-                                    finetune_command, with_aliases)
+                                    finetune_command)
 from spanbert.tasks.protocol import Task
-
-KEYWORD = inspect.Parameter.KEYWORD_ONLY
-
-
-def _parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
-    return inspect.Parameter(name, KEYWORD, default=default, annotation=annotation)
-
-
-def dataclass_options(cls: type | None, *, evaluate: bool = False) -> list[inspect.Parameter]:
-    """Command parameters of the fields of ``cls`` that have ``help`` in their metadata (with
-    ``evaluate``: only those marked ``"evaluate": True``, optional, default None = as trained).
-    Metadata may give ``names`` (option declarations) and ``min``/``max`` (number bounds)."""
-    if cls is None:
-        return []
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in fields(cls):
-        meta = f.metadata
-        if "help" not in meta or (evaluate and not meta.get("evaluate")):
-            continue
-        bounds = {k: meta[k] for k in ("min", "max") if k in meta}
-        kind = hints[f.name]
-        if evaluate:
-            option = typer.Option(*meta.get("names", ()), help=meta["help"] + " Default: as trained.", **bounds)
-            out.append(_parameter(f.name, Annotated[kind | None, option], None))
-            continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        out.append(_parameter(f.name, Annotated[kind, typer.Option(*meta.get("names", ()), help=meta["help"], **bounds)],
-                              default))
-    return out
-
 
 def _source_type(task: Task) -> Any:
     """What ``--train``/``--dev``/``--data`` parse into: one source, or a list when repeatable."""
@@ -88,19 +57,19 @@ def finetune_command_for(task: Task) -> Callable:
         typer.echo(f"model: {output}")
 
     parameters = [
-        _parameter("model", Annotated[str, typer.Option("--model", "-m", help=(
+        option_parameter("model", Annotated[str, typer.Option("--model", "-m", help=(
             "Any BERT-family folder: ours (spanbert pretrain) or plain transformers."))]),
-        _parameter("train", Annotated[_source_type(task), typer.Option(help=f"Training data: {task.data_help}{_repeat(task)}")]),
-        _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
+        option_parameter("train", Annotated[_source_type(task), typer.Option(help=f"Training data: {task.data_help}{_repeat(task)}")]),
+        option_parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
             "Folder for the fine-tuned model, settings and dev results."))]),
-        _parameter("dev", Annotated[_source_type(task) | None, typer.Option(help=(
+        option_parameter("dev", Annotated[_source_type(task) | None, typer.Option(help=(
             f"Dev data: scored by {task.metric} at every epoch end (the best keeps its weights, see --select-best) "
             f"and evaluated after training.{_repeat(task)}"))], None),
         *dataclass_options(task.options),
-        _parameter("dropout", Dropout, None),
-        _parameter("max_train_examples", MaxTrainExamples, None),
-        _parameter("max_dev_examples", MaxDevExamples, None),
-        _parameter("args", Any, None),
+        option_parameter("dropout", Dropout, None),
+        option_parameter("max_train_examples", MaxTrainExamples, None),
+        option_parameter("max_dev_examples", MaxDevExamples, None),
+        option_parameter("args", Any, None),
     ]
     _with_signature(command, parameters, task.summary)
     return finetune_command(task.name, epochs=task.epochs, batch_size=task.batch_size, lr=task.lr,
@@ -126,20 +95,20 @@ def evaluate_command_for(task: Task) -> Callable:
         typer.echo(f"files: {output}")
 
     parameters = [
-        _parameter("model", Annotated[Path, typer.Option("--model", "-m", help=f"A folder of spanbert finetune {task.name}.")]),
-        _parameter("data", Annotated[_source_type(task), typer.Option(help=f"Labelled data: {task.data_help}{_repeat(task)}")]),
-        _parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
+        option_parameter("model", Annotated[Path, typer.Option("--model", "-m", help=f"A folder of spanbert finetune {task.name}.")]),
+        option_parameter("data", Annotated[_source_type(task), typer.Option(help=f"Labelled data: {task.data_help}{_repeat(task)}")]),
+        option_parameter("output", Annotated[Path, typer.Option("--output", "-o", help=(
             "Folder for the predictions and metrics.json."))]),
         *dataclass_options(task.options, evaluate=True),
         *task.evaluate_parameters(),
-        _parameter("batch_size", Annotated[int, typer.Option(min=1, help=f"{task.eval_unit} per forward pass.")],
+        option_parameter("batch_size", Annotated[int, typer.Option(min=1, help=f"{task.eval_unit} per forward pass.")],
                    task.eval_batch_size),
-        _parameter("precision", Precision, "auto"),
-        _parameter("max_examples", MaxExamples, None),
-        _parameter("progress", Progress, True),
+        option_parameter("precision", Precision, "auto"),
+        option_parameter("max_examples", MaxExamples, None),
+        option_parameter("progress", Progress, True),
     ]
     _with_signature(command, parameters, task.evaluate_summary)
-    return with_aliases({"--mixed-precision": "precision", **task.evaluate_aliases})(command)
+    return with_aliases({**PRECISION_ALIAS, **task.evaluate_aliases})(command)
 
 
-__all__ = ["finetune_command_for", "evaluate_command_for", "dataclass_options"]
+__all__ = ["finetune_command_for", "evaluate_command_for"]

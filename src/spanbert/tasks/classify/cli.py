@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from spanbert.tasks.options import Precision, texts_to_predict, with_aliases
+from spanbert.core.options import PRECISION_ALIAS, with_aliases
+from spanbert.tasks.options import Precision, texts_to_predict
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases(PRECISION_ALIAS)
 def predict_classify_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned classifier folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to classify; repeatable.")] = None,

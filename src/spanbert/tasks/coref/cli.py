@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError, CorpusError
-from spanbert.tasks.options import MaxExamples, Precision, Progress, report_scores, with_aliases
+from spanbert.core.options import PRECISION_ALIAS, with_aliases
+from spanbert.tasks.options import MaxExamples, Precision, Progress, report_scores
 
 
 def score_coref_files(key: str | Path, response: str | Path, metric: str = "all") -> dict:
@@ -51,7 +52,7 @@ def score_coref_command(
     report_scores(metrics, output)
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases(PRECISION_ALIAS)
 def predict_coref_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to resolve (one document); repeatable.")] = None,
@@ -108,7 +109,7 @@ def score_gap_command(
     report_scores(scores, output)
 
 
-@with_aliases({"--mixed-precision": "precision", "--limit": "max_examples"})
+@with_aliases({**PRECISION_ALIAS, "--limit": "max_examples"})
 def evaluate_gap_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned coreference model folder.")],
     data: Annotated[Path, typer.Option(help="GAP TSV with its header (gap-test.tsv, ...).")],

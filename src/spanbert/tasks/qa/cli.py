@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.options import Precision, read_text_file, with_aliases
+from spanbert.core.options import PRECISION_ALIAS, with_aliases
+from spanbert.tasks.options import Precision, read_text_file
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases(PRECISION_ALIAS)
 def predict_qa_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned QA model folder.")],
     question: Annotated[list[str], typer.Option("--question", "-q", help="A question; repeatable (all about the same context).")],

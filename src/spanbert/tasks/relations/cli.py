@@ -14,10 +14,11 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.options import Precision, with_aliases
+from spanbert.core.options import PRECISION_ALIAS, with_aliases
+from spanbert.tasks.options import Precision
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases(PRECISION_ALIAS)
 def predict_relations_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned relation model folder.")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A sentence with <e1>subject</e1> and <e2>object</e2> marked (<e1:TYPE> gives a type); repeatable.")] = None,

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from spanbert.core.errors import ConfigError
-from spanbert.tasks.options import Precision, read_text_file, report_scores, with_aliases
+from spanbert.core.options import PRECISION_ALIAS, with_aliases
+from spanbert.tasks.options import Precision, read_text_file, report_scores
 
 
-@with_aliases({"--mixed-precision": "precision"})
+@with_aliases(PRECISION_ALIAS)
 def predict_summarize_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="A fine-tuned summarizer folder.")],
     text: Annotated[str | None, typer.Option(help="The text to summarise.")] = None,
