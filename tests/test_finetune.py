@@ -44,7 +44,7 @@ def test_head_learning_rate_groups():
 
     from spanbert.core.errors import ConfigError
     from spanbert.tasks.arguments import FinetuneArguments
-    from spanbert.pretrain.train import adamw
+    from spanbert.core.training import adamw
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,

@@ -22,7 +22,8 @@ from spanbert.pretrain.modeling import PRESETS, SpanBertForPreTraining, config_f
 from spanbert.pretrain.tokenizer import train_tokenizer_from_files
 from spanbert.core.checkpoints import load_tokenizer
 from spanbert.pretrain.arguments import MIN_SEGMENT_TOKENS, TRAJECTORY_ARGS, PretrainArguments, PretrainJob
-from spanbert.pretrain.train import PretrainResult, check_resume_settings, check_run_folder, flatten_settings, pretrain, previous_run_files, resume_batch_error, same_setting, stored_global_batch, stored_run_arguments
+from spanbert.pretrain.train import PretrainResult, check_run_folder, pretrain, previous_run_files, resume_batch_error, stored_global_batch
+from spanbert.core.training import check_resume_settings, flatten_settings, same_setting, stored_run_arguments
 from spanbert.core.run_folder import first_missing_folder, latest_checkpoint, remove_empty_folders
 
 if TYPE_CHECKING:

@@ -27,11 +27,10 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -39,18 +38,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from spanbert.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, publish_files
+from spanbert.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, publish_files
 from spanbert.core.dropout import use_hashed_dropout
-from spanbert.core.errors import CheckpointError, ConfigError
+from spanbert.core.errors import ConfigError
 from spanbert.core.flops import pretraining_step_flops
 from spanbert.core.precision import allow_new_precision, describe_precision, resolve_precision
 from spanbert.core.run_folder import (CHECKPOINT_DIR, MODEL_FILES, TRAINING_ARGS_FILE, first_missing_folder, list_checkpoints,
                                       remove_empty_folders, remove_run_files)
+from spanbert.core.training import (MetricsCSV, TimeBudget, adamw, capture_rng, check_resume_settings, flatten_settings,
+                                    gather_objects, library_versions, load_checkpoint, newest_intact_checkpoint, progress_bar,
+                                    prune_checkpoints, restore_rng, resume_mismatch_error, rng_tensors,
+                                    set_aside_checkpoints_after, stored_run_arguments, write_checkpoint)
 from spanbert.pretrain.masking import IGNORE_INDEX
 from spanbert.pretrain.arguments import TRAJECTORY_ARGS, PretrainArguments
 from spanbert.pretrain.modeling import SBO_HEAD_FILE, SPANBERT_CONFIG_FILE, SpanBertForPreTraining, save_pretraining_folder
@@ -214,29 +214,6 @@ def _local_micro_batches(dataset, collator, args: PretrainArguments, rank: int, 
 # -- optimizer ----------------------------------------------------------------------------------
 
 
-def adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float,
-          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-          head_lr: float | None = None, encoder_prefix: str = "bert.") -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only: biases and LayerNorm weights (all 1-D) get none.
-
-    With ``head_lr``, parameters outside the encoder (names not starting with
-    ``encoder_prefix``) train at that peak rate instead of ``lr`` (a fresh task head learns
-    faster than the pre-trained encoder may move). Fused where the parameters live on CPU or
-    CUDA. Shared by pre-training and fine-tuning.
-    """
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, p in named_parameters:
-        head = head_lr is not None and not name.startswith(encoder_prefix)
-        groups.setdefault((p.ndim >= 2, head), []).append(p)
-    param_groups = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": head_lr if head else lr}
-                    for (decay, head), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
-    if not param_groups:  # torch refuses an empty list; keep the old behaviour of two empty groups
-        param_groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
-    params = [p for g in param_groups for p in g["params"]]
-    fused = bool(params) and params[0].device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(param_groups, lr=lr, betas=betas, eps=eps, fused=fused)
-
-
 def build_optimizer(model: SpanBertForPreTraining, args: PretrainArguments) -> torch.optim.AdamW:
     """:func:`adamw` over the parameters pre-training updates (all but the unused pooler).
 
@@ -358,94 +335,6 @@ def _full_states(accelerator, model, opt) -> tuple[dict[str, torch.Tensor], dict
     return model_state, opt_state
 
 
-# -- checkpoints ----------------------------------------------------------------------------------
-
-
-def optimizer_to_safetensors(opt: torch.optim.Optimizer, sd: dict | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimizer's state (``sd``: its state dict, default ``opt.state_dict()``) as (tensors for a
-    safetensors file, JSON-able rest: param groups and scalar state); :func:`optimizer_from_safetensors` reverses it."""
-    sd = opt.state_dict() if sd is None else sd
-    tensors, scalars = {}, {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{k}"] = v
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
-
-
-def optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
-                               sharded: bool = False) -> None:
-    """Load into ``opt`` a state split by :func:`optimizer_to_safetensors` (``sharded``: FSDP2 parameters)."""
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    for key, v in meta["scalars"].items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    groups = meta["param_groups"]
-    for g in groups:
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-    if sharded:  # FSDP2: each process keeps its shard of every whole tensor (no communication)
-        from torch.distributed.tensor import distribute_tensor
-
-        params = [p for g in opt.param_groups for p in g["params"]]
-        for idx, st in state.items():
-            p = params[idx]
-            for k, v in st.items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    st[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def save_checkpoint(output_dir: Path, model: SpanBertForPreTraining, opt, scheduler, scaler, state: TrainState,
-                    args: PretrainArguments, rng_states: list[torch.Tensor],
-                    full_states: tuple[dict, dict] | None = None, record: Mapping[str, Any] | None = None) -> Path:
-    """Write ``checkpoints/step-N`` atomically (model, optimizer, schedule, RNG of every process).
-
-    ``full_states``: (model state dict, optimizer state dict) already gathered whole, for a sharded
-    (FSDP2) model; the files are the same as those of an unsharded run. ``record``: the run's
-    settings as in training_args.json, stored as the checkpoint's ``args`` (default: ``args``).
-    """
-    target = output_dir / CHECKPOINT_DIR / f"step-{state.step:08d}"
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp, state_dict=full_states[0] if full_states else None)
-        opt_tensors, opt_meta = optimizer_to_safetensors(opt, full_states[1] if full_states else None)
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-        save_file({f"rank{r}": s for r, s in enumerate(rng_states)}, str(tmp / "rng.safetensors"))
-        trainer_state = {
-            "state": asdict(state),
-            "optimizer": opt_meta,
-            "scheduler": {k: v for k, v in scheduler.state_dict().items() if not callable(v) and k != "lr_lambdas"},
-            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-            "args": dict(record) if record is not None else asdict(args),
-        }
-        # trainer_state.json is written last: its presence marks a complete checkpoint.
-        atomic_write_json(tmp / "trainer_state.json", trainer_state)
-    for _, old in list_checkpoints(output_dir)[: -args.keep_checkpoints]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def _rng_state(device: torch.device) -> torch.Tensor:
-    """This process's RNG state (CPU, plus CUDA when used) as one uint8 tensor."""
-    parts = [torch.get_rng_state()]
-    if device.type == "cuda":
-        parts.append(torch.cuda.get_rng_state(device))
-    return torch.cat(parts)
-
-
-def _set_rng_state(blob: torch.Tensor, device: torch.device) -> None:
-    cpu_len = torch.get_rng_state().numel()
-    torch.set_rng_state(blob[:cpu_len].clone())
-    if device.type == "cuda" and blob.numel() > cpu_len:
-        torch.cuda.set_rng_state(blob[cpu_len:].clone(), device)
-
-
 # -- the run folder -------------------------------------------------------------------------------
 #
 # A run folder belongs to one run. A fresh run refuses a folder that holds another one (unless
@@ -480,56 +369,6 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
                           "replace it with --overwrite, or choose another folder")
 
 
-def stored_run_arguments(output_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The settings the run in ``output_dir`` was trained with: its training_args.json, else the
-    newest readable checkpoint's ``args``; None when neither can be read."""
-    out = Path(output_dir)
-    sources = [out / TRAINING_ARGS_FILE] + [ckpt / "trainer_state.json" for _, ckpt in reversed(list_checkpoints(out))]
-    for path in sources:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if path.name == "trainer_state.json":
-            data = data.get("args") if isinstance(data, dict) else None
-        if isinstance(data, dict):
-            return data
-    return None
-
-
-def flatten_settings(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"masking": {"scheme": "span"}}`` -> ``{"masking.scheme": "span"}``."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten_settings(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def same_setting(a: Any, b: Any) -> bool:
-    """Equality as stored in JSON: tuples equal lists, 1 equals 1.0."""
-    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
-
-
-def show_setting(value: Any) -> str:
-    """A stored or given value as a resume error shows it."""
-    if value is None:
-        return "unset"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(show_setting(v) for v in value)
-    return repr(value)
-
-
-def resume_mismatch_error(output_dir: str | os.PathLike, option: str, stored: Any, given: Any) -> ConfigError:
-    """The one-line refusal of a resumed run whose ``option`` differs from the stored run's."""
-    keep = f"leave {option} out to use the stored value" if option.startswith("--") else "a resumed run must keep it"
-    return ConfigError(f"--resume: {option} is {show_setting(given)} here but {show_setting(stored)} in the run in "
-                       f"{output_dir} ({TRAINING_ARGS_FILE}); {keep}, or start a new run (another --output, or "
-                       "--overwrite to replace this one)")
-
-
 # training_args.json key of the per-process micro-batch; its presence marks a record whose
 # batch_size is the global batch (older versions recorded the per-process micro-batch there).
 MICRO_BATCH_KEY = "micro_batch_size"
@@ -555,22 +394,6 @@ def resume_batch_error(output_dir: str | os.PathLike, stored: Mapping[str, Any],
     if batch is None or batch == batch_size:
         return None
     return resume_mismatch_error(output_dir, "--batch-size", batch, batch_size)
-
-
-def check_resume_settings(output_dir: str | os.PathLike, stored: Mapping[str, Any], current: Mapping[str, Any],
-                          options: Mapping[str, str]) -> None:
-    """Refuse to resume when a setting that changes the training differs from the stored run's.
-
-    ``stored``/``current``: flattened settings (:func:`flatten_settings`); ``options``: the
-    settings to compare, each with the option that sets it. A setting the stored run does not
-    record (a folder written by an older version) is not compared.
-
-    Raises:
-        ConfigError: one line naming the option, the stored and the given value.
-    """
-    for key, option in options.items():
-        if key in stored and key in current and not same_setting(stored[key], current[key]):
-            raise resume_mismatch_error(output_dir, option, stored[key], current[key])
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -629,33 +452,13 @@ class HeldoutLog:
                     change("sbo_top1", ".2%"), change("joint_top1", ".2%"))
 
 
-class MetricsWriter:
-    """Appends one CSV row per step (and a TensorBoard scalar when tensorboard is installed).
-
-    A resumed run keeps the rows up to the step it resumes from and drops later ones (and a
-    last row cut short by a kill); the file is replaced atomically, so a kill at that moment
-    loses no row.
-    """
+class MetricsWriter(MetricsCSV):
+    """``metrics.csv`` (:class:`~spanbert.core.training.MetricsCSV` with :data:`METRIC_FIELDS`: kept up
+    to the step a resumed run resumes from), and a TensorBoard scalar per value when tensorboard is
+    installed."""
 
     def __init__(self, output_dir: Path, resume_step: int):
-        self.path = output_dir / METRICS_FILE
-        rows = []
-        if resume_step and self.path.exists():
-            with open(self.path, newline="") as f:
-                for r in csv.DictReader(f):
-                    try:
-                        step = int(r["step"])
-                    except (TypeError, ValueError):
-                        continue
-                    if step <= resume_step and None not in r.values() and (not rows or step > int(rows[-1]["step"])):
-                        rows.append(r)
-        text = io.StringIO(newline="")
-        w = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(self.path, text.getvalue())
-        self._file = open(self.path, "a", newline="")
-        self._csv = csv.DictWriter(self._file, fieldnames=METRIC_FIELDS)
+        super().__init__(output_dir / METRICS_FILE, METRIC_FIELDS, resume_step)
         self._tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -666,8 +469,7 @@ class MetricsWriter:
 
     def write(self, row: dict[str, float | None]) -> None:
         """Append ``row`` (keys of :data:`METRIC_FIELDS`; a missing or None held-out value is left empty)."""
-        self._csv.writerow({k: row.get(k) for k in METRIC_FIELDS})
-        self._file.flush()
+        super().write(row)
         if self._tb is not None:
             for k in ("loss", "mlm_loss", "sbo_loss", "lr", "tokens_per_s"):
                 self._tb.add_scalar(f"train/{k}", row[k], int(row["step"]))
@@ -677,7 +479,7 @@ class MetricsWriter:
 
     def close(self) -> None:
         """Close the CSV file and the TensorBoard writer (a second call does nothing)."""
-        self._file.close()
+        super().close()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
@@ -797,19 +599,6 @@ def steps_for_epochs(num_examples: int, args: PretrainArguments, world: int) -> 
     return max(1, math.ceil(per_epoch * args.epochs / args.grad_accum))
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of spanbert and the libraries that decide a run's numbers (for training_args.json)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": sys.version.split()[0]}
-    for name in ("spanbert", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 def pretrain(
     model: SpanBertForPreTraining,
     tokenizer,
@@ -896,9 +685,7 @@ def pretrain(
             error = resume_batch_error(output_dir, stored, args.batch_size)
             if error is not None:
                 raise error
-        resumed = newest_intact_checkpoint(output_dir, warn=is_main)
-        if resumed is None and is_main:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
+        resumed = newest_intact_checkpoint(output_dir, warn=is_main, state_type=TrainState)
     accelerator.wait_for_everyone()  # every process has checked the folder before the main one changes it
     created = first_missing_folder(output_dir)
     if is_main:
@@ -937,7 +724,11 @@ def pretrain(
 
     state = TrainState()
     if resumed is not None:
-        state = _apply_checkpoint(resumed, model, opt, scheduler, scaler, rank, device, sharded=fsdp)
+        rng = load_checkpoint(resumed, model, opt, scheduler, scaler, rank, device, sharded=fsdp)
+        if not fsdp:  # FSDP2 keeps the ties by construction
+            model.tie_weights()
+        restore_rng(rng, device)
+        state = TrainState(**resumed.meta["state"])
         logger.info("resumed from %s at step %d", resumed.path, state.step)
         resumed = None  # its tensors are loaded: free them
         if is_main:  # (every process read its checkpoint before the barrier above)
@@ -971,9 +762,10 @@ def pretrain(
         weight = float(model.config.sbo_loss_weight)
         last_step = args.max_steps if stop_at_step is None else min(args.max_steps, stop_at_step)
         batches = _local_micro_batches(dataset, collator, args, rank, world, state)
-        bar = tqdm(total=args.max_steps, initial=state.step, disable=not (is_main and args.progress),
-                   desc="pretrain", unit="step", dynamic_ncols=True)
-        session_start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
+        bar = progress_bar(args.max_steps, state.step, "pretrain", is_main and args.progress)
+        # this session's training time only: a resumed run gets the whole budget again
+        budget = TimeBudget(args.time_budget_s, accelerator)
+        window_start, window_tokens = time.perf_counter(), 0
         elapsed_before = state.elapsed_s
         stopped_by_budget = False
         flops_done = 0.0
@@ -1026,7 +818,7 @@ def pretrain(
             state.tokens += int(n_tokens)
             window_tokens += int(n_tokens)
             now = time.perf_counter()
-            state.elapsed_s = elapsed_before + (now - session_start)
+            state.elapsed_s = elapsed_before + budget.elapsed(now)
             tok_s = window_tokens / max(now - window_start, 1e-9)
             if state.step % args.log_every == 0:
                 window_start, window_tokens = now, 0
@@ -1037,18 +829,13 @@ def pretrain(
                 "elapsed_s": state.elapsed_s, "flops": state.flops,
             }
             state.last = {k: float(v) for k, v in row.items()}
-            if args.time_budget_s is not None:
-                # this session's training time only: a resumed run gets the whole budget again
-                over = torch.tensor([float(now - session_start >= args.time_budget_s)], device=device)
-                if world > 1:  # every process stops at the same step, or the others would wait forever
-                    over = accelerator.reduce(over, reduction="sum")
-                stopped_by_budget = bool(over.item() > 0)
+            stopped_by_budget = budget.reached(now)
             done = state.step >= last_step or stopped_by_budget
             if heldout_log is not None and (state.step >= args.max_steps or stopped_by_budget
                                             or (args.eval_every and state.step % args.eval_every == 0)):
                 # before the checkpoint of this step: a run resumed from it never repeats this evaluation
                 paused = evaluate(state.step)
-                session_start += paused  # evaluation time is not training time
+                budget.pause(paused)  # evaluation time is not training time
                 window_start += paused
                 row.update(heldout_columns(heldout_log.records.get(state.step), weight))
             if is_main:
@@ -1057,10 +844,14 @@ def pretrain(
                                 tok_s=f"{tok_s:,.0f}", refresh=False)
                 bar.update(1)
             if (args.save_every and state.step % args.save_every == 0) or done:
-                rngs = _gather_rng(accelerator, device)
+                # checkpoints/step-N: torch's RNG of every process in one tensor each (rng_tensors' joined
+                # layout); a sharded (FSDP2) model's weights and optimizer state gathered whole (collective)
+                rngs = gather_objects(accelerator, capture_rng(device))
                 full = _full_states(accelerator, model, opt) if fsdp else None
                 if is_main:
-                    save_checkpoint(output_dir, model, opt, scheduler, scaler, state, args, rngs, full, record)
+                    write_checkpoint(output_dir, state.step, model, opt, scheduler, scaler, asdict(state), record,
+                                     rng_tensors(rngs, joined=True), full_states=full)
+                    prune_checkpoints(output_dir, args.keep_checkpoints)
                 accelerator.wait_for_everyone()
             if stopped_by_budget:
                 break
@@ -1070,7 +861,7 @@ def pretrain(
         for p in encoder_params:  # a session that ends inside the head warm-up leaves the model trainable
             p.requires_grad_(True)
 
-        session_time = time.perf_counter() - session_start
+        session_time = budget.elapsed()
         plot = None
         final = state.step >= args.max_steps or stopped_by_budget
         final_state = _full_weights(accelerator, model) if final and fsdp else None  # collective
@@ -1101,124 +892,6 @@ def pretrain(
             if created is not None:
                 remove_empty_folders(output_dir, stop=created.parent)
         raise
-
-
-def _gather_rng(accelerator, device: torch.device) -> list[torch.Tensor]:
-    mine = _rng_state(device)
-    if accelerator.num_processes == 1:
-        return [mine]
-    gathered = accelerator.gather(mine.to(accelerator.device)[None]).cpu()
-    return list(gathered)
-
-
-@dataclass
-class CheckpointFiles:
-    """The contents of one checkpoint folder, read whole (:func:`read_checkpoint`)."""
-
-    path: Path
-    meta: dict[str, Any]  # trainer_state.json
-    weights: dict[str, torch.Tensor]
-    optimizer: dict[str, torch.Tensor]
-    rngs: dict[str, torch.Tensor]
-
-
-def read_checkpoint(ckpt: Path) -> CheckpointFiles:
-    """Read every file of the checkpoint folder ``ckpt``, changing nothing.
-
-    Raises:
-        CheckpointError: a file is missing, truncated or malformed (one line naming the folder).
-    """
-    try:
-        meta = json.loads((ckpt / "trainer_state.json").read_text())
-        TrainState(**meta["state"])
-        for key in ("optimizer", "scheduler"):
-            if not isinstance(meta[key], dict):
-                raise ValueError(f"trainer_state.json: {key} is not an object")
-        files = {}
-        for name in ("model", "optimizer", "rng"):
-            where = name + ".safetensors"
-            try:
-                files[name] = load_file(str(ckpt / where))
-            except (OSError, SafetensorError) as e:
-                raise ValueError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{ckpt}: damaged ({reason})") from None
-    return CheckpointFiles(ckpt, meta, files["model"], files["optimizer"], files["rng"])
-
-
-# A damaged checkpoint skipped on --resume is renamed with this suffix: kept for a look, but no
-# longer a checkpoint (neither resumed from nor counted by keep_checkpoints).
-DAMAGED_SUFFIX = ".damaged"
-
-
-def set_aside_checkpoints_after(output_dir: Path, step: int) -> list[Path]:
-    """Rename the checkpoints newer than ``step`` (the damaged ones a resumed run skipped) to
-    ``step-N.damaged``; returns their new paths."""
-    moved = []
-    for found_step, ckpt in list_checkpoints(output_dir):
-        if found_step > step:
-            target = ckpt.with_name(ckpt.name + DAMAGED_SUFFIX)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(ckpt, target)
-            moved.append(target)
-    return moved
-
-
-def newest_intact_checkpoint(output_dir: Path, warn: bool = True) -> CheckpointFiles | None:
-    """Read the newest checkpoint under ``output_dir`` that is whole, skipping damaged newer ones
-    (with a warning naming them and the one used when ``warn``); None when there is no checkpoint.
-
-    Raises:
-        CheckpointError: there are checkpoints, but none is intact.
-    """
-    damaged = []
-    for _, ckpt in reversed(list_checkpoints(output_dir)):
-        try:
-            found = read_checkpoint(ckpt)
-        except CheckpointError as e:
-            damaged.append(str(e))
-            continue
-        if damaged and warn:
-            logger.warning("--resume: %s; continuing from %s, the newest intact checkpoint (the steps after it are "
-                           "trained again; the damaged folders are renamed *%s)", "; ".join(damaged), ckpt, DAMAGED_SUFFIX)
-        return found
-    if damaged:
-        raise CheckpointError(f"--resume: no intact checkpoint under {output_dir / CHECKPOINT_DIR}: {'; '.join(damaged)}")
-    return None
-
-
-def _apply_checkpoint(files: CheckpointFiles, model, opt, scheduler, scaler, rank: int, device: torch.device,
-                      sharded: bool = False) -> TrainState:
-    """Load a checkpoint read by :func:`read_checkpoint` into the model, optimizer, schedule, scaler
-    and this process's RNG; returns the state of the run at that checkpoint."""
-    ckpt, meta, weights = files.path, files.meta, files.weights
-    try:
-        if sharded:  # FSDP2: each process keeps its shard of the whole weights; the ties hold by construction
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-            missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
-        else:
-            missing, unexpected = model.load_state_dict(weights, strict=False)
-    except RuntimeError as e:  # tensors of other shapes: another model size
-        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
-        raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model ({first})") from None
-    missing = [k for k in missing if k not in model._tied_weights_keys]
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt}/model.safetensors: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    if not sharded:
-        model.tie_weights()
-    optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v for k, v in files.optimizer.items()},
-                                meta["optimizer"], sharded)
-    scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
-    if scaler is not None and meta.get("scaler"):
-        scaler.load_state_dict(meta["scaler"])
-    key = f"rank{rank}"
-    if key not in files.rngs:
-        raise CheckpointError(f"{ckpt}: written by fewer processes than this run has (no RNG state for {key})")
-    _set_rng_state(files.rngs[key], device)
-    return TrainState(**meta["state"])
 
 
 def save_final_model(output_dir: Path, model: SpanBertForPreTraining, tokenizer,

@@ -29,13 +29,10 @@ continues from the newest intact one to the same weights and metrics as an unint
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import math
 import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,19 +41,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from spanbert.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from spanbert.core.atomic import atomic_write_json, atomic_write_text
 from spanbert.core.errors import CheckpointError, ConfigError, one_line
-from spanbert.core.run_folder import (HISTORY_FILE, METRICS_FILE, check_output_folder, recover_output, remove_previous_run)
-from spanbert.pretrain.train import CHECKPOINT_DIR, TRAINING_ARGS_FILE, adamw, flatten_settings, library_versions, newest_intact_checkpoint, optimizer_from_safetensors, optimizer_to_safetensors, same_setting, set_aside_checkpoints_after, show_setting, stored_run_arguments
-from spanbert.core.run_folder import first_missing_folder, list_checkpoints, remove_empty_folders
+from spanbert.core.run_folder import (HISTORY_FILE, METRICS_FILE, TRAINING_ARGS_FILE, check_output_folder, first_missing_folder,
+                                      recover_output, remove_empty_folders, remove_previous_run)
+from spanbert.core.training import (MetricsCSV, TimeBudget, adamw, capture_rng, check_resume_settings, checkpoint_folder,
+                                    flatten_settings, gather_objects, library_versions, load_checkpoint, load_weights,
+                                    newest_intact_checkpoint, progress_bar, prune_checkpoints, restore_rng, rng_tensors,
+                                    set_aside_checkpoints_after, stored_run_arguments, write_checkpoint)
 from spanbert.core.precision import allow_new_precision, describe_precision, resolve_precision
 from spanbert.tasks.arguments import SESSION_OPTIONS, TRAJECTORY_ARGS, FinetuneArguments
 
 logger = logging.getLogger(__name__)
-FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "items_per_s", "elapsed_s"]
+FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "items_per_s", "elapsed_s"]  # of finetune_metrics.csv
 
 
 @dataclass(frozen=True)
@@ -107,45 +106,7 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoc
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-# -- random state ---------------------------------------------------------------------------------
-
-
-def capture_rng(device: torch.device) -> dict[str, Any]:
-    """This process's random state: torch (CPU, and CUDA when used) as tensors, numpy's and
-    Python's global generators as JSON-able lists. :func:`restore_rng` puts it back."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "python": [version, list(internal), gauss]}
-
-
-def restore_rng(state: Mapping[str, Any], device: torch.device) -> None:
-    """Set torch's, numpy's and Python's global generators to a :func:`capture_rng` state."""
-    torch.set_rng_state(state["torch"].clone())
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"].clone(), device)
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _gather(accelerator, obj: Any) -> list[Any]:
-    """``obj`` of every process, in rank order (a collective under several processes)."""
-    if accelerator.num_processes == 1:
-        return [obj]
-    from accelerate.utils import gather_object
-
-    return gather_object([obj])
-
-
 # -- checkpoints ----------------------------------------------------------------------------------
-
-
-def _checkpoint_path(output_dir: Path, step: int) -> Path:
-    return output_dir / CHECKPOINT_DIR / f"step-{step:08d}"
 
 
 def _best_of(ckpt: Path) -> int | None:
@@ -154,65 +115,6 @@ def _best_of(ckpt: Path) -> int | None:
         return json.loads((ckpt / "trainer_state.json").read_text())["finetune"]["best_step"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def prune_checkpoints(output_dir: Path, keep: int, keep_best: bool = True) -> list[Path]:
-    """Delete all checkpoints but the newest ``keep`` and, with ``keep_best``, those their best dev
-    weights are in (a resume from any kept one finds its best weights); returns the deleted folders."""
-    found = list_checkpoints(output_dir)
-    kept = {step for step, _ in found[-keep:]}
-    if keep_best:
-        kept |= {_best_of(ckpt) for _, ckpt in found[-keep:]}
-    gone = [ckpt for step, ckpt in found if step not in kept]
-    for ckpt in gone:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    return gone
-
-
-def _save_checkpoint(output_dir: Path, model, opt, scheduler, scaler, state: dict[str, Any], loop: dict[str, Any],
-                     processes: list[dict[str, Any]], record: Mapping[str, Any], keep: int, keep_best: bool) -> Path:
-    """Write ``checkpoints/step-N`` atomically (see :func:`spanbert.core.atomic.atomic_directory`): the
-    weights, optimizer and schedule, every process's RNG (``rng.safetensors``, plus numpy/Python in
-    ``trainer_state.json``) and collate state, and the loop's own state; then prune old ones.
-    ``trainer_state.json`` is written last: its presence marks a complete checkpoint."""
-    from safetensors.torch import save_file
-
-    target = _checkpoint_path(output_dir, state["step"])
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        opt_tensors, opt_meta = optimizer_to_safetensors(opt)
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-        rngs = {}
-        for rank, p in enumerate(processes):
-            rngs[f"rank{rank}"] = p["rng"]["torch"]
-            if p["rng"].get("cuda") is not None:
-                rngs[f"rank{rank}.cuda"] = p["rng"]["cuda"]
-        save_file(rngs, str(tmp / "rng.safetensors"))
-        trainer_state = {
-            "state": state,
-            "optimizer": opt_meta,
-            "scheduler": {k: v for k, v in scheduler.state_dict().items() if not callable(v) and k != "lr_lambdas"},
-            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-            "args": dict(record),
-            "finetune": {**loop, "processes": [{"numpy": p["rng"]["numpy"], "python": p["rng"]["python"],
-                                                "collate": p["collate"]} for p in processes]},
-        }
-        atomic_write_json(tmp / "trainer_state.json", trainer_state)
-    prune_checkpoints(output_dir, keep, keep_best)
-    return target
-
-
-def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], where: Path) -> None:
-    """Load saved weights (``save_pretrained`` leaves tied copies out) into ``model``, refusing a mismatch."""
-    try:
-        missing, unexpected = model.load_state_dict(dict(weights), strict=False)
-    except RuntimeError as e:  # tensors of other shapes
-        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
-        raise CheckpointError(f"{where}: does not match the model ({first})") from None
-    tied = set(getattr(model, "_tied_weights_keys", None) or ())
-    missing = [k for k in missing if k not in tied]
-    if missing or unexpected:
-        raise CheckpointError(f"{where}: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 # -- the run's record ------------------------------------------------------------------------------
@@ -238,25 +140,7 @@ def _check_resume_record(output_dir: Path, stored: Mapping[str, Any], current: M
             options[key] = f"--{name}"
         elif head == "options" and name.split(".")[0] not in SESSION_OPTIONS:
             options[key] = "--" + name.replace("_", "-")
-    for key, option in options.items():
-        if key in stored_flat and key in current_flat and not same_setting(stored_flat[key], current_flat[key]):
-            raise ConfigError(f"--resume: {option} is {show_setting(current_flat[key])} here but "
-                              f"{show_setting(stored_flat[key])} in the run in {output_dir} ({TRAINING_ARGS_FILE}); give the "
-                              "run's value again, or start a new run (another --output, or --overwrite to replace this one)")
-
-
-def _metrics_writer(path: Path, resume_step: int):
-    """The metrics CSV opened for appending; a resumed run keeps the rows up to its checkpoint's step."""
-    rows = []
-    if resume_step and path.is_file():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
-    handle = path.open("w", newline="")
-    writer = csv.DictWriter(handle, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows({k: r.get(k) for k in FIELDS} for r in rows)
-    handle.flush()
-    return handle, writer
+    check_resume_settings(output_dir, stored_flat, current_flat, options, hint="give the run's value again")
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -336,8 +220,6 @@ def finetune(
         if stored is not None:
             _check_resume_record(out, stored, record)
         resumed = newest_intact_checkpoint(out, warn=is_main)
-        if resumed is None and is_main:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", out)
     fresh = resumed is None
     accelerator.wait_for_everyone()  # every process has checked the folder before the main one changes it
     created = first_missing_folder(out)
@@ -370,23 +252,15 @@ def finetune(
     best_weights: dict[str, torch.Tensor] | None = None  # on the CPU, with select_best
     resumed_from = resumed_rng = None
     if resumed is not None:
-        meta = resumed.meta
-        _load_weights(model, resumed.weights, resumed.path / "model.safetensors")
-        optimizer_from_safetensors(opt, {k: v.to(device) if not k.endswith(".step") else v
-                                         for k, v in resumed.optimizer.items()}, meta["optimizer"])
-        scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
-        if scaler is not None and meta.get("scaler"):
-            scaler.load_state_dict(meta["scaler"])
-        state, loop = meta["state"], meta["finetune"]
+        rng = load_checkpoint(resumed, model, opt, scheduler, scaler, rank, device)
+        state, loop = resumed.meta["state"], resumed.meta["finetune"]
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         elapsed_before, last_loss = state.get("elapsed_s", 0.0), state.get("last", {}).get("loss", float("nan"))
         history, stop = loop["history"], loop["stop"]
         best_step, best_score = loop["best_step"], loop["best_score"]
         processes = loop["processes"]
-        if rank >= len(processes) or f"rank{rank}" not in resumed.rngs:
-            raise CheckpointError(f"{resumed.path}: written by fewer processes than this run has (no state for rank {rank})")
         if args.select_best and best_step is not None and is_main:
-            best_path = resumed.path if best_step == step else _checkpoint_path(out, best_step)
+            best_path = resumed.path if best_step == step else checkpoint_folder(out, best_step)
             if best_path == resumed.path:
                 best_weights = {k: v.clone() for k, v in resumed.weights.items()}
             else:
@@ -399,8 +273,7 @@ def finetune(
                                           f"readable in {best_path} ({one_line(e, None)})") from None
         if collate_state is not None and processes[rank]["collate"] is not None:
             collate.load_state_dict(processes[rank]["collate"])
-        resumed_rng = {"torch": resumed.rngs[f"rank{rank}"], "cuda": resumed.rngs.get(f"rank{rank}.cuda"),
-                       "numpy": processes[rank]["numpy"], "python": processes[rank]["python"]}
+        resumed_rng = {**rng, "numpy": processes[rank]["numpy"], "python": processes[rank]["python"]}
         resumed_from = step
         logger.info("resumed from %s at step %d", resumed.path, step)
         resumed = None  # its tensors are loaded: free them
@@ -408,22 +281,20 @@ def finetune(
             set_aside_checkpoints_after(out, step)
 
     metrics_path, history_path = out / METRICS_FILE, out / HISTORY_FILE
-    handle = writer = None
-    bar = None
+    metrics = bar = None
     try:
         if is_main:
             logger.info(describe_precision(args.mixed_precision, precision, device))
             atomic_write_json(out / TRAINING_ARGS_FILE, record)
-            handle, writer = _metrics_writer(metrics_path, step)
+            metrics = MetricsCSV(metrics_path, FIELDS, step)
             if dev is not None:
                 atomic_write_text(history_path, "".join(json.dumps(h) + "\n" for h in history))
-        bar = tqdm(total=max_steps, initial=step, disable=not (is_main and args.progress), desc="finetune",
-                   unit="step", dynamic_ncols=True)
-        session_start = time.perf_counter()
-        window_start, window_items = session_start, 0
+        bar = progress_bar(max_steps, step, "finetune", is_main and args.progress)
+        budget = TimeBudget(args.time_budget_s, accelerator)  # this session's, dev evaluations included
+        window_start, window_items = budget.start, 0
 
         def elapsed() -> float:
-            return elapsed_before + time.perf_counter() - session_start
+            return elapsed_before + budget.elapsed()
 
         def evaluate_dev() -> bool:
             """Score the model on dev (main process; the others get the result), log the line, keep
@@ -442,7 +313,7 @@ def finetune(
                 with history_path.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
                 logger.info("dev at step %d (epoch %.2f): %s = %.4f", step, entry["epoch"], dev.metric, score)
-            entry = _gather(accelerator, entry)[0]  # every process keeps the same history (early stopping)
+            entry = gather_objects(accelerator, entry)[0]  # every process keeps the same history (early stopping)
             history.append(entry)
             score = entry["score"]
             better = math.isfinite(score) and (best_score is None or score > best_score)
@@ -461,10 +332,14 @@ def finetune(
             loop = {"history": history, "stop": stop, "best_step": best_step, "best_score": best_score,
                     "max_steps": max_steps, "steps_per_epoch": steps_per_epoch}
             mine = {"rng": capture_rng(device), "collate": collate_state() if collate_state is not None else None}
-            processes = _gather(accelerator, mine)
-            if is_main:
-                _save_checkpoint(out, model, opt, scheduler, scaler, state, loop, processes, record, args.keep_checkpoints,
-                                 args.select_best)
+            processes = gather_objects(accelerator, mine)
+            if is_main:  # torch's RNG in rng.safetensors, numpy's and Python's in trainer_state.json
+                loop["processes"] = [{"numpy": p["rng"]["numpy"], "python": p["rng"]["python"], "collate": p["collate"]}
+                                     for p in processes]
+                write_checkpoint(out, step, model, opt, scheduler, scaler, state, record,
+                                 rng_tensors([p["rng"] for p in processes]), extra={"finetune": loop})
+                # the newest, and (select_best) those the kept ones' best dev weights are in
+                prune_checkpoints(out, args.keep_checkpoints, _best_of if args.select_best else None)
             restore_rng(mine["rng"], device)
             accelerator.wait_for_everyone()
 
@@ -500,22 +375,17 @@ def finetune(
                 loss_value = accelerator.reduce(loss_value, reduction="mean")
             last_loss = float(loss_value)
             now = time.perf_counter()
-            if writer is not None and (step % args.log_every == 0 or step == max_steps):
-                writer.writerow({
+            if metrics is not None and (step % args.log_every == 0 or step == max_steps):
+                metrics.write({
                     "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
                     "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                     "items_per_s": window_items / max(now - window_start, 1e-9), "elapsed_s": elapsed(),
                 })
-                handle.flush()
                 window_start, window_items = now, 0
             bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)
             bar.update(1)
-            if args.time_budget_s is not None:
-                over = torch.tensor([float(now - session_start >= args.time_budget_s)], device=device)
-                if world > 1:
-                    over = accelerator.reduce(over, reduction="sum")
-                if over.item() > 0:
-                    stop = "time_budget"
+            if budget.reached(now):
+                stop = "time_budget"
             if step >= max_steps:
                 stop = "max_steps"
             evaluated = new_best = False
@@ -536,8 +406,8 @@ def finetune(
         if dev is not None and (not history or history[-1]["step"] != step):
             evaluate_dev()  # a run resumed from a checkpoint written before its last evaluation
     except BaseException:
-        if handle is not None:
-            handle.close()
+        if metrics is not None:
+            metrics.close()
         if is_main and fresh and step == 0:  # a fresh run that failed before its first step: leave nothing
             remove_previous_run(out)
             if created is not None:
@@ -545,11 +415,11 @@ def finetune(
         raise
     if bar is not None:
         bar.close()
-    if handle is not None:
-        handle.close()
+    if metrics is not None:
+        metrics.close()
     if best_step is not None and args.select_best and best_step != step:
         if best_weights is not None:  # the main process's (the others do not save)
-            _load_weights(model, best_weights, out / CHECKPOINT_DIR / f"step-{best_step:08d}")
+            load_weights(model, best_weights, checkpoint_folder(out, best_step))
         logger.info("kept the weights of step %d (dev %s %.4f)", best_step, dev.metric, best_score)
     elif dev is not None and not args.select_best:
         best_step, best_score = step, history[-1]["score"]
@@ -557,7 +427,7 @@ def finetune(
     if model.config._attn_implementation != attn_before:
         model.set_attn_implementation(attn_before)
     accelerator.wait_for_everyone()
-    return FinetuneResult(step, step / steps_per_epoch, elapsed_before + time.perf_counter() - session_start, last_loss,
+    return FinetuneResult(step, step / steps_per_epoch, elapsed(), last_loss,
                           stop == "time_budget", metrics_path, history, best_step, best_score,
                           dev.metric if dev is not None else None, stop == "early_stopping", resumed_from, record)
 
@@ -595,4 +465,4 @@ def training_summary(result: FinetuneResult) -> dict[str, Any]:
 
 
 __all__ = ["DevEvaluation", "FinetuneResult", "finetune", "length_grouped_batches", "selection_summary",
-           "training_summary", "hyperparameters", "capture_rng", "restore_rng", "prune_checkpoints"]
+           "training_summary", "hyperparameters"]
