@@ -128,7 +128,7 @@ def test_bad_input_is_one_line_error_with_file_and_line(tmp_path, name):
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(CorpusError, match="no such file"):
+    with pytest.raises(CorpusError, match="no such CoNLL file"):
         read_conll(tmp_path / "missing.conll")
     empty = tmp_path / "empty.conll"
     empty.write_text("\n")

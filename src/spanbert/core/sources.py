@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +24,27 @@ def open_text(path: str | os.PathLike, encoding: str = "utf-8", newline: str | N
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding=encoding, newline=newline)
     return path.open(encoding=encoding, newline=newline)
+
+
+def read_bytes(path: str | os.PathLike, what: str, error: type[SpanBertError] = CorpusError) -> bytes:
+    """The bytes of the ``what`` file ``path``, decompressed when they are gzip (by the magic
+    number, whatever the name); a missing file, a folder, an unreadable file or broken gzip data
+    are one-line ``error``\\ s naming the path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a {what} file") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read the {what} file ({err.strerror or err})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise error(f"{path}: not a valid gzip file ({err})") from None
+    return raw
 
 
 def iter_jsonl(path: str | os.PathLike, error: type[SpanBertError] = CorpusError) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -19,12 +19,11 @@ Departures from the scorer (which dies or reads on silently): every problem is a
 :class:`~spanbert.core.errors.CorpusError` naming ``file:line`` -- a closing bracket without an
 opening, a mention never closed, a malformed coreference column, a document without tokens,
 no ``#end document``, a repeated document name, token lines outside a document, a file with
-no document. Files ending in ``.gz`` are read through gzip.
+no document. Gzip files are decompressed (by their magic number, whatever their name).
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from spanbert.core.atomic import atomic_write_text
 from spanbert.core.errors import CorpusError
+from spanbert.core.sources import read_bytes
 
 Span = tuple[int, int]
 
@@ -66,18 +66,7 @@ class CorefDocument:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path}: is a directory, not a CoNLL file") from None
-    except (OSError, EOFError) as e:  # e.g. a truncated or invalid gzip file
-        raise CorpusError(f"{path}: cannot be read ({e})") from None
+    raw = read_bytes(path, "CoNLL")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

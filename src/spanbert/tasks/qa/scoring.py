@@ -28,13 +28,11 @@ rejected rather than ignored: they almost always mean the wrong data file.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
 import re
 import string
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spanbert.core.errors import SpanBertError
+from spanbert.core.sources import read_bytes
 
 __all__ = [
     "GoldQuestion",
@@ -607,19 +606,7 @@ def score_squad_files(
 
 def read_json(path: Path, what: str) -> Any:
     """Parse a JSON or gzipped JSON file, turning every failure into a one-line ScoringError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ScoringError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise ScoringError(f"{path}: is a directory, expected a {what} JSON file") from None
-    except OSError as err:
-        raise ScoringError(f"{path}: cannot read the {what} file ({err.strerror or err})") from None
-    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise ScoringError(f"{path}: not a valid gzip file ({err})") from None
+    raw = read_bytes(path, what, ScoringError)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
