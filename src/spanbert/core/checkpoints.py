@@ -302,6 +302,20 @@ def load_task_model(path: str | os.PathLike, auto_class, bert_class, what: str, 
     return model, tokenizer
 
 
+def register_auto(model_class, *auto_classes, encoder=None) -> None:
+    """Let transformers' Auto classes load our model type (once this module is imported):
+    ``AutoConfig`` gets ``model_class.config_class``, ``AutoModel`` gets ``encoder`` (a
+    ``BertModel`` bound to that config) or else ``model_class``, and each of ``auto_classes``
+    (``AutoModelForTokenClassification``, ...) gets ``model_class``."""
+    import transformers
+
+    config = model_class.config_class
+    transformers.AutoConfig.register(config.model_type, config, exist_ok=True)
+    transformers.AutoModel.register(config, encoder or model_class, exist_ok=True)
+    for auto in auto_classes:
+        auto.register(config, model_class, exist_ok=True)
+
+
 def load_head_model(path: str | os.PathLike, head_class, what: str, dtype=None, *, trained: bool = False, **fields):
     """``(model, tokenizer)`` of one of our task heads (a ``BertPreTrainedModel`` subclass whose
     config class subclasses ``BertConfig``) from a local folder or hub id.

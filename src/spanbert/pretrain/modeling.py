@@ -46,7 +46,6 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import (
     AutoConfig,
-    AutoModel,
     AutoModelForPreTraining,
     BertConfig,
     BertModel,
@@ -56,6 +55,7 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead, BertPreTrainedModel
 from transformers.utils import ModelOutput
 
+from spanbert.core.checkpoints import register_auto
 from spanbert.core.errors import ConfigError, one_line
 from spanbert.pretrain.masking import IGNORE_INDEX
 
@@ -334,9 +334,7 @@ class SpanBertModel(BertModel):
         super().__init__(config, add_pooling_layer=add_pooling_layer)
 
 
-AutoConfig.register(SpanBertConfig.model_type, SpanBertConfig, exist_ok=True)
-AutoModel.register(SpanBertConfig, SpanBertModel, exist_ok=True)
-AutoModelForPreTraining.register(SpanBertConfig, SpanBertForPreTraining, exist_ok=True)
+register_auto(SpanBertForPreTraining, AutoModelForPreTraining, encoder=SpanBertModel)
 
 
 # -- on disk: a plain BERT checkpoint plus the SBO head and settings beside it ------------------

@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+from transformers import BertConfig, BertModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 from transformers.utils import ModelOutput
 
+from spanbert.core.checkpoints import register_auto
 from spanbert.core.errors import ConfigError
 from spanbert.tasks.span_repr import EndpointSpanExtractor, SelfAttentiveSpanExtractor, width_bucket, width_bucket_of
 
@@ -289,8 +290,7 @@ def marginal_log_likelihood_loss(scores: torch.Tensor, cluster_ids: torch.Tensor
     return (torch.logsumexp(scores, dim=1) - torch.logsumexp(gold_scores, dim=1)).sum()
 
 
-AutoConfig.register(CorefConfig.model_type, CorefConfig, exist_ok=True)
-AutoModel.register(CorefConfig, BertForCoreference, exist_ok=True)
+register_auto(BertForCoreference)
 
 
 def load_coref_model(path: str | os.PathLike, dtype=None, *, trained: bool = False, **fields):

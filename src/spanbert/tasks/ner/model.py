@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, BertConfig, BertModel
+from transformers import AutoModelForTokenClassification, BertConfig, BertModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 from transformers.utils import ModelOutput
 
+from spanbert.core.checkpoints import register_auto
 from spanbert.core.errors import ConfigError
 from spanbert.tasks.ner.features import IGNORE
 from spanbert.tasks.span_repr import EndpointSpanExtractor, SpanTokenCrossAttention
@@ -139,9 +140,7 @@ class BertForSpanNER(BertPreTrainedModel):
         return SpanNerOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
-AutoConfig.register(SpanNerConfig.model_type, SpanNerConfig, exist_ok=True)
-AutoModel.register(SpanNerConfig, BertForSpanNER, exist_ok=True)
-AutoModelForTokenClassification.register(SpanNerConfig, BertForSpanNER, exist_ok=True)
+register_auto(BertForSpanNER, AutoModelForTokenClassification)
 
 
 def label_maps(types: list[str]) -> dict:

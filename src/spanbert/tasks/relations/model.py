@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertConfig, BertModel
+from transformers import AutoModelForSequenceClassification, BertConfig, BertModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
 from spanbert.core.errors import ConfigError
-from spanbert.core.checkpoints import load_head_model
+from spanbert.core.checkpoints import load_head_model, register_auto
 from spanbert.tasks.relations.features import MarkerScheme, add_marker_tokens, marker_ids
 
 POOLINGS = ("markers", "cls")
@@ -125,9 +125,7 @@ class BertRelationEncoder(BertModel):
         super().__init__(config, add_pooling_layer=add_pooling_layer)
 
 
-AutoConfig.register(RelationConfig.model_type, RelationConfig, exist_ok=True)
-AutoModel.register(RelationConfig, BertRelationEncoder, exist_ok=True)
-AutoModelForSequenceClassification.register(RelationConfig, BertForRelationExtraction, exist_ok=True)
+register_auto(BertForRelationExtraction, AutoModelForSequenceClassification, encoder=BertRelationEncoder)
 
 
 def scheme_of(config: RelationConfig) -> MarkerScheme:

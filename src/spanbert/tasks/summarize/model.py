@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, BertConfig, BertModel, BertPreTrainedModel
+from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
+from spanbert.core.checkpoints import register_auto
 from spanbert.core.errors import ConfigError
 from spanbert.tasks.span_repr import EndpointSpanExtractor, SelfAttentiveSpanExtractor, SpanTokenCrossAttention
 
@@ -119,8 +120,7 @@ class BertForExtractiveSummarization(BertPreTrainedModel):
         return ExtractiveSummarizerOutput(loss=loss, logits=logits)
 
 
-AutoConfig.register(ExtractiveSummarizerConfig.model_type, ExtractiveSummarizerConfig, exist_ok=True)
-AutoModel.register(ExtractiveSummarizerConfig, BertForExtractiveSummarization, exist_ok=True)
+register_auto(BertForExtractiveSummarization)
 
 
 def load_summarizer(path: str | os.PathLike, dtype=None, *, trained: bool = False, **fields):
