@@ -313,6 +313,15 @@ def _runs(chosen: np.ndarray) -> np.ndarray:
     return out
 
 
+def _as_arrays(input_ids, word_starts, maskable, ndim: int, shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three inputs of the maskers as int64 / bool / bool arrays of one ``ndim``-D shape."""
+    ids = np.asarray(input_ids, dtype=np.int64)
+    starts, ok = np.asarray(word_starts, dtype=bool), np.asarray(maskable, dtype=bool)
+    if ids.ndim != ndim or starts.shape != ids.shape or ok.shape != ids.shape:
+        raise ValueError(f"input_ids, word_starts and maskable must be {shape}, got {ids.shape}, {starts.shape}, {ok.shape}")
+    return ids, starts, ok
+
+
 def mask_batch(
     input_ids: np.ndarray,
     word_starts: np.ndarray,
@@ -340,14 +349,7 @@ def mask_batch(
     Returns:
         a :class:`MaskedBatch`.
     """
-    ids = np.asarray(input_ids, dtype=np.int64)
-    starts_in = np.asarray(word_starts, dtype=bool)
-    maskable = np.asarray(maskable, dtype=bool)
-    if ids.ndim != 2 or starts_in.shape != ids.shape or maskable.shape != ids.shape:
-        raise ValueError(
-            f"input_ids, word_starts and maskable must be (B, T) of one shape, got "
-            f"{ids.shape}, {starts_in.shape}, {maskable.shape}"
-        )
+    ids, starts_in, maskable = _as_arrays(input_ids, word_starts, maskable, 2, "(B, T) of one shape")
     n_rows, n_cols = ids.shape
     if len(rngs) != n_rows:
         raise ValueError(f"need one generator per row: got {len(rngs)} for {n_rows} rows")
@@ -500,14 +502,7 @@ def mask_sequence(
     Returns:
         a :class:`MaskedSequence`; ``input_ids`` is a new array, the input is not modified.
     """
-    ids = np.asarray(input_ids, dtype=np.int64)
-    starts_in = np.asarray(word_starts, dtype=bool)
-    maskable = np.asarray(maskable, dtype=bool)
-    if ids.ndim != 1 or starts_in.shape != ids.shape or maskable.shape != ids.shape:
-        raise ValueError(
-            f"input_ids, word_starts and maskable must be 1-D of one length, got "
-            f"{ids.shape}, {starts_in.shape}, {maskable.shape}"
-        )
+    ids, starts_in, maskable = _as_arrays(input_ids, word_starts, maskable, 1, "1-D of one length")
     batch = mask_batch(
         ids[None],
         starts_in[None],
