@@ -13,7 +13,7 @@ from typing import Literal
 
 from spanbert.core.errors import ConfigError
 from spanbert.core.options import option
-from spanbert.core.precision import PRECISION_HELP
+from spanbert.core.precision import PRECISION_HELP, PrecisionName
 from spanbert.pretrain.masking import MaskingConfig
 
 # Packed segments shorter than this (specials included) are dropped (pack_documents' default).
@@ -51,7 +51,7 @@ class PretrainArguments:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = option(
+    mixed_precision: PrecisionName = option(
         "auto", option="precision", names=("--precision",), help=PRECISION_HELP + " The run prints what auto became.")
     seed: int = option(42, min=0, help="Seed of the weights, masks, data order and dropout.")
     log_every: int = 10
