@@ -26,6 +26,17 @@ def test_pretrain_benchmark_runs(minilm_dir):
 
 
 @pytest.mark.slow
+def test_finetune_benchmark_runs(minilm_dir):
+    sample = Path(__file__).parent / "data" / "squad" / "xquad_en_sample.json"
+    out = run("bench_finetune_qa.py", "--steps", "4", "--warmup", "1", "--batch", "2", "--questions", "8",
+              "--data", str(sample))
+    assert "ratio (ours / baseline windows/s):" in out and "CPU: " in out
+    # both sides trained on the same 8 questions, cut into windows the same way
+    line = next(x for x in out.splitlines() if x.startswith("training windows:"))
+    assert line.split("ours ")[1].split()[0] == line.split("run_qa.py ")[1].split()[0]
+
+
+@pytest.mark.slow
 def test_collator_benchmark_runs(minilm_dir):
     out = run("bench_collator.py", "--batches", "2", "--repeats", "1", "--batch-size", "4")
     assert "ratio ours / transformers:" in out
