@@ -21,7 +21,9 @@ very same model object.
   logits, offsets and masks go to ``spanbert.tasks.qa.decoding.decode_example``. The pipeline's own
   decoding (softmax per window, no max-context rule) would give other answers by design.
 * ours: ``spanbert.tasks.qa.inference.predict_examples`` over all questions at once, fp32
-  (``precision="no"``) and, where the CPU has native bf16 or on CUDA, bf16 autocast.
+  (``precision="no"``) and, where the CPU has native bf16 or on CUDA, bf16 autocast; the
+  reference then runs in bf16 autocast too ("reference bf16"), so that each of ours is also
+  compared with the reference at its own precision.
 
 Before timing, every question's windows are checked against ``build_features`` (token ids,
 token types, context offsets and max-context masks; the first question's must be equal, or the
@@ -163,13 +165,17 @@ def reference_windows(tokenizer, ex: QAExample, settings: QASettings):
     return enc, offsets, seq_ids
 
 
-def reference_answer(model, tokenizer, ex: QAExample, settings: QASettings, times: dict[str, float]):
-    """Answer one question the reference way (see the module docstring)."""
+def reference_answer(model, tokenizer, ex: QAExample, settings: QASettings, times: dict[str, float],
+                     precision: str = "no"):
+    """Answer one question the reference way (see the module docstring), in fp32 (``no``) or
+    under bf16 autocast (``bf16``), as ours runs."""
+    from spanbert.core.precision import inference_autocast
+
     t0 = time.perf_counter()
     enc, offsets, seq_ids = reference_windows(tokenizer, ex, settings)
     t1 = time.perf_counter()
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), inference_autocast(device, precision):
         out = model(**{k: v.to(device) for k, v in enc.items()})
     starts, ends = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
     t2 = time.perf_counter()
@@ -355,17 +361,20 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     from spanbert.tasks.qa.inference import predict_examples
 
-    sides = {"reference": None, "ours fp32": "no"}
+    # name -> (whose code, precision); each of ours is compared with the reference at its precision
+    sides = {"reference": ("reference", "no"), "ours fp32": ("ours", "no")}
     if bf16:
-        sides["ours bf16"] = "bf16"
+        sides.update({"reference bf16": ("reference", "bf16"), "ours bf16": ("ours", "bf16")})
+    twin = {"ours fp32": "reference", "ours bf16": "reference bf16"}
     totals: dict[str, list[float]] = {name: [] for name in sides}
     stages: dict[str, dict[str, float]] = {name: defaultdict(float) for name in sides}
     answers: dict[str, list] = {}
     rss_before = peak_rss_mb()
     # warm-up (one question each), then rounds alternating side by side, address by address
-    reference_answer(model, tokenizer, examples[0], settings, defaultdict(float))
-    for precision in sides.values():
-        if precision:
+    for who, precision in sides.values():
+        if who == "reference":
+            reference_answer(model, tokenizer, examples[0], settings, defaultdict(float), precision)
+        else:
             list(predict_examples(model, tokenizer, examples[:1], settings, batch_size=args.batch_size, precision=precision))
     side_peak = dict.fromkeys(sides, 0.0)  # peak RSS while each side ran (first round; Linux only)
     have_peaks = reset_high_water_mark()
@@ -373,12 +382,12 @@ def main(argv: list[str] | None = None) -> dict | None:
         spent = dict.fromkeys(sides, 0.0)
         got: dict[str, list] = {name: [] for name in sides}
         for qs in by_doc:
-            for name, precision in sides.items():
+            for name, (who, precision) in sides.items():
                 if r == 0 and have_peaks:
                     reset_high_water_mark()
                 t = time.perf_counter()
-                if precision is None:
-                    preds = [reference_answer(model, tokenizer, ex, settings, stages[name]) for ex in qs]
+                if who == "reference":
+                    preds = [reference_answer(model, tokenizer, ex, settings, stages[name], precision) for ex in qs]
                 else:
                     with our_stage_times(model, stages[name]):
                         preds = list(predict_examples(model, tokenizer, qs, settings, batch_size=args.batch_size,
@@ -406,10 +415,13 @@ def main(argv: list[str] | None = None) -> dict | None:
             "answers": answers_of(answers[name]),
             "peak_rss_mb": side_peak[name] if have_peaks else None,
         }
-        if name != "reference":
+        if name in twin:  # ours: against the fp32 reference, and the reference at the same precision
             same = [a == b for a, b in zip(answers_of(ref), entry["answers"])]
             entry["identical"] = sum(same) / len(same)
             entry["ratio"] = results["sides"]["reference"]["seconds"] / seconds
+            peer = results["sides"][twin[name]]
+            entry["ratio_equal_precision"] = peer["seconds"] / seconds
+            entry["identical_equal_precision"] = sum(a == b for a, b in zip(peer["answers"], entry["answers"])) / len(same)
             entry["differences"] = [
                 {"id": ex.id, "question": ex.question, "reference": (p.text, p.start, p.end, p.score),
                  "ours": (o.text, o.start, o.end, o.score)}
@@ -427,9 +439,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"windows: reference == ours for {len(examples) - len(window_mismatch)}/{len(examples)} questions"
           + (f" (differ: {window_mismatch})" if window_mismatch else ""))
     for name, entry in results["sides"].items():
-        line = f"{name:10s} {entry['questions_per_s']:8.3f} questions/s ({entry['seconds']:.2f} s)"
-        if name != "reference":
-            line += f"  ratio {entry['ratio']:.2f}x  identical answers {entry['identical']:.1%}"
+        line = f"{name:14s} {entry['questions_per_s']:8.3f} questions/s ({entry['seconds']:.2f} s)"
+        if name in twin:
+            line += (f"  vs reference fp32: {entry['ratio']:.2f}x, identical answers {entry['identical']:.1%}; "
+                     f"vs {twin[name]} (equal precision): {entry['ratio_equal_precision']:.2f}x, identical "
+                     f"{entry['identical_equal_precision']:.1%}")
         print(line)
         total = sum(entry["stages"].values())
         parts = ", ".join(f"{k} {v:.2f} s ({v / entry['seconds']:.0%})" for k, v in entry["stages"].items())
@@ -441,6 +455,9 @@ def main(argv: list[str] | None = None) -> dict | None:
           + ("; while each side ran (VmHWM): " + ", ".join(f"{k} {v['peak_rss_mb']:.0f} MB" for k, v in results['sides'].items())
              if have_peaks else ""))
     print(f"ratio (ours fp32 / reference questions/s): {results['sides']['ours fp32']['ratio']:.2f}x")
+    if bf16:
+        print(f"ratio at equal precision (ours bf16 / reference bf16): "
+              f"{results['sides']['ours bf16']['ratio_equal_precision']:.2f}x")
     sys.stdout.flush()
     return results
 

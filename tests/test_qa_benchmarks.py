@@ -38,13 +38,14 @@ def test_inference_benchmark_quick_answers_match(inference_bench, shared_data, m
     assert results["peak_rss_mb"] > 0
     sides = results["sides"]
     assert {"reference", "ours fp32"} <= set(sides)
-    assert ("ours bf16" in sides) == results["bf16"]
+    assert ("ours bf16" in sides) == results["bf16"] == ("reference bf16" in sides)
     for name, side in sides.items():
         assert side["questions_per_s"] > 0 and side["seconds"] > 0
         assert len(side["answers"]) == 3
         assert "model" in side["stages"]
-        if name != "reference":
+        if name.startswith("ours"):  # compared with the fp32 reference and the one at its precision
             assert 0 <= side["identical"] <= 1 and side["ratio"] > 0
+            assert 0 <= side["identical_equal_precision"] <= 1 and side["ratio_equal_precision"] > 0
     fp32 = sides["ours fp32"]
     assert fp32["identical"] == 1.0 and fp32["differences"] == []
     assert fp32["answers"] == sides["reference"]["answers"]
