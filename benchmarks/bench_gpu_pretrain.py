@@ -5,6 +5,12 @@ and model FLOP utilisation against the chip's dense peak (``--peak-tflops``; 989
 SXM in bf16). The step is the trainer's: span-masking collator, SpanBertForPreTraining with
 sparse MLM+SBO heads, fused AdamW, clipping. Runs on a CPU too (``--device cpu --preset tiny``),
 which is how it is smoke-tested.
+
+The baseline runs in the same process, steps alternating with ours (``--no-baseline`` skips it):
+transformers' ``BertForMaskedLM`` of the same sizes with SDPA attention, the same precision,
+batch and clipping, fused AdamW with the Trainer's parameter groups (``--compile`` compiles it
+too), on the same token ids with 15% of the positions masked; it decodes every position over the
+vocabulary, as it does. MFU counts each model's own matrix-product FLOPs (``spanbert.core.flops``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 import torch
 
 from spanbert.pretrain.collator import SpanMaskingCollator
-from spanbert.core.flops import pretraining_step_flops
+from spanbert.core.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
 from spanbert.pretrain.arguments import PretrainArguments
 from spanbert.pretrain.train import build_optimizer
@@ -44,6 +50,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense peak of the chip at --precision")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-baseline", action="store_true", help="skip transformers' BertForMaskedLM")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -62,30 +69,77 @@ def main() -> None:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.precision]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    times, flops = [], []
+    baseline = None
+    if not args.no_baseline:
+        from transformers import BertConfig, BertForMaskedLM
+
+        torch.manual_seed(0)
+        sizes = {k: v for k, v in model.config.to_dict().items() if k in BertConfig().to_dict() and k != "model_type"}
+        base_config = BertConfig(**sizes)
+        base_config._attn_implementation = "sdpa"
+        baseline = BertForMaskedLM(base_config).to(device).train()
+        decay = [q for n, q in baseline.named_parameters() if q.ndim >= 2 and "LayerNorm" not in n]
+        rest = [q for n, q in baseline.named_parameters() if not (q.ndim >= 2 and "LayerNorm" not in n)]
+        base_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                                     lr=1e-4, fused=True)
+        base_step_model = torch.compile(baseline) if args.compile else baseline
+        ids = torch.tensor([f["input_ids"] for f in features])
+        chosen = torch.from_numpy(rng.random(ids.shape) < 0.15) & (ids > 103)
+        base_batch = {"input_ids": ids.masked_fill(chosen, 103).to(device),
+                      "labels": ids.masked_fill(~chosen, -100).to(device)}
+
+    def timed(run) -> float:
+        sync()
+        t = time.perf_counter()
+        run()
+        sync()
+        return time.perf_counter() - t
+
+    autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=args.precision != "fp32")  # noqa: E731
+    times, flops, base_times = [], [], []
     for i in range(args.steps + 3):
         collator.set_epoch(i)
         batch = {k: v.to(device, non_blocking=True) for k, v in collator(features).items()}
-        sync()
-        t = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=args.precision != "fp32"):
-            out = step_model(**batch)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync()
+        counts = {}
+
+        def ours() -> None:
+            with autocast():
+                out = step_model(**batch)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            counts.update(mlm=int(out.num_mlm_targets), sbo=int(out.num_sbo_targets))
+
+        def theirs() -> None:
+            with autocast():
+                loss = base_step_model(**base_batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(baseline.parameters(), 1.0)
+            base_opt.step()
+            base_opt.zero_grad(set_to_none=True)
+
+        t_ours = timed(ours)
+        t_base = timed(theirs) if baseline is not None else None
         if i >= 3:
-            times.append(time.perf_counter() - t)
-            flops.append(pretraining_step_flops(model.config, (args.batch, args.length),
-                                                int(out.num_mlm_targets), int(out.num_sbo_targets)))
+            times.append(t_ours)
+            flops.append(pretraining_step_flops(model.config, (args.batch, args.length), counts["mlm"], counts["sbo"]))
+            if t_base is not None:
+                base_times.append(t_base)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"{name}; preset {args.preset}; {args.precision}; batch {args.batch} x {args.length}; "
+          f"median of {args.steps} steps each{'; compiled' if args.compile else ''}")
     t = statistics.median(times)
     tokens = args.batch * args.length / t
     mfu = statistics.median(flops) / t / (args.peak_tflops * 1e12)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{name}; preset {args.preset}; {args.precision}; batch {args.batch} x {args.length}; "
-          f"median of {args.steps} steps: {t * 1e3:.1f} ms/step, {tokens:,.0f} tokens/s, "
+    print(f"ours SpanBertForPreTraining (MLM+SBO): {t * 1e3:.1f} ms/step, {tokens:,.0f} tokens/s, "
           f"{statistics.median(flops) / t / 1e12:.1f} model TFLOP/s, MFU {mfu:.1%} of {args.peak_tflops:g} TFLOP/s")
+    if base_times:
+        tb = statistics.median(base_times)
+        base_flops = dense_mlm_step_flops(baseline.config, (args.batch, args.length))
+        print(f"baseline BertForMaskedLM (sdpa):      {tb * 1e3:.1f} ms/step, {args.batch * args.length / tb:,.0f} tokens/s, "
+              f"{base_flops / tb / 1e12:.1f} model TFLOP/s, MFU {base_flops / tb / (args.peak_tflops * 1e12):.1%}")
+        print(f"ratio (ours / baseline tokens/s): {tb / t:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ PY=${PYTHON:-python3}
   $PY -c "import torch, transformers, tokenizers, accelerate, datasets; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| transformers', transformers.__version__, '| tokenizers', tokenizers.__version__, '| accelerate', accelerate.__version__, '| datasets', datasets.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
 for b in 32 64; do
-  timeout 150 $PY benchmarks/bench_gpu_pretrain.py --preset base --batch $b --length 512 --steps 20 2>&1 | tail -3 | tee -a "$OUT/bench.txt"
+  timeout 150 $PY benchmarks/bench_gpu_pretrain.py --preset base --batch $b --length 512 --steps 20 2>&1 | tail -4 | tee -a "$OUT/bench.txt"
 done
 timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_train.py tests/test_finetune.py \
   tests/test_modeling.py tests/test_fill.py tests/test_coref_model.py tests/test_coref_cli.py 2>&1 | tail -25 | tee "$OUT/pytest.txt"
-timeout 240 $PY benchmarks/bench_gpu_pretrain.py --preset base --batch 32 --length 512 --steps 20 --compile 2>&1 | tail -3 | tee -a "$OUT/bench.txt"
+timeout 240 $PY benchmarks/bench_gpu_pretrain.py --preset base --batch 32 --length 512 --steps 20 --compile 2>&1 | tail -4 | tee -a "$OUT/bench.txt"

@@ -47,6 +47,7 @@ def test_gpu_benchmark_runs_on_cpu():
     out = run("bench_gpu_pretrain.py", "--device", "cpu", "--preset", "tiny", "--batch", "2", "--length", "32",
               "--steps", "1", "--peak-tflops", "0.1")
     assert "tokens/s" in out and "MFU" in out
+    assert "baseline BertForMaskedLM (sdpa)" in out and "ratio (ours / baseline tokens/s):" in out
 
 
 @pytest.mark.slow
