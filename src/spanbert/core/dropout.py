@@ -37,11 +37,15 @@ def _indices(n: int, device: torch.device) -> torch.Tensor:
     return cached[:n]
 
 
+@torch.compiler.disable
 def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Bool mask of ``shape``: True (keep) with probability 1 - ``p``, a pure function of ``seed``.
 
     Each element's 32-bit hash of (index, seed) is mixed by three multiply/xorshift rounds; its
-    low 24 bits are compared with ``p`` x 2^24, so ``p`` is honoured to 6e-8.
+    low 24 bits are compared with ``p`` x 2^24, so ``p`` is honoured to 6e-8. Always run eagerly,
+    also inside ``torch.compile``: torch 2.13's Inductor turns these int32 shifts into C++ that
+    does not compile (a shift of float vectors), which made ``spanbert pretrain --compile`` fail
+    on a CPU.
     """
     n = 1
     for s in shape:
@@ -54,8 +58,10 @@ def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, d
     return h.bitwise_and_(0xFFFFFF).ge_(int(round(p * (1 << 24)))).view(shape)
 
 
+@torch.compiler.disable
 def _next_seed() -> int:
-    # from the global generator: seeded runs repeat, and checkpoints capture it
+    # from the global generator: seeded runs repeat, and checkpoints capture it (eager under
+    # torch.compile too, so a compiled model draws the same seeds as the eager one)
     return int(torch.randint(0, 1 << 31, (1,)).item())
 
 
