@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both (fast on CPUs with AVX512-BF16/AMX)")
     parser.add_argument("--tuned-malloc", action="store_true",
                         help="raise glibc's mmap/trim thresholds for this process (both sides), as `spanbert pretrain` does")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile our model's forward as `spanbert pretrain --compile` does (warm-up untimed)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N more of our steps and print the top operators (0: no profile)")
     args = parser.parse_args()
@@ -169,6 +171,7 @@ def main() -> None:
         use_hashed_dropout(ours)  # what `spanbert pretrain` does on a CPU
     our_collator = SpanMaskingCollator(tokenizer, seed=0)
     our_opt = build_optimizer(ours, PretrainArguments(output_dir="-"))
+    our_forward = torch.compile(ours) if args.compile else ours
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
@@ -187,7 +190,7 @@ def main() -> None:
     def our_step(i: int) -> None:
         batch = our_collator(ours_feats[i * args.batch : (i + 1) * args.batch])
         with autocast():
-            out = ours(**batch)
+            out = our_forward(**batch)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
         our_opt.step()
@@ -211,7 +214,8 @@ def main() -> None:
     base_flops = dense_mlm_step_flops(baseline.config, shape) / 1e9
     print(f"CPU: {cpu_model()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.length}, "
-          f"{args.steps} timed steps each (median), {'bf16 autocast' if args.bf16 else 'fp32'}, glibc malloc {'tuned' if args.tuned_malloc else 'default'}")
+          f"{args.steps} timed steps each (median), {'bf16 autocast' if args.bf16 else 'fp32'}, glibc malloc {'tuned' if args.tuned_malloc else 'default'}"
+          + ("; ours compiled (torch.compile)" if args.compile else ""))
     print(f"matmul peak (2048^3 {'bf16' if args.bf16 else 'fp32'}, best of 10): {peak:.1f} GFLOP/s")
     print(f"baseline BertForMaskedLM + whole-word collator: {t_base:.3f} s/step  {tokens / t_base:8.0f} tokens/s  "
           f"({base_flops:.0f} GFLOP/step, MFU {base_flops / t_base / peak:.0%})")
