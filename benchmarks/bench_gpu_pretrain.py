@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from bench_pretrain import hf_optimizer, optimizer_step
 from spanbert.pretrain.collator import SpanMaskingCollator
 from spanbert.core.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
@@ -78,10 +79,7 @@ def main() -> None:
         base_config = BertConfig(**sizes)
         base_config._attn_implementation = "sdpa"
         baseline = BertForMaskedLM(base_config).to(device).train()
-        decay = [q for n, q in baseline.named_parameters() if q.ndim >= 2 and "LayerNorm" not in n]
-        rest = [q for n, q in baseline.named_parameters() if not (q.ndim >= 2 and "LayerNorm" not in n)]
-        base_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-                                     lr=1e-4, fused=True)
+        base_opt = hf_optimizer(baseline)
         base_step_model = torch.compile(baseline) if args.compile else baseline
         ids = torch.tensor([f["input_ids"] for f in features])
         chosen = torch.from_numpy(rng.random(ids.shape) < 0.15) & (ids > 103)
@@ -105,19 +103,13 @@ def main() -> None:
         def ours() -> None:
             with autocast():
                 out = step_model(**batch)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(model, opt, out.loss)
             counts.update(mlm=int(out.num_mlm_targets), sbo=int(out.num_sbo_targets))
 
         def theirs() -> None:
             with autocast():
                 loss = base_step_model(**base_batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(baseline.parameters(), 1.0)
-            base_opt.step()
-            base_opt.zero_grad(set_to_none=True)
+            optimizer_step(baseline, base_opt, loss)
 
         t_ours = timed(ours)
         t_base = timed(theirs) if baseline is not None else None

@@ -80,6 +80,14 @@ def hf_optimizer(model: torch.nn.Module, lr: float = 1e-4) -> torch.optim.AdamW:
                              lr=lr, fused=True)
 
 
+def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """The rest of a training step after the forward: backward, clip to 1.0, step, zero the gradients."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def matmul_peak(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
     """Best FLOP/s of a square matmul in ``dtype`` on this machine, now."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
@@ -180,10 +188,7 @@ def main() -> None:
         batch = hf_collator(hf_feats[i * args.batch : (i + 1) * args.batch])
         with autocast():
             loss = baseline(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(baseline.parameters(), 1.0)
-        hf_opt.step()
-        hf_opt.zero_grad(set_to_none=True)
+        optimizer_step(baseline, hf_opt, loss)
 
     counts = []
 
@@ -191,10 +196,7 @@ def main() -> None:
         batch = our_collator(ours_feats[i * args.batch : (i + 1) * args.batch])
         with autocast():
             out = our_forward(**batch)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
-        our_opt.step()
-        our_opt.zero_grad(set_to_none=True)
+        optimizer_step(ours, our_opt, out.loss)
         counts.append((int(out.num_mlm_targets), int(out.num_sbo_targets)))
 
     times: dict[str, list[float]] = {"baseline": [], "ours": []}
