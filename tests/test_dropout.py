@@ -87,8 +87,9 @@ def test_model_with_hashed_dropout_is_unchanged_in_eval():
 
 @pytest.mark.slow
 def test_hashed_dropout_under_torch_compile_drops_what_eager_drops():
-    # torch 2.13's Inductor generated C++ that does not compile for the hash's int32 shifts, so
-    # `spanbert pretrain --compile` failed on a CPU; the mask now runs eagerly inside compiled code,
+    # Under bf16 autocast torch 2.13's Inductor generated C++ that does not compile for the hash's
+    # int32 shifts, so `spanbert pretrain --compile` failed on a bf16 CPU (fp32 compiled); the mask now
+    # runs eagerly inside compiled code,
     # with the seed drawn from the same global generator, so compiled == eager, element for element.
     def f(x):
         return hashed_dropout(torch.softmax(x, dim=-1), 0.1, True)

@@ -43,9 +43,9 @@ def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, d
 
     Each element's 32-bit hash of (index, seed) is mixed by three multiply/xorshift rounds; its
     low 24 bits are compared with ``p`` x 2^24, so ``p`` is honoured to 6e-8. Always run eagerly,
-    also inside ``torch.compile``: torch 2.13's Inductor turns these int32 shifts into C++ that
-    does not compile (a shift of float vectors), which made ``spanbert pretrain --compile`` fail
-    on a CPU.
+    also inside ``torch.compile``: under bf16 autocast, torch 2.13's Inductor turned these int32
+    shifts into C++ that does not compile (a shift of float vectors), which made ``spanbert
+    pretrain --compile`` fail on a bf16 CPU.
     """
     n = 1
     for s in shape:
