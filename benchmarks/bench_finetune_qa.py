@@ -29,6 +29,7 @@ import argparse
 import csv
 import gzip
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -196,6 +197,7 @@ def main() -> None:
           f"loss {loss_summary(ours_losses)}")
     print(f"ratio (ours / baseline windows/s): {t_base / t_ours:.2f}x")
     sys.stdout.flush()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
