@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ from spanbert.core.errors import ConfigError, SpanBertError, one_line
 from spanbert.core.options import (PRECISION_ALIAS, TRANSFORMERS_NAMES, alias_parameter, dataclass_options, dataclass_values,
                                    option_parameter, with_aliases)
 from spanbert.core.precision import PRECISION_HELP, PrecisionName
-from spanbert.pretrain.arguments import DOC_PER_HELP
+from spanbert.pretrain.arguments import DOC_PER_HELP, DocPer
 
 app = typer.Typer(
     name="spanbert",
@@ -60,9 +60,6 @@ def _quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)
-
-
-DOC_PER = Literal["file", "blank_line", "line"]
 
 
 def _given_parameters(ctx: typer.Context) -> frozenset[str]:
@@ -132,7 +129,7 @@ def tokenizer_train(
     lowercase: Annotated[bool, typer.Option(help="Lowercase (BERT uncased); default cased.")] = False,
     min_frequency: Annotated[int, typer.Option(min=0)] = 2,
     text_field: Annotated[str, typer.Option()] = "text",
-    doc_per: Annotated[DOC_PER, typer.Option(help=DOC_PER_HELP)] = "blank_line",
+    doc_per: Annotated[DocPer, typer.Option(help=DOC_PER_HELP)] = "blank_line",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing tokenizer folder.")] = False,
 ) -> None:
     """Train a WordPiece vocabulary on a corpus (cased by default)."""

@@ -91,12 +91,6 @@ def dataclass_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def option_fields(cls: type) -> dict[str, str]:
-    """``{field name: its option as the user types it}`` of the option fields of ``cls``."""
-    return {f.name: (f.metadata.get("names") or ("--" + _parameter_name(f).replace("_", "-"),))[0]
-            for f in fields(cls) if "help" in f.metadata}
-
-
 # -- hidden aliases -------------------------------------------------------------------------------
 
 
@@ -160,5 +154,5 @@ def with_aliases(aliases: Mapping[str, str]) -> Callable[[Callable], Callable]:
     return decorate
 
 
-__all__ = ["PRECISION_ALIAS", "TRANSFORMERS_NAMES", "option", "dataclass_options", "dataclass_values", "option_fields", "option_parameter", "option_name", "alias_parameter",
+__all__ = ["PRECISION_ALIAS", "TRANSFORMERS_NAMES", "option", "dataclass_options", "dataclass_values", "option_parameter", "option_name", "alias_parameter",
            "with_aliases"]

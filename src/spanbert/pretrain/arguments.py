@@ -18,6 +18,7 @@ from spanbert.pretrain.masking import MaskingConfig
 
 # Packed segments shorter than this (specials included) are dropped (pack_documents' default).
 MIN_SEGMENT_TOKENS = 8
+DocPer = Literal["file", "blank_line", "line"]  # how plain text splits into documents
 DOC_PER_HELP = ("Plain text: one document per file, per block between blank lines (blank_line), or per line "
                 "(line: e.g. one sentence or paragraph a line). JSON Lines: always one per record.")
 
@@ -171,7 +172,7 @@ class PretrainJob:
     lowercase: bool = option(False, help="Lowercase when a tokenizer is trained (default cased).")
     max_length: int = option(512, min=1, help="Tokens per segment, [CLS] and [SEP] included.")
     text_field: str = option("text", help="Text field of JSON Lines / datasets sources.")
-    doc_per: Literal["file", "blank_line", "line"] = option("blank_line", help=DOC_PER_HELP)
+    doc_per: DocPer = option("blank_line", help=DOC_PER_HELP)
     streaming: bool = option(False, help="Read the corpus lazily (needs --max-steps).")
     word_segmenter: str = option("none", help=(
         "Whole words for masking: none (the tokenizer's words; each Chinese character is one) or jieba (Chinese "
