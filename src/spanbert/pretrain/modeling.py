@@ -31,7 +31,9 @@ included) still load; so do our resume checkpoints, which keep that older layout
 
 Only the masked positions (and the SBO targets) go through the heads: the vocabulary
 projection of unmasked tokens would be thrown away by the loss anyway, and on a CPU it costs
-more than the encoder itself.
+more than the encoder itself. In training the projection and the cross-entropy are one fused
+step (:mod:`spanbert.pretrain.vocab_loss`) that keeps no (targets, vocabulary) logits;
+``return_logits=True`` takes the plain path and returns them.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from transformers.utils import ModelOutput
 from spanbert.core.checkpoints import register_auto
 from spanbert.core.errors import ConfigError, one_line
 from spanbert.pretrain.masking import IGNORE_INDEX
+from spanbert.pretrain.vocab_loss import vocab_cross_entropy
 
 # Row counts of the MLM/SBO head GEMMs are rounded up to a multiple of this (see forward).
 ROW_BUCKET = 64
@@ -285,15 +288,26 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
             self.sbo_hidden(hidden, F.pad(sbo_pairs, (0, 0, 0, pad_sbo))),  # (N + pad_sbo, H)
         ]
 
-        # One vocabulary GEMM for both heads, (M+N, H) x (H, V), split with `torch.split`, whose
-        # backward concatenates (slicing would zero-fill two full-size (M+N, V) gradients).
-        mlm_logits, _, sbo_logits, _ = torch.split(
-            self.vocab_logits(torch.cat(states)), [num_mlm, pad_mlm, num_sbo, pad_sbo]
-        )
-        mlm_logits = mlm_logits + self.cls.predictions.bias  # (M, V)
-        sbo_logits = sbo_logits + self.sbo.bias  # (N, V)
-        mlm_sum = F.cross_entropy(mlm_logits.float(), mlm_targets, reduction="sum")
-        sbo_sum = F.cross_entropy(sbo_logits.float(), sbo_labels, reduction="sum")
+        if return_logits:
+            # One vocabulary GEMM for both heads, (M+N, H) x (H, V), split with `torch.split`, whose
+            # backward concatenates (slicing would zero-fill two full-size (M+N, V) gradients).
+            mlm_logits, _, sbo_logits, _ = torch.split(
+                self.vocab_logits(torch.cat(states)), [num_mlm, pad_mlm, num_sbo, pad_sbo]
+            )
+            mlm_logits = mlm_logits + self.cls.predictions.bias  # (M, V)
+            sbo_logits = sbo_logits + self.sbo.bias  # (N, V)
+            mlm_sum = F.cross_entropy(mlm_logits.float(), mlm_targets, reduction="sum")
+            sbo_sum = F.cross_entropy(sbo_logits.float(), sbo_labels, reduction="sum")
+        else:
+            # The same sums from one fused GEMM + cross-entropy that keeps no (M+N, V) logits
+            # (see vocab_loss); padding rows carry target -100.
+            targets = torch.cat([mlm_targets, mlm_targets.new_full((pad_mlm,), IGNORE_INDEX),
+                                 sbo_labels.to(mlm_targets.dtype), mlm_targets.new_full((pad_sbo,), IGNORE_INDEX)])
+            mlm_sum, sbo_sum = vocab_cross_entropy(
+                torch.cat(states), self.bert.embeddings.word_embeddings.weight,
+                (self.cls.predictions.bias, self.sbo.bias), (num_mlm + pad_mlm, num_sbo + pad_sbo), targets,
+            )
+            mlm_logits = sbo_logits = None
         n_mlm = torch.tensor(num_mlm, device=hidden.device)
         n_sbo = torch.tensor(sbo_labels.numel(), device=hidden.device)
         # Empty target sets give a zero term that still reaches every head parameter (DDP needs that).
@@ -319,8 +333,8 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
             sbo_loss_sum=sbo_sum,
             num_mlm_targets=n_mlm,
             num_sbo_targets=n_sbo,
-            mlm_logits=mlm_logits if return_logits else None,
-            sbo_logits=sbo_logits if return_logits else None,
+            mlm_logits=mlm_logits,
+            sbo_logits=sbo_logits,
             last_hidden_state=hidden if return_logits else None,
         )
 
