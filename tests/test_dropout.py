@@ -106,36 +106,45 @@ def test_hashed_dropout_under_torch_compile_drops_what_eager_drops():
         torch.testing.assert_close(compiled, eager, atol=1e-2, rtol=1e-2)
 
 
-def test_compiled_mask_equals_the_eager_hash_bit_for_bit(monkeypatch):
-    """`scaled_keep_mask` runs one torch.compile'd loop on a CPU; it must drop exactly the
-    elements `hashed_keep_mask` (eager tensor ops) drops, so runs and resumes do not depend on
-    whether the compiler was there."""
+def test_compiled_dropout_drops_what_the_eager_hash_drops_bit_for_bit():
+    """On a CPU, dropout runs as one torch.compile'd loop; forward and backward must drop exactly
+    the elements `hashed_keep_mask` (eager tensor ops) drops for the drawn seed, and scale the
+    rest by 1 / (1 - p), so runs and resumes do not depend on whether the compiler was there."""
     from spanbert.core import dropout
 
-    for shape, p, seed in [((16, 12, 33, 33), 0.1, 12345), ((7, 129), 0.3, 0), ((5,), 0.5, 2**31 - 1)]:
+    for shape, p in [((16, 12, 33, 33), 0.1), ((7, 129), 0.3), ((5,), 0.5)]:
         for dtype in (torch.float32, torch.bfloat16):
-            compiled = dropout.scaled_keep_mask(shape, p, seed, dtype)
-            expected = hashed_keep_mask(shape, p, seed).to(dtype) * (1.0 / (1.0 - p))
-            assert compiled.shape == shape and compiled.dtype == dtype
-            assert torch.equal(compiled, expected), (shape, dtype)
-    assert dropout._scaled_keep.enabled  # the compiled path ran (not the fallback)
+            x = torch.randn(shape).to(dtype).requires_grad_()
+            torch.manual_seed(11)
+            y = hashed_dropout(x, p)
+            torch.manual_seed(11)
+            keep = hashed_keep_mask(shape, p, dropout._next_seed())
+            expected = torch.where(keep, x.detach().float() * (1.0 / (1.0 - p)), 0.0).to(dtype)
+            assert y.dtype == dtype and torch.equal(y, expected), (shape, dtype)
+            g = torch.randn(shape).to(dtype)
+            y.backward(g)
+            assert torch.equal(x.grad, torch.where(keep, g.float() * (1.0 / (1.0 - p)), 0.0).to(dtype))
+    assert dropout._drop.enabled  # the compiled path ran (not the fallback)
 
 
 def test_a_failing_compiler_falls_back_to_the_same_masks(monkeypatch, caplog):
     from spanbert.core import dropout
     from spanbert.core.kernels import CpuKernel
 
-    kernel = CpuKernel(dropout._scaled_keep.fn)
+    x = torch.randn(64, 64)
+    torch.manual_seed(5)
+    compiled = hashed_dropout(x, 0.1)
+    kernel = CpuKernel(dropout._drop.fn)
 
     def broken(*args):
         raise RuntimeError("InductorError: no C++ compiler\nmore lines")
 
     kernel.compiled = broken
-    monkeypatch.setattr(dropout, "_scaled_keep", kernel)
+    monkeypatch.setattr(dropout, "_drop", kernel)
     with caplog.at_level("WARNING"):
-        a = dropout.scaled_keep_mask((64, 64), 0.1, 7, torch.float32)
-        b = dropout.scaled_keep_mask((64, 64), 0.1, 8, torch.float32)
+        torch.manual_seed(5)
+        a = hashed_dropout(x, 0.1)
+        b = hashed_dropout(x, 0.1)
     assert not kernel.enabled
     assert sum("no C++ compiler" in r.getMessage() for r in caplog.records) == 1  # warned once, first line only
-    assert torch.equal(a, hashed_keep_mask((64, 64), 0.1, 7).float() / 0.9)
-    assert torch.equal(b, hashed_keep_mask((64, 64), 0.1, 8).float() / 0.9)
+    assert torch.equal(a, compiled) and not torch.equal(a, b)

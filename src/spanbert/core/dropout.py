@@ -5,7 +5,7 @@ element; for BERT's attention probabilities (batch x heads x T x T) that costs m
 attention itself, and ``scaled_dot_product_attention`` with dropout falls back to its slow
 math path. Here a mask is a pure function of a 31-bit seed and the element index (a
 multiply-xorshift integer hash: ~3x faster as vectorised tensor ops, ~20x as the one
-``torch.compile``'d loop :func:`scaled_keep_mask` runs on a CPU), and the seed is drawn from the global torch RNG at each call, so runs stay reproducible and
+``torch.compile``'d loop that dropout runs on a CPU, :mod:`spanbert.core.kernels`), and the seed is drawn from the global torch RNG at each call, so runs stay reproducible and
 ``--resume`` stays exact.
 
 ``use_hashed_dropout(model)`` swaps every ``nn.Dropout`` of a model for :class:`HashedDropout`
@@ -47,27 +47,6 @@ def _hash(index: torch.Tensor, seed: torch.Tensor | int) -> torch.Tensor:
     return h ^ (h >> 15)
 
 
-@cpu_kernel
-def _scaled_keep(n: int, seed: torch.Tensor, threshold: int, scale: float, dtype: torch.dtype) -> torch.Tensor:
-    """(n,) of ``dtype``: ``scale`` where the hash's low 24 bits reach ``threshold``, else 0.
-    Compiled, one vectorised loop that reads no memory (the index is the loop counter)."""
-    keep = (_hash(torch.arange(n, dtype=torch.int32, device=seed.device), seed) & 0xFFFFFF) >= threshold
-    return keep.to(dtype) * scale
-
-
-@torch.compiler.disable
-def scaled_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, dtype: torch.dtype = torch.float32,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
-    """The dropout multiplier of ``shape`` in ``dtype``: 1 / (1 - ``p``) where :func:`hashed_keep_mask`
-    keeps, else 0. On a CPU, one compiled loop (:mod:`spanbert.core.kernels`; ~8x faster than the
-    separate tensor ops, and exactly equal to them: integer arithmetic)."""
-    n = 1
-    for s in shape:
-        n *= s
-    seed_tensor = torch.tensor(int(seed) & 0x7FFFFFFF, dtype=torch.int32, device=device)
-    return _scaled_keep(n, seed_tensor, int(round(p * (1 << 24))), 1.0 / (1.0 - p), dtype).view(shape)
-
-
 @torch.compiler.disable
 def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Bool mask of ``shape``: True (keep) with probability 1 - ``p``, a pure function of ``seed``.
@@ -76,14 +55,14 @@ def hashed_keep_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int, d
     low 24 bits are compared with ``p`` x 2^24, so ``p`` is honoured to 6e-8. Always run eagerly,
     also inside a ``torch.compile``'d model: under bf16 autocast, torch 2.13's Inductor turned these
     int32 shifts into C++ that does not compile (a shift of float vectors), which made ``spanbert
-    pretrain --compile`` fail on a bf16 CPU (:func:`scaled_keep_mask` compiles them on their own,
-    outside autocast).
+    pretrain --compile`` fail on a bf16 CPU (training compiles them on their own, outside
+    autocast: see ``_drop``).
     """
     n = 1
     for s in shape:
         n *= s
     h = _hash(_indices(n, torch.device(device)), int(seed) & 0x7FFFFFFF)
-    return h.bitwise_and_(0xFFFFFF).ge_(int(round(p * (1 << 24)))).view(shape)
+    return (h.bitwise_and_(0xFFFFFF) >= int(round(p * (1 << 24)))).view(shape)
 
 
 @torch.compiler.disable
@@ -93,13 +72,48 @@ def _next_seed() -> int:
     return int(torch.randint(0, 1 << 31, (1,)).item())
 
 
+@cpu_kernel
+def _drop(x: torch.Tensor, seed: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
+    """``x`` times the dropout multiplier of each element's (row-major) index: ``x * scale`` where the
+    hash's low 24 bits reach ``threshold``, else 0. Compiled, one pass that reads ``x`` and writes
+    the result (no mask in memory)."""
+    index = torch.arange(x.numel(), dtype=torch.int32, device=x.device).view(x.shape)
+    keep = (_hash(index, seed) & 0xFFFFFF) >= threshold
+    return torch.where(keep, x * scale, 0.0).to(x.dtype)
+
+
+class _HashedDropoutFunction(torch.autograd.Function):
+    # y = x * m and dy/dx = m for the hashed multiplier m: backward recomputes m from the seed
+    # instead of keeping it (no mask saved; one pass each way).
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, seed: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(seed)
+        ctx.mask_args = (threshold, scale)
+        return _drop(x, seed, threshold, scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (seed,) = ctx.saved_tensors
+        return _drop(grad, seed, *ctx.mask_args), None, None, None
+
+
+@torch.compiler.disable
+def _hashed_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    # eager also inside a torch.compile'd model (see hashed_keep_mask)
+    seed = torch.tensor(_next_seed() & 0x7FFFFFFF, dtype=torch.int32, device=x.device)
+    return _HashedDropoutFunction.apply(x, seed, int(round(p * (1 << 24))), 1.0 / (1.0 - p))
+
+
 def hashed_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """``F.dropout`` with a hashed mask: zero each element with probability ``p``, scale the rest by 1/(1-p)."""
+    """``F.dropout`` with a hashed mask: zero each element with probability ``p``, scale the rest by
+    1/(1-p); the elements dropped are those :func:`hashed_keep_mask` drops for a seed drawn from
+    the global torch generator."""
     if not training or p == 0.0:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    return x * scaled_keep_mask(x.shape, p, _next_seed(), x.dtype, x.device)  # the scaled mask is what backward needs
+    return _hashed_dropout(x, p)
 
 
 class HashedDropout(nn.Dropout):
