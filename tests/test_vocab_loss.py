@@ -48,15 +48,18 @@ def _ours(states, weight, b1, b2, targets, rows):
     return vocab_cross_entropy(states, weight, (b1, b2), rows, targets)
 
 
-@pytest.mark.parametrize("chunk_bytes", [vocab_loss.CPU_CHUNK_BYTES, 3 * 4 * 211])  # one chunk / 3-row chunks
-def test_fp32_equals_the_unfused_loss_and_gradients(monkeypatch, chunk_bytes):
-    monkeypatch.setattr(vocab_loss, "CPU_CHUNK_BYTES", chunk_bytes)
-    states, weight, b1, b2, targets, rows = _inputs()
-    ref = _run(_reference, (states, weight, b1, b2), targets, rows, autocast=False)
-    ours = _run(_ours, (states, weight, b1, b2), targets, rows, autocast=False)
+@pytest.mark.parametrize("compiled", [True, False])  # the compiled kernel / its eager fallback
+@pytest.mark.parametrize("rows", [64, 3])  # one chunk per group / 3-row chunks
+def test_fp32_equals_the_unfused_loss_and_gradients(monkeypatch, compiled, rows):
+    monkeypatch.setattr(vocab_loss._softmax_rows, "enabled", compiled)
+    monkeypatch.setattr(vocab_loss, "COMPILED_CHUNK_ROWS", rows)
+    monkeypatch.setattr(vocab_loss, "CPU_CHUNK_BYTES", rows * 4 * 211)
+    states, weight, b1, b2, targets, groups = _inputs()
+    ref = _run(_reference, (states, weight, b1, b2), targets, groups, autocast=False)
+    ours = _run(_ours, (states, weight, b1, b2), targets, groups, autocast=False)
     for name, r, o in zip(["mlm sum", "sbo sum", "states", "weight", "mlm bias", "sbo bias"], ref, ours):
         torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-6, msg=name)
-    assert ours[2][rows[0] - 4 : rows[0]].abs().max() == 0  # padding rows get no gradient
+    assert ours[2][37 - 4 : 37].abs().max() == 0  # padding rows get no gradient
 
 
 def test_bf16_autocast_matches_within_bf16_rounding():

@@ -4,9 +4,11 @@
 (the MLM rows, then the SBO rows), the sum of ``cross_entropy(states @ weight.T + bias, target)``,
 exactly what ``F.linear`` + bias + ``F.cross_entropy(logits.float(), reduction="sum")`` give,
 without their (K, V) intermediates: the logits GEMM runs once in the compute dtype (bf16/fp16
-under autocast, else the states' dtype), then row chunks small enough to stay in the CPU's L2
-cache are turned, in fp32, into the loss and the gradient of the logits (softmax - one-hot),
-which overwrites the logits in place. Backward is then two GEMMs and a rescale.
+under autocast, else the states' dtype), then chunks of rows are turned, in fp32, into the
+loss and the gradient of the logits (softmax - one-hot), which overwrites the logits in place;
+on a CPU each chunk's softmax is one ``torch.compile``'d kernel (:mod:`spanbert.core.kernels`,
+eager ops on cache-sized chunks where it cannot compile). Backward is then two GEMMs and a
+rescale.
 
 Why: on a CPU in bf16, the unfused path spent more time on the (K, V) tensors around the GEMM
 (bias add with promotion to fp32, the fp32 copy, log-softmax and its backward, the split's
@@ -24,7 +26,11 @@ from collections.abc import Sequence
 
 import torch
 
-# Rows of fp32 logits processed at once on a CPU: 16 x 30,522 x 4 bytes ~ 2 MB, one core's L2.
+from spanbert.core.kernels import cpu_kernel
+
+# Rows of logits processed at once on a CPU: through the compiled kernel (spanbert.core.kernels),
+# or else as eager ops on fp32 chunks of ~2 MB (16 x 30,522 x 4 bytes), one core's L2.
+COMPILED_CHUNK_ROWS = 64
 CPU_CHUNK_BYTES = 1 << 21
 # On accelerators memory bandwidth is not the limit; fewer, larger kernels are better.
 DEVICE_CHUNK_ROWS = 4096
@@ -37,33 +43,50 @@ def _compute_dtype(states: torch.Tensor) -> torch.dtype:
     return states.dtype
 
 
+@cpu_kernel
+def _softmax_rows(logits: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(``logits`` + ``bias``) of each row (c, V) in fp32, rows whose target is -100 zeroed,
+    and the rows' summed cross-entropy against ``targets`` (c,) (fp32 scalar)."""
+    z = logits.float() + bias  # (c, V)
+    keep = targets != -100  # (c,)
+    safe = torch.where(keep, targets, 0)[:, None]  # (c, 1)
+    peak = z.amax(1, keepdim=True)
+    e = torch.exp(z - peak)
+    norm = e.sum(1, keepdim=True)
+    loss = torch.where(keep, (peak + torch.log(norm) - z.gather(1, safe)).squeeze(1), 0.0).sum()
+    return e * (keep[:, None].float() / norm), loss
+
+
 def _softmax_ce_chunks(grad: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, start: int, stop: int,
                        chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``start:stop`` of ``grad`` (K, V), logits before ``bias`` (V,), with ``targets`` (K,)
     (-100: no loss): returns their summed cross-entropy (fp32 scalar) and the column sums (V,) of
     its gradient w.r.t. the logits, softmax - one-hot, which overwrites the logits in place (0 on
     rows without a target). Works ``chunk`` rows at a time so that the fp32 temporaries stay in
-    cache (measured on a 1-thread bf16 CPU, 320 x 30,522: 25 ms; one pass per op over all rows:
-    174 ms; the same math as one ``torch.compile``'d function: 48 ms)."""
+    cache."""
     total = torch.zeros((), dtype=torch.float32, device=grad.device)
     colsum = torch.zeros(grad.size(1), dtype=torch.float32, device=grad.device)
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
         t = targets[a:b]
-        keep = t != -100
-        safe = torch.where(keep, t, 0)[:, None]  # (c, 1)
-        z = torch.add(grad[a:b], bias)  # (c, V) fp32 logits (bias is fp32)
-        peak = z.amax(1, keepdim=True)
-        picked = z.gather(1, safe)  # (c, 1)
-        z.sub_(peak).exp_()
-        norm = z.sum(1, keepdim=True)
-        total += torch.where(keep[:, None], peak + norm.log() - picked, 0.0).sum()
-        z.div_(norm)
-        z.scatter_add_(1, safe, torch.full_like(picked, -1.0))
-        z.mul_(keep[:, None])  # rows without a target give no gradient
-        colsum += z.sum(0)
-        grad[a:b] = z
+        probs, loss = _softmax_rows(grad[a:b], bias, t)  # (c, V) fp32
+        rows = (t != -100).nonzero().squeeze(1)
+        probs.index_put_((rows, t[rows]), torch.tensor(-1.0, device=grad.device), accumulate=True)  # - one-hot
+        colsum += probs.sum(0)
+        grad[a:b] = probs
+        total += loss
     return total, colsum
+
+
+def _chunk_rows(device: torch.device, vocab: int) -> int:
+    # Measured on a 1-thread bf16 CPU, 640 x 30,522 logits: 64-row chunks through the compiled
+    # kernel 28 ms; L2-sized chunks (~17 rows) of eager ops 42 ms; eager ops over all rows at once
+    # ~170 ms; the whole loss as one compiled function ~48 ms per 320 rows.
+    if device.type != "cpu":
+        return DEVICE_CHUNK_ROWS
+    if _softmax_rows.enabled:
+        return COMPILED_CHUNK_ROWS
+    return max(1, CPU_CHUNK_BYTES // (4 * vocab))
 
 
 class _VocabCrossEntropy(torch.autograd.Function):
@@ -75,11 +98,7 @@ class _VocabCrossEntropy(torch.autograd.Function):
             w = weight.to(dtype)  # (V, H)
             h = states.to(dtype)  # (K, H)
             grad = h @ w.t()  # (K, V) logits, overwritten below by d loss / d logits
-            vocab = grad.size(1)
-            if states.device.type == "cpu":
-                chunk = max(1, CPU_CHUNK_BYTES // (4 * vocab))
-            else:
-                chunk = DEVICE_CHUNK_ROWS
+            chunk = _chunk_rows(states.device, grad.size(1))
             sums, bias_grads = [], []
             start = 0
             for bias, n in zip(biases, rows):
