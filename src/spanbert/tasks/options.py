@@ -134,6 +134,17 @@ def read_text_file(path: Path, what: str = "--input") -> str:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def one_text(inline: str | None, path: Path | None, names: tuple[str, str], what: str = "text") -> str:
+    """Exactly one of an inline option (``names[0]``) and a UTF-8 file (``names[1]``, its whole
+    content): the text, which must not be blank (one-line errors naming the option or file)."""
+    if (inline is None) == (path is None):
+        raise ConfigError(f"{names[0]} / {names[1]}: give exactly one")
+    text = read_text_file(path) if path is not None else inline
+    if not text.strip():
+        raise ConfigError(f"{path or names[0]}: the {what} is empty")
+    return text
+
+
 def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line: bool = True) -> list[str]:
     """The ``--text`` values plus the file's non-blank lines (or its whole content with
     ``per_line=False``); nothing at all, or an empty ``--text``, is a one-line error."""
@@ -152,5 +163,5 @@ def texts_to_predict(texts: list[str] | None, input_file: Path | None, per_line:
     return out
 
 
-__all__ = ["report_scores", "finetune_arguments", "finetune_command", "read_text_file", "texts_to_predict", "Precision",
+__all__ = ["report_scores", "finetune_arguments", "finetune_command", "read_text_file", "one_text", "texts_to_predict", "Precision",
            "Dropout", "TimeBudget", "Progress", "MaxTrainExamples", "MaxDevExamples", "MaxExamples"]

@@ -11,7 +11,7 @@ import typer
 
 from spanbert.core.errors import ConfigError
 from spanbert.core.options import PRECISION_ALIAS, with_aliases
-from spanbert.tasks.options import Precision, read_text_file
+from spanbert.tasks.options import Precision, one_text
 
 
 @with_aliases(PRECISION_ALIAS)
@@ -31,12 +31,7 @@ def predict_qa_command(
     check_precision(precision)
     if top_k < 0:
         raise ConfigError(f"--top-k {top_k}: must be >= 0")
-    if (context is None) == (context_file is None):
-        raise ConfigError("--context / --context-file: give exactly one")
-    if context_file is not None:
-        context = read_text_file(context_file)
-    if not context.strip():
-        raise ConfigError(f"{context_file or '--context'}: the context is empty")
+    context = one_text(context, context_file, ("--context", "--context-file"), "context")
     for q in question:
         if not q.strip():
             raise ConfigError("--question: empty question")

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from spanbert.core.errors import ConfigError
 from spanbert.core.options import PRECISION_ALIAS, with_aliases
-from spanbert.tasks.options import Precision, read_text_file, report_scores
+from spanbert.tasks.options import Precision, one_text, report_scores
 
 
 @with_aliases(PRECISION_ALIAS)
@@ -27,12 +26,7 @@ def predict_summarize_command(
     """Summarise a text given inline or as a file: the best sentences, in document order."""
     from spanbert.tasks.summarize.inference import ExtractiveSummarizer
 
-    if (text is None) == (input is None):
-        raise ConfigError("--text / --input: give exactly one")
-    if input is not None:
-        text = read_text_file(input)
-    if not text.strip():
-        raise ConfigError(f"{input or '--text'}: the text is empty")
+    text = one_text(text, input, ("--text", "--input"))
     summarizer = ExtractiveSummarizer(model, precision=precision)
     summary = summarizer.summarize([text], max_sentences=max_sentences, max_words=max_words,
                                    block_trigrams=block_trigrams)[0]
