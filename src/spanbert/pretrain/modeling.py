@@ -333,8 +333,8 @@ class SpanBertForPreTraining(SpanBertPreTrainedModel):
             sbo_loss_sum=sbo_sum,
             num_mlm_targets=n_mlm,
             num_sbo_targets=n_sbo,
-            mlm_logits=mlm_logits,
-            sbo_logits=sbo_logits,
+            mlm_logits=mlm_logits if return_logits else None,
+            sbo_logits=sbo_logits if return_logits else None,
             last_hidden_state=hidden if return_logits else None,
         )
 
