@@ -124,17 +124,19 @@ def test_compiled_dropout_drops_what_the_eager_hash_drops_bit_for_bit():
             g = torch.randn(shape).to(dtype)
             y.backward(g)
             assert torch.equal(x.grad, torch.where(keep, g.float() * (1.0 / (1.0 - p)), 0.0).to(dtype))
-    assert dropout._drop.enabled  # the compiled path ran (not the fallback)
+    # the large shape ran the compiled loop, the small ones the eager ops (below min_numel)
+    assert dropout._drop.enabled and dropout._drop.compiled is not None
+    assert dropout._drop.will_compile(torch.empty(16, 12, 33, 33)) and not dropout._drop.will_compile(torch.empty(7, 129))
 
 
 def test_a_failing_compiler_falls_back_to_the_same_masks(monkeypatch, caplog):
     from spanbert.core import dropout
     from spanbert.core.kernels import CpuKernel
 
-    x = torch.randn(64, 64)
+    x = torch.randn(256, 256)
     torch.manual_seed(5)
     compiled = hashed_dropout(x, 0.1)
-    kernel = CpuKernel(dropout._drop.fn)
+    kernel = CpuKernel(dropout._drop.fn, min_numel=0)
 
     def broken(*args):
         raise RuntimeError("InductorError: no C++ compiler\nmore lines")
@@ -147,4 +149,4 @@ def test_a_failing_compiler_falls_back_to_the_same_masks(monkeypatch, caplog):
         b = hashed_dropout(x, 0.1)
     assert not kernel.enabled
     assert sum("no C++ compiler" in r.getMessage() for r in caplog.records) == 1  # warned once, first line only
-    assert torch.equal(a, compiled) and not torch.equal(a, b)
+    assert torch.equal(a, compiled) and not torch.equal(a, b)  # the fallback drops what the compiled loop drops

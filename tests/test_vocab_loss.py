@@ -52,6 +52,7 @@ def _ours(states, weight, b1, b2, targets, rows):
 @pytest.mark.parametrize("rows", [64, 3])  # one chunk per group / 3-row chunks
 def test_fp32_equals_the_unfused_loss_and_gradients(monkeypatch, compiled, rows):
     monkeypatch.setattr(vocab_loss._softmax_rows, "enabled", compiled)
+    monkeypatch.setattr(vocab_loss._softmax_rows, "min_numel", 0)  # compile even these small chunks
     monkeypatch.setattr(vocab_loss, "COMPILED_CHUNK_ROWS", rows)
     monkeypatch.setattr(vocab_loss, "CPU_CHUNK_BYTES", rows * 4 * 211)
     states, weight, b1, b2, targets, groups = _inputs()

@@ -4,8 +4,10 @@ A chain of element-wise tensor ops on a CPU makes one pass over memory per op; o
 step those passes cost more than the matrix products around them (issue 18's profile).
 :class:`CpuKernel` wraps a pure function of tensors: on CPU tensors it runs the function
 ``torch.compile``'d (Inductor emits one vectorised C++ loop per fusion group; ``dynamic=True``, so
-new sizes do not recompile), and anything else runs it eagerly. The first call compiles (seconds;
-Inductor caches the result on disk for later processes). If compiling fails, e.g. on a machine
+new sizes do not recompile), and anything else runs it eagerly. Calls whose largest tensor has
+fewer than ``min_numel`` elements also run eagerly: compiling costs ~5-15 s once per process (less
+with Inductor's on-disk cache) and saves ~3 ns an element a call, which small tensors (toy
+models, tests) never earn back. If compiling fails, e.g. on a machine
 without a C++ compiler, one warning is logged and the eager function is used from then on, so
 the result never depends on whether the compiler is there, only the speed does. Set
 ``SPANBERT_EAGER_KERNELS=1`` to skip compiling altogether.
@@ -29,14 +31,20 @@ logger = logging.getLogger(__name__)
 class CpuKernel:
     """``fn`` compiled for CPU tensors, with an eager fallback (see the module docstring)."""
 
-    def __init__(self, fn: Callable[..., Any]):
+    def __init__(self, fn: Callable[..., Any], min_numel: int = 1 << 16):
         self.fn = fn
+        self.min_numel = min_numel
         self.compiled: Callable[..., Any] | None = None
         self.enabled = os.environ.get("SPANBERT_EAGER_KERNELS", "") in ("", "0")
 
+    def will_compile(self, *args: Any) -> bool:
+        """Whether a call with these arguments runs the compiled function."""
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        return (self.enabled and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
+                and max((t.numel() for t in tensors), default=0) >= self.min_numel)
+
     def __call__(self, *args: Any) -> Any:
-        on_cpu = all(a.device.type == "cpu" for a in args if isinstance(a, torch.Tensor))
-        if not (self.enabled and on_cpu) or torch.compiler.is_compiling():
+        if not self.will_compile(*args):
             return self.fn(*args)
         if self.compiled is None:
             self.compiled = torch.compile(self.fn, dynamic=True)
