@@ -37,11 +37,14 @@ class CpuKernel:
         self.compiled: Callable[..., Any] | None = None
         self.enabled = os.environ.get("SPANBERT_EAGER_KERNELS", "") in ("", "0")
 
+    def compiles(self, numel: int) -> bool:
+        """Whether a call on CPU tensors whose largest has ``numel`` elements runs the compiled function."""
+        return self.enabled and numel >= self.min_numel and not torch.compiler.is_compiling()
+
     def will_compile(self, *args: Any) -> bool:
         """Whether a call with these arguments runs the compiled function."""
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        return (self.enabled and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
-                and max((t.numel() for t in tensors), default=0) >= self.min_numel)
+        return all(t.device.type == "cpu" for t in tensors) and self.compiles(max((t.numel() for t in tensors), default=0))
 
     def __call__(self, *args: Any) -> Any:
         if not self.will_compile(*args):

@@ -84,7 +84,7 @@ def _chunk_rows(device: torch.device, vocab: int) -> int:
     # ~170 ms; the whole loss as one compiled function ~48 ms per 320 rows.
     if device.type != "cpu":
         return DEVICE_CHUNK_ROWS
-    if _softmax_rows.enabled and COMPILED_CHUNK_ROWS * vocab >= _softmax_rows.min_numel:
+    if _softmax_rows.compiles(COMPILED_CHUNK_ROWS * vocab):
         return COMPILED_CHUNK_ROWS
     return max(1, CPU_CHUNK_BYTES // (4 * vocab))
 
