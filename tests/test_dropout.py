@@ -124,9 +124,16 @@ def test_compiled_dropout_drops_what_the_eager_hash_drops_bit_for_bit():
             g = torch.randn(shape).to(dtype)
             y.backward(g)
             assert torch.equal(x.grad, torch.where(keep, g.float() * (1.0 / (1.0 - p)), 0.0).to(dtype))
+    # a non-contiguous input is indexed by its logical (row-major) positions, as the mask is
+    x = torch.randn(33, 12, 16, 33).transpose(0, 2)  # (16, 12, 33, 33), strided
+    torch.manual_seed(3)
+    y = hashed_dropout(x, 0.1)
+    torch.manual_seed(3)
+    keep = hashed_keep_mask(x.shape, 0.1, dropout._next_seed())
+    assert torch.equal(y, torch.where(keep, x * (1.0 / 0.9), 0.0))
     # the large shape ran the compiled loop, the small ones the eager ops (below min_numel)
-    assert dropout._drop.enabled and dropout._drop.compiled is not None
-    assert dropout._drop.will_compile(torch.empty(16, 12, 33, 33)) and not dropout._drop.will_compile(torch.empty(7, 129))
+    assert dropout._drop_rows.enabled and dropout._drop_rows.compiled is not None
+    assert dropout._drop_rows.will_compile(torch.empty(16 * 12 * 33, 33)) and not dropout._drop_rows.will_compile(torch.empty(7, 129))
 
 
 def test_a_failing_compiler_falls_back_to_the_same_masks(monkeypatch, caplog):
@@ -136,13 +143,13 @@ def test_a_failing_compiler_falls_back_to_the_same_masks(monkeypatch, caplog):
     x = torch.randn(256, 256)
     torch.manual_seed(5)
     compiled = hashed_dropout(x, 0.1)
-    kernel = CpuKernel(dropout._drop.fn, min_numel=0)
+    kernel = CpuKernel(dropout._drop_rows.fn, min_numel=0)
 
     def broken(*args):
         raise RuntimeError("InductorError: no C++ compiler\nmore lines")
 
     kernel.compiled = broken
-    monkeypatch.setattr(dropout, "_drop", kernel)
+    monkeypatch.setattr(dropout, "_drop_rows", kernel)
     with caplog.at_level("WARNING"):
         torch.manual_seed(5)
         a = hashed_dropout(x, 0.1)

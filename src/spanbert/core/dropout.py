@@ -74,13 +74,25 @@ def _next_seed() -> int:
 
 
 @cpu_kernel
-def _drop(x: torch.Tensor, seed: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
-    """``x`` times the dropout multiplier of each element's (row-major) index: ``x * scale`` where the
-    hash's low 24 bits reach ``threshold``, else 0. Compiled, one pass that reads ``x`` and writes
-    the result (no mask in memory)."""
-    index = torch.arange(x.numel(), dtype=torch.int32, device=x.device).view(x.shape)
-    keep = (_hash(index, seed) & 0xFFFFFF) >= threshold
+def _drop_rows(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, seed: torch.Tensor, threshold: int,
+               scale: float) -> torch.Tensor:
+    """``x`` (R, C) times the dropout multiplier of each element's row-major index ``rows * C +
+    cols`` (``rows`` (R, 1) and ``cols`` (C,) int32 aranges): ``x * scale`` where the hash's low 24
+    bits reach ``threshold``, else 0. Compiled, one pass that reads ``x`` and writes the result (no
+    mask in memory). The index comes in as two small aranges because Inductor builds an in-kernel
+    ``arange`` one lane at a time, which made the loop 2.3x slower than this (2.5 vs 1.1 ms for
+    3.1M fp32 elements on one core)."""
+    keep = (_hash(rows * x.size(1) + cols, seed) & 0xFFFFFF) >= threshold
     return torch.where(keep, x * scale, 0.0).to(x.dtype)
+
+
+def _drop(x: torch.Tensor, seed: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
+    """``x`` times the dropout multiplier of each element's (row-major) index, as ``_drop_rows``
+    computes it over ``x`` viewed as rows of its last dimension."""
+    width = x.size(-1) if x.dim() else 1
+    flat = x.reshape(-1, width)  # (R, C)
+    rows, cols = _indices(flat.size(0), x.device)[:, None], _indices(width, x.device)
+    return _drop_rows(flat, rows, cols, seed, threshold, scale).view(x.shape)
 
 
 class _HashedDropoutFunction(torch.autograd.Function):
