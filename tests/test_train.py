@@ -16,7 +16,7 @@ from spanbert.pretrain.corpus import load_corpus, pack_documents
 from spanbert.core.errors import ConfigError
 from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 from spanbert.pretrain.arguments import PretrainArguments
-from spanbert.pretrain.train import epoch_batches, pretrain
+from spanbert.pretrain.train import COMPILE_MIN_STEPS, compile_choice, epoch_batches, pretrain
 from spanbert.core.run_folder import latest_checkpoint
 
 from .conftest import DATA
@@ -187,6 +187,21 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert precision.resolve_precision("auto") == "no"
     assert precision.resolve_precision("fp16") == "fp16" and precision.resolve_precision("no") == "no"
+
+
+def test_compile_is_chosen_by_device_and_run_length(tiny_tokenizer, packed, tmp_path, caplog):
+    """--compile / --no-compile decide; by default only a GPU run long enough to pay for the
+    warm-up compiles, and the run says which it did and why."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert PretrainArguments(output_dir="-").compile is None  # auto
+    assert compile_choice(None, cuda, COMPILE_MIN_STEPS)[0] is True
+    assert compile_choice(None, cuda, COMPILE_MIN_STEPS - 1) == (
+        False, f"auto: {COMPILE_MIN_STEPS - 1:,} steps, fewer than {COMPILE_MIN_STEPS:,} would not pay for the warm-up")
+    assert compile_choice(None, cpu, 10**6) == (False, "auto: a CPU run; --compile to force it")
+    assert compile_choice(True, cpu, 1) == (True, "--compile") and compile_choice(False, cuda, 10**6) == (False, "--no-compile")
+    with caplog.at_level("INFO", logger="spanbert"):
+        run(tiny_tokenizer, packed, tmp_path / "auto", max_steps=1, save_every=0)
+    assert "torch.compile: off (auto: a CPU run; --compile to force it)" in caplog.text
 
 
 def test_bf16_autocast_on_cpu_trains(tiny_tokenizer, packed, tmp_path):
