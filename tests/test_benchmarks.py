@@ -45,9 +45,11 @@ def test_collator_benchmark_runs(minilm_dir):
 @pytest.mark.slow
 def test_gpu_benchmark_runs_on_cpu():
     out = run("bench_gpu_pretrain.py", "--device", "cpu", "--preset", "tiny", "--batch", "2", "--length", "32",
-              "--steps", "1", "--peak-tflops", "0.1")
+              "--steps", "1", "--peak-tflops", "0.1", "--profile", "1")
     assert "tokens/s" in out and "MFU" in out
     assert "baseline BertForMaskedLM (sdpa)" in out and "ratio (ours / baseline tokens/s):" in out
+    # the profile's table of top kernels (CPU operators here), with the per-step total
+    assert "| kernel | self CPU ms/step |" in out and "| `aten::" in out and "| all |" in out
 
 
 @pytest.mark.slow
