@@ -131,6 +131,9 @@ def test_compiled_dropout_drops_what_the_eager_hash_drops_bit_for_bit():
     torch.manual_seed(3)
     keep = hashed_keep_mask(x.shape, 0.1, dropout._next_seed())
     assert torch.equal(y, torch.where(keep, x * (1.0 / 0.9), 0.0))
+    for shape in [(5, 0), (0, 7), ()]:  # empty tensors and a scalar keep their shape
+        x = torch.randn(shape)
+        assert hashed_dropout(x, 0.5).shape == x.shape
     # the large shape ran the compiled loop, the small ones the eager ops (below min_numel)
     assert dropout._drop_rows.enabled and dropout._drop_rows.compiled is not None
     assert dropout._drop_rows.will_compile(torch.empty(16 * 12 * 33, 33)) and not dropout._drop_rows.will_compile(torch.empty(7, 129))

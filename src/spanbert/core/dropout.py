@@ -90,7 +90,7 @@ def _drop(x: torch.Tensor, seed: torch.Tensor, threshold: int, scale: float) -> 
     """``x`` times the dropout multiplier of each element's (row-major) index, as ``_drop_rows``
     computes it over ``x`` viewed as rows of its last dimension."""
     width = x.size(-1) if x.dim() else 1
-    flat = x.reshape(-1, width)  # (R, C)
+    flat = x.reshape(x.numel() // width if width else 0, width)  # (R, C); also for empty tensors
     rows, cols = _indices(flat.size(0), x.device)[:, None], _indices(width, x.device)
     return _drop_rows(flat, rows, cols, seed, threshold, scale).view(x.shape)
 
