@@ -16,7 +16,8 @@ from spanbert.pretrain.corpus import load_corpus, pack_documents
 from spanbert.core.errors import ConfigError
 from spanbert.pretrain.modeling import SpanBertConfig, SpanBertForPreTraining
 from spanbert.pretrain.arguments import PretrainArguments
-from spanbert.pretrain.train import COMPILE_MIN_STEPS, compile_choice, epoch_batches, pretrain
+from spanbert.pretrain.train import (COMPILE_MIN_STEPS, GPU_LOADER_WORKERS, compile_choice, epoch_batches,
+                                     loader_workers, pretrain)
 from spanbert.core.run_folder import latest_checkpoint
 
 from .conftest import DATA
@@ -202,6 +203,24 @@ def test_compile_is_chosen_by_device_and_run_length(tiny_tokenizer, packed, tmp_
     with caplog.at_level("INFO", logger="spanbert"):
         run(tiny_tokenizer, packed, tmp_path / "auto", max_steps=1, save_every=0)
     assert "torch.compile: off (auto: a CPU run; --compile to force it)" in caplog.text
+
+
+def test_loader_workers_are_chosen_by_device_and_change_nothing(tiny_tokenizer, packed, tmp_path, caplog):
+    """By default a GPU run collates in worker processes and a CPU run in its own; workers only
+    move the collating: the run's losses are those of the main-process loader, bit for bit."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert PretrainArguments(output_dir="-").num_workers is None  # auto
+    assert loader_workers(None, cuda, False) == (GPU_LOADER_WORKERS, "auto: a GPU run collates ahead of the step")
+    assert loader_workers(None, cpu, False) == (0, "auto: a CPU run keeps its cores for the step")
+    assert loader_workers(3, cpu, False) == (3, "--num-workers")
+    assert loader_workers(3, cuda, True)[0] == 0  # a stream is collated in the main process
+    with caplog.at_level("INFO", logger="spanbert"):
+        main = run(tiny_tokenizer, packed, tmp_path / "main", max_steps=3, save_every=0)
+    assert "data loader: 0 worker processes (auto: a CPU run keeps its cores for the step)" in caplog.text
+    workers = run(tiny_tokenizer, packed, tmp_path / "workers", max_steps=3, save_every=0, num_workers=2)
+    a, b = read_metrics(main.metrics_csv), read_metrics(workers.metrics_csv)
+    assert [r["loss"] for r in a] == [r["loss"] for r in b] and len(a) == 3
+    assert json.loads((tmp_path / "workers" / "training_args.json").read_text())["num_workers"] == 2
 
 
 def test_bf16_autocast_on_cpu_trains(tiny_tokenizer, packed, tmp_path):

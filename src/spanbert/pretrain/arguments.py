@@ -61,7 +61,11 @@ class PretrainArguments:
     # Stop (and checkpoint) after this much training time of this session (a resumed run gets
     # the whole budget again; held-out evaluation does not count). The CLI's --time-budget is in minutes.
     time_budget_s: float | None = None
-    num_workers: int = option(0, min=0, help="DataLoader worker processes.")
+    # None: auto (loader_workers in spanbert.pretrain.train decides by device)
+    num_workers: int | None = option(None, min=0, help=(
+        "DataLoader worker processes that collate (mask) batches ahead of the training step. Default: 2 on a GPU, "
+        "taking the collator off the step's critical path; 0 on a CPU, where workers would take cores from the step. "
+        "A streamed corpus is always collated in the main process."))
     # None: auto (compile_choice in spanbert.pretrain.train decides by device and run length)
     compile: bool | None = option(None, help=(
         "torch.compile the model (--compile) or not (--no-compile). Default: only where it has paid for its minutes "
@@ -112,7 +116,8 @@ class PretrainArguments:
         if self.time_budget_s is not None:
             require(math.isfinite(number("time_budget_s")) and self.time_budget_s > 0, "time_budget_s",
                     "a finite time > 0 (seconds here; minutes on the command line)", "--time-budget")
-        require(number("num_workers") >= 0, "num_workers", ">= 0")
+        if self.num_workers is not None:
+            require(number("num_workers") >= 0, "num_workers", ">= 0")
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             raise ConfigError(f"mixed_precision: expected no, bf16, fp16 or auto, got {self.mixed_precision!r}")
         if self.head_lr is not None:
