@@ -606,8 +606,8 @@ def steps_for_epochs(num_examples: int, args: PretrainArguments, world: int) -> 
 COMPILE_MIN_STEPS = 10_000
 
 
-# DataLoader workers by default (auto) on GPUs: a base-preset batch of 32 x 512 takes ~12 ms to
-# collate on one busy CPU core, a quarter of the ~40-50 ms step one H200 takes.
+# DataLoader workers by default (auto) on GPUs: a batch of 32 x 512 took 8.5 ms to collate on one
+# CPU core (benchmarks/bench_collator.py), a fifth of the base preset's 39-48 ms step on one H200.
 GPU_LOADER_WORKERS = 2
 
 
