@@ -199,6 +199,7 @@ def test_compile_is_chosen_by_device_and_run_length(tiny_tokenizer, packed, tmp_
     assert compile_choice(None, cuda, COMPILE_MIN_STEPS - 1) == (
         False, f"auto: {COMPILE_MIN_STEPS - 1:,} steps, fewer than {COMPILE_MIN_STEPS:,} would not pay for the warm-up")
     assert compile_choice(None, cpu, 10**6) == (False, "auto: a CPU run; --compile to force it")
+    assert compile_choice(None, cuda, 10**6, processes=8)[0] is False  # not tried under DDP / FSDP
     assert compile_choice(True, cpu, 1) == (True, "--compile") and compile_choice(False, cuda, 10**6) == (False, "--no-compile")
     with caplog.at_level("INFO", logger="spanbert"):
         run(tiny_tokenizer, packed, tmp_path / "auto", max_steps=1, save_every=0)

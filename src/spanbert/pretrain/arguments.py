@@ -69,7 +69,7 @@ class PretrainArguments:
     # None: auto (compile_choice in spanbert.pretrain.train decides by device and run length)
     compile: bool | None = option(None, help=(
         "torch.compile the model (--compile) or not (--no-compile). Default: only where it has paid for its minutes "
-        "of warm-up: a GPU run of at least 10,000 optimizer steps (on CPUs it has not; the README has the numbers)."))
+        "of warm-up: a one-process GPU run of at least 10,000 optimizer steps (on CPUs it has not; the README has the numbers)."))
     hashed_dropout: bool = True  # on CPU: cheaper dropout masks (see spanbert.core.dropout); GPUs keep torch's
     progress: bool = option(True, help="Show a progress bar.")
     stream_shuffle_buffer: int = 10_000

@@ -624,15 +624,18 @@ def loader_workers(setting: int | None, device: torch.device, streaming: bool) -
     return 0, f"auto: a {device.type.upper()} run keeps its cores for the step"
 
 
-def compile_choice(setting: bool | None, device: torch.device, steps: int) -> tuple[bool, str]:
+def compile_choice(setting: bool | None, device: torch.device, steps: int, processes: int = 1) -> tuple[bool, str]:
     """Whether a run of ``steps`` optimizer steps on ``device`` compiles its model, and why (for the
     log): ``setting`` True/False (``--compile`` / ``--no-compile``) decides; None (the default)
-    compiles CUDA runs of at least :data:`COMPILE_MIN_STEPS` steps. Inductor caches what it
-    compiles on disk (``TORCHINDUCTOR_CACHE_DIR``), so a resumed or repeated run warms up faster."""
+    compiles single-process CUDA runs of at least :data:`COMPILE_MIN_STEPS` steps (compiling
+    under DDP or FSDP has not been tried on GPUs). Inductor caches what it compiles on disk
+    (``TORCHINDUCTOR_CACHE_DIR``), so a resumed or repeated run warms up faster."""
     if setting is not None:
         return setting, "--compile" if setting else "--no-compile"
     if device.type != "cuda":
         return False, f"auto: a {device.type.upper()} run; --compile to force it"
+    if processes > 1:
+        return False, f"auto: {processes} processes, where compiling has not been tried; --compile to try it"
     if steps < COMPILE_MIN_STEPS:
         return False, f"auto: {steps:,} steps, fewer than {COMPILE_MIN_STEPS:,} would not pay for the warm-up"
     return True, f"auto: a GPU run of {steps:,} steps; --no-compile to skip the warm-up"
@@ -761,7 +764,7 @@ def pretrain(
     encoder_params = [p for n, p in model.trainable_parameters() if n.startswith(ENCODER_PREFIX)]
     freeze_by_grad = freeze_without_backward(world, fsdp)
     scaler = getattr(accelerator, "scaler", None)
-    compiled, why = compile_choice(args.compile, device, args.max_steps)
+    compiled, why = compile_choice(args.compile, device, args.max_steps, world)
     forward = torch.compile(ddp_model) if compiled else ddp_model
 
     state = TrainState()
