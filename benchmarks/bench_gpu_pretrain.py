@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from bench_pretrain import hf_optimizer, optimizer_step
+from bench_pretrain import hf_optimizer, optimizer_step, profiled_ops
 from spanbert.pretrain.collator import SpanMaskingCollator
 from spanbert.core.flops import dense_mlm_step_flops, pretraining_step_flops
 from spanbert.pretrain.modeling import SpanBertForPreTraining, config_from_preset
@@ -48,26 +48,13 @@ class _Tok:
 def top_kernels(step, n: int, device: torch.device, rows: int = 15) -> str:
     """Markdown table of the kernels with the most self time over ``n`` calls of ``step()``, per
     step: device (CUDA) time on a GPU, CPU time otherwise, with each one's share of the total."""
-    from torch.profiler import ProfilerActivity, profile
-
-    cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
-        for _ in range(n):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-
-    def self_time(e) -> float:  # microseconds
-        return e.self_device_time_total if cuda else e.self_cpu_time_total
-
-    events = [e for e in prof.key_averages() if self_time(e) > 0]
-    total = sum(self_time(e) for e in events)
-    unit = "GPU" if cuda else "CPU"
+    ops = profiled_ops(lambda: [step() for _ in range(n)], device)
+    total = sum(t for _, t, _ in ops)
+    unit = "GPU" if device.type == "cuda" else "CPU"
     lines = [f"| kernel | self {unit} ms/step | share | calls/step |", "|---|---|---|---|"]
-    for e in sorted(events, key=lambda e: -self_time(e))[:rows]:
-        name = e.key if len(e.key) <= 90 else e.key[:87] + "..."
-        lines.append(f"| `{name}` | {self_time(e) / 1e3 / n:.2f} | {self_time(e) / total:.1%} | {e.count / n:g} |")
+    for key, t, count in ops[:rows]:
+        name = key if len(key) <= 90 else key[:87] + "..."
+        lines.append(f"| `{name}` | {t / 1e3 / n:.2f} | {t / total:.1%} | {count / n:g} |")
     lines.append(f"| all | {total / 1e3 / n:.2f} | 100% | |")
     return "\n".join(lines)
 

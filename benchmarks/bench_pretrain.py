@@ -122,21 +122,30 @@ MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::ma
               "mkldnn::_linear_pointwise", "aten::_scaled_dot_product_flash_attention_for_cpu")
 
 
+def profiled_ops(run, device: torch.device | None = None) -> list[tuple[str, float, int]]:
+    """(name, self time in microseconds, calls) of every operator or kernel with self time while
+    ``run()`` runs under ``torch.profiler``, the most time first: device (CUDA kernel) time on a
+    GPU, CPU time otherwise."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device is not None and device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+    ops = [(e.key, e.self_device_time_total if cuda else e.self_cpu_time_total, e.count) for e in prof.key_averages()]
+    return sorted([op for op in ops if op[1] > 0], key=lambda op: -op[1])
+
+
 def profile_table(step, first: int, n: int, rows: int = 15) -> str:
     """Markdown table of the operators with the most self CPU time over ``n`` calls of ``step``
     (``step(first)``, ``step(first + 1)``, ...), per step, and the matrix products' share."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for i in range(first, first + n):
-            step(i)
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events)
-    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    ops = profiled_ops(lambda: [step(i) for i in range(first, first + n)])
+    total = sum(t for _, t, _ in ops)
+    matmul = sum(t for key, t, _ in ops if key in MATMUL_OPS)
     lines = ["| operator | self CPU ms/step | share | calls/step |", "|---|---|---|---|"]
-    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
-        lines.append(f"| `{e.key}` | {e.self_cpu_time_total / 1e3 / n:.1f} | {e.self_cpu_time_total / total:.1%} | "
-                     f"{e.count / n:g} |")
+    for key, t, count in ops[:rows]:
+        lines.append(f"| `{key}` | {t / 1e3 / n:.1f} | {t / total:.1%} | {count / n:g} |")
     lines.append(f"| all operators | {total / 1e3 / n:.1f} | 100% | |")
     lines.append(f"\nmatrix products ({', '.join(MATMUL_OPS)}): {matmul / total:.1%} of the operators' self time; "
                  f"the rest: {1 - matmul / total:.1%}")
